@@ -1,0 +1,48 @@
+/* Event layout shared by heaptrail.bpf.c and the recorder (libbpf-tools style). */
+#ifndef HEAPTRAIL_EVENT_H
+#define HEAPTRAIL_EVENT_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Deepest user stack the BPF side can capture (the kernel's perf_event_max_stack
+ * default). --stack-depth chooses a value up to this. */
+#define HT_MAX_STACK_DEPTH 127
+
+/* Values are the ordinals of `EventKind` in schema/trace.capnp: keep them equal. */
+enum ht_event_kind {
+	HT_MALLOC = 0,
+	HT_CALLOC = 1,
+	HT_REALLOC = 2,
+	HT_REALLOCARRAY = 3,
+	HT_POSIX_MEMALIGN = 4,
+	HT_ALIGNED_ALLOC = 5,
+	HT_MEMALIGN = 6,
+	HT_VALLOC = 7,
+	HT_PVALLOC = 8,
+	HT_FREE = 9,
+	HT_REALLOC_RELEASE = 10,
+	HT_MMAP = 11,
+	HT_MUNMAP = 12,
+	HT_KIND_COUNT = 13,
+	/* Entry state of a call whose return is not recorded (file mmap, filtered size). */
+	HT_IGNORED = 255,
+};
+
+/* One record in the ring buffer. Only the first stack_bytes bytes of stack[] are
+ * sent, so a free costs 40 bytes of ring space and an allocation 40 + 8 per frame. */
+struct ht_event {
+	__u64 ts_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 address;
+	__u64 size;
+	__u32 pid;         /* tgid */
+	__u32 tid;
+	__u32 kind;        /* enum ht_event_kind */
+	__u32 stack_bytes; /* valid bytes in stack[], a multiple of 8 */
+	__u64 stack[HT_MAX_STACK_DEPTH];
+};
+
+#define HT_EVENT_HEADER_SIZE 40
+
+#endif

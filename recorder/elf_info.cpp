@@ -1,0 +1,123 @@
+#include "recorder/elf_info.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+namespace heaptrail::recorder {
+namespace {
+
+constexpr unsigned kNoteGnuBuildId = 3;  // NT_GNU_BUILD_ID
+
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+using ElfHandle = std::unique_ptr<Elf, decltype(&elf_end)>;
+
+std::string buildIdFromNotes(Elf_Data* data) {
+  size_t offset = 0;
+  GElf_Nhdr note;
+  size_t nameOffset = 0, descOffset = 0;
+  while ((offset = gelf_getnote(data, offset, &note, &nameOffset, &descOffset)) > 0) {
+    const char* bytes = static_cast<const char*>(data->d_buf);
+    if (note.n_type == kNoteGnuBuildId && note.n_namesz == 4 &&
+        std::memcmp(bytes + nameOffset, "GNU", 4) == 0)
+      return std::string(bytes + descOffset, note.n_descsz);
+  }
+  return {};
+}
+
+void readDynamic(Elf* elf, ElfInfo& info) {
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr)) continue;
+    if (shdr.sh_type == SHT_DYNAMIC) {
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      if (!data || shdr.sh_entsize == 0) continue;
+      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
+        GElf_Dyn dyn;
+        if (!gelf_getdyn(data, static_cast<int>(i), &dyn)) break;
+        if (dyn.d_tag == DT_NEEDED)
+          if (const char* name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val)) info.needed.emplace_back(name);
+      }
+    } else if ((shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM) && !info.definesMalloc) {
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      if (!data || shdr.sh_entsize == 0) continue;
+      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
+        GElf_Sym sym;
+        if (!gelf_getsym(data, static_cast<int>(i), &sym)) break;
+        if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+            GELF_ST_BIND(sym.st_info) == STB_LOCAL)
+          continue;
+        const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+        if (name && std::strcmp(name, "malloc") == 0) {
+          info.definesMalloc = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+std::string buildIdFromProgramHeaders(Elf* elf) {
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf, &phnum) != 0) return {};
+  for (size_t i = 0; i < phnum; ++i) {
+    GElf_Phdr phdr;
+    if (!gelf_getphdr(elf, static_cast<int>(i), &phdr) || phdr.p_type != PT_NOTE) continue;
+    Elf_Data* data =
+        elf_getdata_rawchunk(elf, static_cast<int64_t>(phdr.p_offset), phdr.p_filesz, ELF_T_NHDR);
+    if (!data) continue;
+    std::string id = buildIdFromNotes(data);
+    if (!id.empty()) return id;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0) return std::nullopt;
+  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
+
+  ElfInfo info;
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf.get(), &phnum) == 0) {
+    for (size_t i = 0; i < phnum; ++i) {
+      GElf_Phdr phdr;
+      if (!gelf_getphdr(elf.get(), static_cast<int>(i), &phdr)) continue;
+      if (phdr.p_type == PT_INTERP) {
+        Elf_Data* data = elf_getdata_rawchunk(elf.get(), static_cast<int64_t>(phdr.p_offset),
+                                              phdr.p_filesz, ELF_T_BYTE);
+        if (data && data->d_size > 0)
+          info.interpreter.assign(static_cast<const char*>(data->d_buf), strnlen(static_cast<const char*>(data->d_buf), data->d_size));
+      }
+    }
+  }
+  info.buildId = buildIdFromProgramHeaders(elf.get());
+  readDynamic(elf.get(), info);
+  return info;
+}
+
+std::string readElfBuildId(const std::filesystem::path& path) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return {};
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0) return {};
+  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return {};
+  return buildIdFromProgramHeaders(elf.get());
+}
+
+}  // namespace heaptrail::recorder

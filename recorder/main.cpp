@@ -1,0 +1,8 @@
+#include <string>
+#include <vector>
+
+#include "recorder/recording_session.h"
+
+int main(int argc, char** argv) {
+  return heaptrail::recorder::recordMain(std::vector<std::string>(argv + 1, argv + argc), "heaptrail-record");
+}

@@ -1,0 +1,118 @@
+#include "recorder/options.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "bpf/heaptrail_event.h"
+#include "schema/units.h"
+
+namespace po = boost::program_options;
+
+namespace heaptrail::recorder {
+namespace {
+
+std::string helpText(const std::string& program, const po::options_description& visible) {
+  std::ostringstream out;
+  out << "Usage: " << program << " -p PID [options]\n"
+      << "       " << program << " [options] -- COMMAND [ARGS...]\n\n"
+      << "Records every heap allocation and free of a process (malloc, calloc, realloc,\n"
+      << "reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, free and\n"
+      << "anonymous mmap/munmap) with its user stack into a compressed trace file, to be\n"
+      << "analyzed elsewhere with `heaptrail analyze`. Needs root, or CAP_BPF + CAP_PERFMON.\n\n"
+      << visible << "\n"
+      << "Examples:\n"
+      << "  " << program << " -p 1234 -o app.htr          attach to a running process; Ctrl-C stops\n"
+      << "  " << program << " -o app.htr -- ./app --flag  start a command, record it from exec to exit\n"
+      << "  " << program << " -p 1234 --duration 30s      stop by itself after 30 seconds\n"
+      << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n\n"
+      << "Durations take ms, s, m or h (default s); sizes take k, M or G (powers of 1024).\n"
+      << "Exit status: 0 recorded, 1 error, 2 usage error.\n";
+  return out.str();
+}
+
+template <typename T>
+T parseOrThrow(const std::string& option, const std::string& text,
+               std::optional<T> (*parse)(std::string_view)) {
+  const auto value = parse(text);
+  if (!value) throw po::error("invalid value '" + text + "' for --" + option);
+  return *value;
+}
+
+}  // namespace
+
+ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const std::string& program) {
+  ParsedCommandLine result;
+  auto& options = result.options;
+
+  std::vector<std::string> own = args;
+  const auto dashdash = std::find(own.begin(), own.end(), "--");
+  const bool hasDashDash = dashdash != own.end();
+  if (hasDashDash) {
+    options.command.assign(dashdash + 1, own.end());
+    own.erase(dashdash, own.end());
+  }
+
+  std::string output, duration, minSize, maxSize, ringSize, obj;
+  long long pid = -1;
+  unsigned stackDepth = options.stackDepth;
+  po::options_description visible("Options");
+  visible.add_options()
+      ("help,h", "show this help")
+      ("pid,p", po::value<long long>(&pid), "record the running process PID")
+      ("output,o", po::value<std::string>(&output), "trace file to write (default heaptrail-<pid>.htr)")
+      ("duration,d", po::value<std::string>(&duration), "stop after this long (e.g. 30s, 5m)")
+      ("obj", po::value<std::string>(&obj), "allocator ELF object to probe (default: the target's libc, or the executable when statically linked)")
+      ("min-size", po::value<std::string>(&minSize), "ignore allocations smaller than this")
+      ("max-size", po::value<std::string>(&maxSize), "ignore allocations larger than this")
+      ("stack-depth", po::value<unsigned>(&stackDepth), "user stack frames to capture per allocation (1-127, default 64)")
+      ("ringbuf-size", po::value<std::string>(&ringSize), "BPF ring buffer size, a power of two (default 4M)")
+      ("verbose,v", "print libbpf diagnostics and progress");
+
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(own).options(visible).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      result.action = ParsedCommandLine::Action::ShowHelp;
+      result.message = helpText(program, visible);
+      return result;
+    }
+    options.verbose = vm.count("verbose") > 0;
+    if (vm.count("pid")) {
+      if (pid <= 0 || pid > 0x7fffffff) throw po::error("--pid must be a positive process id");
+      options.pid = static_cast<pid_t>(pid);
+    }
+    if (options.pid && !options.command.empty())
+      throw po::error("give either -p PID or -- COMMAND, not both");
+    if (hasDashDash && options.command.empty()) throw po::error("no command after --");
+    if (!options.pid && options.command.empty())
+      throw po::error("nothing to record: give -p PID or -- COMMAND");
+    options.output = output;
+    if (!obj.empty()) options.allocatorObject = obj;
+    if (!duration.empty()) {
+      options.durationNs = parseOrThrow<uint64_t>("duration", duration, parseDuration);
+      if (options.durationNs == 0) throw po::error("--duration must be positive");
+    }
+    if (!minSize.empty()) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, parseSize);
+    if (!maxSize.empty()) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, parseSize);
+    if (options.maxSize && options.maxSize < options.minSize)
+      throw po::error("--max-size is smaller than --min-size");
+    if (stackDepth < 1 || stackDepth > HT_MAX_STACK_DEPTH)
+      throw po::error("--stack-depth must be between 1 and " + std::to_string(HT_MAX_STACK_DEPTH));
+    options.stackDepth = stackDepth;
+    if (!ringSize.empty()) {
+      options.ringBufferBytes = parseOrThrow<uint64_t>("ringbuf-size", ringSize, parseSize);
+      const uint64_t r = options.ringBufferBytes;
+      if (r < 4096 || (r & (r - 1)) != 0 || r > (1ull << 30))
+        throw po::error("--ringbuf-size must be a power of two between 4k and 1G");
+    }
+  } catch (const po::error& e) {
+    result.action = ParsedCommandLine::Action::UsageError;
+    result.message = program + ": " + e.what() + "\nTry '" + program + " --help' for more information.";
+  }
+  return result;
+}
+
+}  // namespace heaptrail::recorder

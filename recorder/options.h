@@ -1,0 +1,36 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace heaptrail::recorder {
+
+struct RecordOptions {
+  std::optional<pid_t> pid;               // -p: attach to a running process
+  std::vector<std::string> command;       // -- cmd args: start and record it
+  std::filesystem::path output;           // -o; default heaptrail-<pid>.htr
+  uint64_t durationNs = 0;                // 0: until the target exits or a signal
+  std::filesystem::path allocatorObject;  // --obj; empty: found from the target
+  uint64_t minSize = 0;
+  uint64_t maxSize = 0;                   // 0: no limit
+  uint32_t stackDepth = 64;
+  uint64_t ringBufferBytes = 4ull << 20;
+  bool verbose = false;
+};
+
+struct ParsedCommandLine {
+  enum class Action { Record, ShowHelp, UsageError } action = Action::Record;
+  std::string message;  // help text or the usage error
+  RecordOptions options;
+};
+
+// Parses the recorder's arguments; `program` is the name shown in help and errors
+// ("heaptrail-record" or "heaptrail record").
+ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const std::string& program);
+
+}  // namespace heaptrail::recorder

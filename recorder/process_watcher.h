@@ -1,0 +1,53 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "schema/chunk_builder.h"
+
+namespace heaptrail::recorder {
+
+// Follows what the kernel tells perf about processes: executable mappings (exec,
+// dlopen; with the file's path and build-id, from the kernel, so even a library that
+// is unloaded a millisecond later is captured), execs, forks and exits. One dummy perf
+// event per CPU, system wide, filtered to the target processes here.
+class ProcessWatcher {
+ public:
+  ProcessWatcher();  // throws RecordError
+  ~ProcessWatcher();
+  ProcessWatcher(const ProcessWatcher&) = delete;
+  ProcessWatcher& operator=(const ProcessWatcher&) = delete;
+
+  void addTarget(pid_t pid) { targets_.insert(static_cast<uint32_t>(pid)); }
+
+  struct Sink {
+    std::function<void(trace::MappingRecord)> mapping;
+    std::function<void(trace::ProcessRecord)> process;
+  };
+  // Hands every record of a target received so far to `sink`.
+  void drain(const Sink& sink);
+  // Records the kernel dropped because a perf buffer was full.
+  uint64_t lostRecords() const { return lostRecords_; }
+
+ private:
+  struct CpuBuffer;
+  void handle(const uint8_t* record, size_t size, const Sink& sink);
+
+  std::vector<std::unique_ptr<CpuBuffer>> buffers_;
+  std::set<uint32_t> targets_;
+  std::vector<uint8_t> wrapped_;
+  uint64_t lostRecords_ = 0;
+};
+
+// Executable mappings of a running process, as the first entries of its map history.
+std::vector<trace::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs);
+// The build-id of a file mapped by `pid`, read through /proc so that it works for
+// files in other mount namespaces and for deleted files still mapped.
+std::string mappedFileBuildId(pid_t pid, uint64_t start, uint64_t end, const std::string& path);
+
+}  // namespace heaptrail::recorder

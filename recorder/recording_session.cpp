@@ -1,0 +1,388 @@
+#include "recorder/recording_session.h"
+
+#include <bpf/libbpf.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include "bpf/heaptrail_event.h"
+#include "recorder/allocator_locator.h"
+#include "recorder/allocator_probes.h"
+#include "recorder/preflight.h"
+#include "recorder/process_watcher.h"
+#include "recorder/record_error.h"
+#include "recorder/stack_table.h"
+#include "schema/trace_error.h"
+#include "schema/trace_writer.h"
+#include "schema/units.h"
+
+namespace heaptrail::recorder {
+namespace {
+
+constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 1 chunk/s
+constexpr size_t kMaxChunkEvents = 1 << 16;
+constexpr int kPollIntervalMs = 100;
+// After Ctrl-C, how long a started command gets to exit so its status is recorded.
+constexpr uint64_t kChildGraceNs = 500'000'000;
+
+uint64_t nowNs(clockid_t clock = CLOCK_MONOTONIC) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Blocks the stop signals for the whole recorder and reads them from a signalfd, so
+// that no signal interrupts a write half-way. Restores the mask on destruction.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
+    ::sigprocmask(SIG_BLOCK, &set_, &old_);
+    fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) throw RecordError(std::string("signalfd: ") + std::strerror(errno));
+  }
+  ~StopSignals() {
+    ::close(fd_);
+    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
+  }
+  int fd() const { return fd_; }
+  // The signal received, 0 if none.
+  int take() {
+    signalfd_siginfo info{};
+    return ::read(fd_, &info, sizeof info) == sizeof info ? static_cast<int>(info.ssi_signo) : 0;
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+  int fd_ = -1;
+};
+
+bool isAllocation(uint32_t kind) {
+  return kind != HT_FREE && kind != HT_REALLOC_RELEASE && kind != HT_MUNMAP;
+}
+
+class Session {
+ public:
+  Session(const RecordOptions& options, TargetProcess target, trace::TraceWriter& writer)
+      : options_(options), target_(std::move(target)), writer_(writer) {}
+
+  RecordSummary run(const AllocatorObject& allocator);
+
+ private:
+  static int onRingEvent(void* self, void* data, size_t size) {
+    static_cast<Session*>(self)->addEvent(static_cast<const ht_event*>(data), size);
+    return 0;
+  }
+  void addEvent(const ht_event* event, size_t size);
+  void writeHeader(const AllocatorObject& allocator, const std::vector<std::string>& probed);
+  void drainAll();
+  void flush(bool sync);
+  void recordExit();
+
+  const RecordOptions& options_;
+  TargetProcess target_;
+  trace::TraceWriter& writer_;
+  std::unique_ptr<AllocatorProbes> probes_;
+  std::unique_ptr<ProcessWatcher> watcher_;
+  ring_buffer* ring_ = nullptr;
+  StackTable stacks_;
+  trace::ChunkBuilder chunk_;
+  std::array<uint64_t, HT_KIND_COUNT> lostWritten_{};
+  RecordSummary summary_;
+  uint64_t startNs_ = 0;
+};
+
+void Session::addEvent(const ht_event* event, size_t size) {
+  if (size < HT_EVENT_HEADER_SIZE || event->kind >= HT_KIND_COUNT) return;
+  uint32_t stackId = 0;
+  const size_t stackBytes = std::min<size_t>(event->stack_bytes, size - HT_EVENT_HEADER_SIZE) & ~size_t{7};
+  if (stackBytes > 0) {
+    const auto lookup = stacks_.intern({reinterpret_cast<const char*>(event->stack), stackBytes});
+    stackId = lookup.id;
+    if (lookup.isNew) chunk_.addStack(stackId, std::span(reinterpret_cast<const uint64_t*>(event->stack), stackBytes / 8));
+  }
+  chunk_.addEvent({static_cast<schema::EventKind>(event->kind), event->ts_ns, event->pid, event->tid,
+                   event->address, event->size, stackId});
+  ++summary_.events;
+  if (isAllocation(event->kind))
+    ++summary_.allocations;
+  else
+    ++summary_.frees;
+}
+
+void Session::writeHeader(const AllocatorObject& allocator, const std::vector<std::string>& probed) {
+  utsname uts{};
+  ::uname(&uts);
+  const uint64_t monotonic = nowNs();
+  const uint64_t realtime = nowNs(CLOCK_REALTIME);
+  writer_.writeHeader([&](schema::Header::Builder h) {
+    h.setRecorderVersion(HEAPTRAIL_VERSION);
+    h.setKernelRelease(uts.release);
+    h.setMachine(uts.machine);
+    h.setHostname(uts.nodename);
+    h.setPageSize(static_cast<uint32_t>(::sysconf(_SC_PAGESIZE)));
+    h.setClock(schema::Clock::MONOTONIC);
+    h.getWallClockAnchor().setClockNs(monotonic);
+    h.getWallClockAnchor().setRealtimeNs(realtime);
+    h.setStartTimeNs(startNs_);
+    auto target = h.initTargets(1)[0];
+    target.setPid(static_cast<uint32_t>(target_.pid()));
+    const auto& argv = target_.commandLine();
+    auto args = target.initCommandLine(static_cast<unsigned>(argv.size()));
+    for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
+    target.setStartedByRecorder(target_.launched());
+    auto o = h.initOptions();
+    o.setAllocatorObject(allocator.displayPath);
+    o.setMinSize(options_.minSize);
+    o.setMaxSize(options_.maxSize);
+    o.setStackDepth(options_.stackDepth);
+    o.setRingBufferBytes(options_.ringBufferBytes);
+    o.setDurationNs(options_.durationNs);
+    auto functions = o.initProbedFunctions(static_cast<unsigned>(probed.size()));
+    for (unsigned i = 0; i < probed.size(); ++i) functions.set(i, probed[i]);
+  });
+}
+
+void Session::drainAll() {
+  // Mappings first: a mapping is always reported before any event that uses it, so it
+  // lands in the same chunk as that event or an earlier one.
+  watcher_->drain({
+      [this](trace::MappingRecord m) { chunk_.addMapping(std::move(m)); },
+      [this](trace::ProcessRecord p) {
+        // A started command's exit is recorded from waitpid(), with its status.
+        if (p.kind == schema::ProcessEventKind::EXIT && target_.launched()) return;
+        chunk_.addProcessEvent(std::move(p));
+      },
+  });
+  const int n = ring_buffer__consume(ring_);
+  if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
+}
+
+void Session::flush(bool sync) {
+  const auto lost = probes_->lostCounts();
+  for (uint32_t kind = 0; kind < HT_KIND_COUNT; ++kind) {
+    chunk_.addLost(static_cast<schema::EventKind>(kind), lost[kind] - lostWritten_[kind]);
+    lostWritten_[kind] = lost[kind];
+  }
+  writer_.writeChunk(chunk_);
+  if (sync) writer_.sync();
+}
+
+void Session::recordExit() {
+  const auto status = target_.pollExit();
+  if (!status) return;
+  summary_.exitStatus = status;
+  trace::ProcessRecord p;
+  p.timeNs = nowNs();
+  p.pid = static_cast<uint32_t>(target_.pid());
+  p.kind = schema::ProcessEventKind::EXIT;
+  p.exitStatusKnown = true;
+  p.exitCode = status->exitCode;
+  p.signal = status->signal;
+  p.coreDumped = status->coreDumped;
+  chunk_.addProcessEvent(std::move(p));
+}
+
+RecordSummary Session::run(const AllocatorObject& allocator) {
+  summary_.output = writer_.path();
+  summary_.pid = target_.pid();
+  StopSignals signals;
+
+  probes_ = std::make_unique<AllocatorProbes>(ProbeConfig{options_.minSize, options_.maxSize,
+                                                          options_.stackDepth, options_.ringBufferBytes,
+                                                          options_.verbose});
+  probes_->addTarget(target_.pid());
+  const auto probed = probes_->attach(allocator.attachPath, target_.pid());
+  watcher_ = std::make_unique<ProcessWatcher>();
+  watcher_->addTarget(target_.pid());
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> ring(
+      ring_buffer__new(probes_->ringBufferFd(), &Session::onRingEvent, this, nullptr), ring_buffer__free);
+  if (!ring) throw RecordError(std::string("cannot read the BPF ring buffer: ") + std::strerror(errno));
+  ring_ = ring.get();
+
+  startNs_ = nowNs();
+  if (!target_.launched()) {
+    // The watcher is already running, so nothing mapped from here on is missed.
+    for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
+  }
+  writeHeader(allocator, probed);
+  target_.release();
+  if (options_.verbose)
+    std::cerr << "heaptrail-record: recording pid " << target_.pid() << " (allocator "
+              << allocator.displayPath << ")\n";
+
+  const uint64_t deadline = options_.durationNs ? startNs_ + options_.durationNs : 0;
+  uint64_t lastFlush = startNs_;
+  uint64_t stopRequestedAt = 0;
+  std::array<pollfd, 3> fds = {pollfd{signals.fd(), POLLIN, 0}, pollfd{target_.pidfd(), POLLIN, 0},
+                               pollfd{ring_buffer__epoll_fd(ring_), POLLIN, 0}};
+  try {
+    while (true) {
+      const int ready = ::poll(fds.data(), fds.size(), kPollIntervalMs);
+      if (ready < 0 && errno != EINTR) throw RecordError(std::string("poll: ") + std::strerror(errno));
+      if (fds[0].revents & POLLIN) {
+        if (signals.take() != 0 && !stopRequestedAt) {
+          stopRequestedAt = nowNs();
+          summary_.endReason = schema::EndReason::INTERRUPTED;
+        }
+      }
+      drainAll();
+      const uint64_t now = nowNs();
+      if (target_.exited()) {
+        drainAll();  // the process is gone: everything it did is in the buffers now
+        recordExit();
+        if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
+        break;
+      }
+      if (deadline && now >= deadline) {
+        summary_.endReason = schema::EndReason::DURATION;
+        break;
+      }
+      // A started command usually got the same Ctrl-C; give it a moment to finish.
+      if (stopRequestedAt && (!target_.launched() || now - stopRequestedAt >= kChildGraceNs)) break;
+      if (now - lastFlush >= kFlushIntervalNs || chunk_.eventCount() >= kMaxChunkEvents) {
+        const bool timed = now - lastFlush >= kFlushIntervalNs;
+        flush(timed);
+        if (timed) lastFlush = now;
+      }
+    }
+    drainAll();
+    flush(false);
+  } catch (const std::exception& e) {
+    // The file stays valid up to the last complete chunk; try to say why it ends.
+    summary_.endReason = schema::EndReason::ERROR;
+    summary_.error = e.what();
+  }
+
+  const uint64_t end = nowNs();
+  summary_.durationNs = end - startNs_;
+  summary_.stacks = stacks_.size();
+  const auto lost = probes_->lostCounts();
+  for (uint64_t n : lost) summary_.lost += n;
+  summary_.lostMappingRecords = watcher_->lostRecords();
+  try {
+    writer_.writeFooter([&](schema::Footer::Builder f) {
+      f.setEndTimeNs(end);
+      f.setEndReason(summary_.endReason);
+      f.setErrorMessage(summary_.error);
+      f.setEventsTotal(summary_.events);
+      f.setStacksTotal(summary_.stacks);
+      unsigned kinds = 0;
+      for (uint64_t n : lost) kinds += n > 0;
+      auto list = f.initLost(kinds);
+      unsigned i = 0;
+      for (uint32_t kind = 0; kind < HT_KIND_COUNT; ++kind) {
+        if (!lost[kind]) continue;
+        list[i].setKind(static_cast<schema::EventKind>(kind));
+        list[i++].setCount(lost[kind]);
+      }
+    });
+    writer_.sync();
+  } catch (const std::exception& e) {
+    if (summary_.error.empty()) summary_.error = e.what();
+    summary_.endReason = schema::EndReason::ERROR;
+  }
+  summary_.bytesWritten = writer_.bytesWritten();
+  summary_.uncompressedBytes = writer_.uncompressedBytes();
+  return summary_;
+}
+
+std::string describeEnd(const RecordSummary& s) {
+  switch (s.endReason) {
+    case schema::EndReason::TARGET_EXITED:
+      if (s.exitStatus) {
+        if (s.exitStatus->signal)
+          return "target killed by signal " + std::to_string(s.exitStatus->signal) + " (" +
+                 strsignal(s.exitStatus->signal) + ")";
+        return "target exited with status " + std::to_string(s.exitStatus->exitCode);
+      }
+      return "target exited";
+    case schema::EndReason::INTERRUPTED:
+      return "stopped by signal";
+    case schema::EndReason::DURATION:
+      return "duration reached";
+    case schema::EndReason::ERROR:
+      return "stopped by an error";
+  }
+  return "";
+}
+
+}  // namespace
+
+RecordSummary runRecording(const RecordOptions& options) {
+  checkPrivilegesAndKernel();
+  TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
+  const AllocatorObject allocator =
+      !options.allocatorObject.empty()
+          ? AllocatorObject{options.allocatorObject, options.allocatorObject.string()}
+          : (target.launched() ? locateAllocatorForExecutable(target.executable())
+                               : locateAllocatorInProcess(target.pid()));
+  if (!options.allocatorObject.empty() && !std::filesystem::exists(options.allocatorObject))
+    throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
+
+  const std::filesystem::path output =
+      options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
+                             : options.output;
+  std::unique_ptr<trace::TraceWriter> writer;
+  try {
+    writer = std::make_unique<trace::TraceWriter>(output);
+  } catch (const trace::TraceError& e) {
+    throw RecordError(e.what());
+  }
+  try {
+    Session session(options, std::move(target), *writer);
+    return session.run(allocator);
+  } catch (...) {
+    // Recording never started: leave no file that looks like a trace.
+    if (writer->chunksWritten() == 0) writer->discard();
+    throw;
+  }
+}
+
+int recordMain(const std::vector<std::string>& args, const std::string& program) {
+  const auto parsed = parseRecordOptions(args, program);
+  switch (parsed.action) {
+    case ParsedCommandLine::Action::ShowHelp:
+      std::cout << parsed.message;
+      return 0;
+    case ParsedCommandLine::Action::UsageError:
+      std::cerr << parsed.message << "\n";
+      return 2;
+    case ParsedCommandLine::Action::Record:
+      break;
+  }
+  configureLibbpfLogging(parsed.options.verbose);
+  try {
+    const RecordSummary s = runRecording(parsed.options);
+    const double ratio = s.bytesWritten ? static_cast<double>(s.uncompressedBytes) / static_cast<double>(s.bytesWritten) : 0;
+    char ratioText[32];
+    std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
+    std::cerr << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees
+              << " frees) in " << formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, "
+              << s.lost << " lost, " << formatBytes(s.bytesWritten) << " written to " << s.output.string()
+              << " (compression " << ratioText << "); " << describeEnd(s) << "\n";
+    if (s.lost) std::cerr << program << ": warning: " << s.lost << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
+    if (s.lostMappingRecords)
+      std::cerr << program << ": warning: " << s.lostMappingRecords << " mapping records were lost\n";
+    if (s.endReason == schema::EndReason::ERROR) {
+      std::cerr << program << ": error: " << s.error << " (the trace is readable up to this point)\n";
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace heaptrail::recorder

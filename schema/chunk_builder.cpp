@@ -1,0 +1,134 @@
+#include "schema/chunk_builder.h"
+
+#include <algorithm>
+
+namespace heaptrail::trace {
+
+void ChunkBuilder::addEvent(const EventRecord& event) {
+  kinds_.push_back(event.kind);
+  times_.push_back(event.timeNs);
+  pids_.push_back(event.pid);
+  tids_.push_back(event.tid);
+  addresses_.push_back(event.address);
+  sizes_.push_back(event.size);
+  stackRefs_.push_back(event.stackId);
+}
+
+void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames) {
+  if (stackFrameStart_.empty()) stackFrameStart_.push_back(0);
+  stackIds_.push_back(id);
+  stackFrames_.insert(stackFrames_.end(), frames.begin(), frames.end());
+  stackFrameStart_.push_back(static_cast<uint32_t>(stackFrames_.size()));
+}
+
+void ChunkBuilder::addMapping(MappingRecord mapping) { mappings_.push_back(std::move(mapping)); }
+
+void ChunkBuilder::addProcessEvent(ProcessRecord process) {
+  processes_.push_back(std::move(process));
+}
+
+void ChunkBuilder::addLost(EventKind kind, uint64_t count) {
+  if (count == 0) return;
+  auto it = std::find_if(lost_.begin(), lost_.end(), [&](auto& l) { return l.first == kind; });
+  if (it == lost_.end())
+    lost_.emplace_back(kind, count);
+  else
+    it->second += count;
+}
+
+bool ChunkBuilder::empty() const {
+  return kinds_.empty() && stackIds_.empty() && mappings_.empty() && processes_.empty() &&
+         lost_.empty();
+}
+
+void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const {
+  const auto n = static_cast<unsigned>(kinds_.size());
+  const uint64_t base = n ? times_.front() : 0;
+  chunk.setSequence(sequence);
+  chunk.setBaseTimeNs(base);
+
+  auto events = chunk.initEvents();
+  auto kind = events.initKind(n);
+  auto delta = events.initTimeDeltaNs(n);
+  auto pid = events.initPid(n);
+  auto tid = events.initTid(n);
+  auto address = events.initAddress(n);
+  auto size = events.initSize(n);
+  auto stack = events.initStackId(n);
+  uint64_t previous = base;
+  for (unsigned i = 0; i < n; ++i) {
+    kind.set(i, kinds_[i]);
+    delta.set(i, static_cast<int64_t>(times_[i] - previous));
+    previous = times_[i];
+    pid.set(i, pids_[i]);
+    tid.set(i, tids_[i]);
+    address.set(i, addresses_[i]);
+    size.set(i, sizes_[i]);
+    stack.set(i, stackRefs_[i]);
+  }
+
+  auto stacks = chunk.initStacks(static_cast<unsigned>(stackIds_.size()));
+  for (unsigned s = 0; s < stackIds_.size(); ++s) {
+    stacks[s].setId(stackIds_[s]);
+    const uint32_t first = stackFrameStart_[s];
+    const uint32_t last = stackFrameStart_[s + 1];
+    auto frames = stacks[s].initFrames(last - first);
+    for (uint32_t f = first; f < last; ++f) frames.set(f - first, stackFrames_[f]);
+  }
+
+  auto mappings = chunk.initMappings(static_cast<unsigned>(mappings_.size()));
+  for (unsigned i = 0; i < mappings_.size(); ++i) {
+    const auto& m = mappings_[i];
+    auto out = mappings[i];
+    out.setTimeNs(m.timeNs);
+    out.setPid(m.pid);
+    out.setStart(m.start);
+    out.setEnd(m.end);
+    out.setFileOffset(m.fileOffset);
+    out.setPath(m.path);
+    out.setBuildId(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(m.buildId.data()),
+                                       m.buildId.size()));
+    out.setSource(m.source);
+    out.setExecutable(m.executable);
+    out.setInode(m.inode);
+  }
+
+  auto processes = chunk.initProcesses(static_cast<unsigned>(processes_.size()));
+  for (unsigned i = 0; i < processes_.size(); ++i) {
+    const auto& p = processes_[i];
+    auto out = processes[i];
+    out.setTimeNs(p.timeNs);
+    out.setPid(p.pid);
+    out.setKind(p.kind);
+    out.setParentPid(p.parentPid);
+    out.setCommand(p.command);
+    out.setExitStatusKnown(p.exitStatusKnown);
+    out.setExitCode(p.exitCode);
+    out.setSignal(p.signal);
+    out.setCoreDumped(p.coreDumped);
+  }
+
+  auto lost = chunk.initLost(static_cast<unsigned>(lost_.size()));
+  for (unsigned i = 0; i < lost_.size(); ++i) {
+    lost[i].setKind(lost_[i].first);
+    lost[i].setCount(lost_[i].second);
+  }
+}
+
+void ChunkBuilder::clear() {
+  kinds_.clear();
+  times_.clear();
+  pids_.clear();
+  tids_.clear();
+  addresses_.clear();
+  sizes_.clear();
+  stackRefs_.clear();
+  stackIds_.clear();
+  stackFrames_.clear();
+  stackFrameStart_.clear();
+  mappings_.clear();
+  processes_.clear();
+  lost_.clear();
+}
+
+}  // namespace heaptrail::trace

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <capnp/message.h>
+
+#include "schema/trace.capnp.h"
+
+namespace heaptrail::trace {
+
+using schema::EventKind;
+
+struct EventRecord {
+  EventKind kind = EventKind::MALLOC;
+  uint64_t timeNs = 0;
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  uint32_t stackId = 0;  // 0: no stack
+};
+
+struct MappingRecord {
+  uint64_t timeNs = 0;
+  uint32_t pid = 0;
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t fileOffset = 0;
+  std::string path;
+  std::string buildId;  // raw bytes
+  schema::MappingSource source = schema::MappingSource::PROC_MAPS;
+  bool executable = true;
+  uint64_t inode = 0;
+};
+
+struct ProcessRecord {
+  uint64_t timeNs = 0;
+  uint32_t pid = 0;
+  schema::ProcessEventKind kind = schema::ProcessEventKind::EXEC;
+  uint32_t parentPid = 0;
+  std::string command;
+  bool exitStatusKnown = false;
+  int32_t exitCode = 0;
+  int32_t signal = 0;
+  bool coreDumped = false;
+};
+
+// Accumulates one chunk's worth of events, new stacks, mappings, process events and
+// lost counts, then turns them into a `Chunk` message.
+class ChunkBuilder {
+ public:
+  void addEvent(const EventRecord& event);
+  void addStack(uint32_t id, std::span<const uint64_t> frames);
+  void addMapping(MappingRecord mapping);
+  void addProcessEvent(ProcessRecord process);
+  void addLost(EventKind kind, uint64_t count);
+
+  size_t eventCount() const { return kinds_.size(); }
+  size_t stackCount() const { return stackIds_.size(); }
+  bool empty() const;
+
+  // Fills `chunk` with everything added since the last clear().
+  void build(schema::Chunk::Builder chunk, uint64_t sequence) const;
+  void clear();
+
+ private:
+  std::vector<EventKind> kinds_;
+  std::vector<uint64_t> times_;
+  std::vector<uint32_t> pids_;
+  std::vector<uint32_t> tids_;
+  std::vector<uint64_t> addresses_;
+  std::vector<uint64_t> sizes_;
+  std::vector<uint32_t> stackRefs_;
+
+  std::vector<uint32_t> stackIds_;
+  std::vector<uint64_t> stackFrames_;      // all frames of all new stacks, concatenated
+  std::vector<uint32_t> stackFrameStart_;  // index into stackFrames_ per stack, plus end
+
+  std::vector<MappingRecord> mappings_;
+  std::vector<ProcessRecord> processes_;
+  std::vector<std::pair<EventKind, uint64_t>> lost_;
+};
+
+}  // namespace heaptrail::trace

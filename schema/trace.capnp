@@ -1,0 +1,200 @@
+# heaptrail trace format, schema version 1.
+#
+# This file is a public contract: traces written today must stay readable by every
+# later heaptrail. Rules for changing it:
+#   * only add fields (with new ordinals) and enum values; never renumber, retype or
+#     remove anything;
+#   * bump `currentSchemaVersion` when a reader needs to know about a change;
+#   * a reader refuses traces whose `Header.schemaVersion` is newer than it knows.
+#
+# File layout (".htr"):
+#   1. a zstd *skippable frame* (magic 0x184D2A50, little endian length) whose payload
+#      is the 16 bytes "heaptrail-trace\0": it identifies the file and lets plain
+#      `zstd -d` decompress the rest;
+#   2. a sequence of ordinary zstd frames (content checksum on), each holding exactly
+#      one Cap'n Proto message in standard (unpacked) stream framing whose root is a
+#      `Record`;
+#   3. the first record is a `header`; then any number of `chunk`s; then, if the
+#      recording ended cleanly, one `footer`. A file that ends without a footer was
+#      cut off (SIGKILL, power loss, full disk): every complete frame before the cut
+#      is still valid.
+#
+# Times are nanoseconds of the clock named in `Header.clock` (CLOCK_MONOTONIC on
+# Linux, the clock of bpf_ktime_get_ns); `Header.wallClockAnchor` converts them to
+# wall-clock time.
+
+@0xcf326e8a9ac7acb5;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("heaptrail::schema");
+
+const currentSchemaVersion :UInt32 = 1;
+
+struct Record {
+  union {
+    header @0 :Header;
+    chunk @1 :Chunk;
+    footer @2 :Footer;
+  }
+}
+
+enum Clock {
+  monotonic @0;   # CLOCK_MONOTONIC (bpf_ktime_get_ns); does not advance in suspend
+}
+
+struct WallClockAnchor {
+  # One reading of both clocks taken back to back at recording start:
+  # wall time of t = realtimeNs + (t - clockNs).
+  clockNs @0 :UInt64;      # reading of `Header.clock`
+  realtimeNs @1 :UInt64;   # CLOCK_REALTIME, ns since the Unix epoch
+}
+
+struct Target {
+  # A process the recording was asked to follow.
+  pid @0 :UInt32;
+  commandLine @1 :List(Text);   # argv as started (`-- cmd`) or read from /proc/PID/cmdline
+  startedByRecorder @2 :Bool;   # true for `-- cmd`: recorded from its exec onwards
+}
+
+struct RecorderOptions {
+  # The options the recorder ran with, so an analysis knows what was filtered out.
+  allocatorObject @0 :Text;    # path of the ELF whose allocator functions were probed
+  minSize @1 :UInt64;          # allocations smaller than this were not recorded (0: none)
+  maxSize @2 :UInt64;          # allocations larger than this were not recorded (0: no limit)
+  stackDepth @3 :UInt32;       # user stack frames captured per allocation (at most)
+  ringBufferBytes @4 :UInt64;  # size of the BPF ring buffer
+  durationNs @5 :UInt64;       # --duration, 0 when none
+  probedFunctions @6 :List(Text);  # allocator functions that were found and probed
+}
+
+struct Header {
+  schemaVersion @0 :UInt32;     # version of this schema the writer used
+  recorderVersion @1 :Text;     # heaptrail version string of the recorder
+  kernelRelease @2 :Text;       # uname -r of the recorded machine
+  machine @3 :Text;             # uname -m (architecture), e.g. "x86_64", "aarch64"
+  hostname @4 :Text;            # uname -n
+  pageSize @5 :UInt32;          # bytes per page on the recorded machine
+  clock @6 :Clock;              # clock of every timestamp in the trace
+  wallClockAnchor @7 :WallClockAnchor;
+  startTimeNs @8 :UInt64;       # when recording started (events may not precede it)
+  targets @9 :List(Target);     # processes the recording was started for
+  options @10 :RecorderOptions;
+}
+
+enum EventKind {
+  # Which allocator function produced the event; `address`/`size` meaning per kind.
+  malloc @0;         # address = returned pointer, size = requested bytes
+  calloc @1;         # address = returned pointer, size = nmemb * size
+  realloc @2;        # return of realloc: address = new pointer (0 on failure), size = requested;
+                     # the old pointer was released by the preceding `reallocRelease` of the same tid
+  reallocarray @3;   # as realloc, size = nmemb * size
+  posixMemalign @4;  # address = *memptr on success, size = requested
+  alignedAlloc @5;   # address = returned pointer, size = requested
+  memalign @6;       # address = returned pointer, size = requested
+  valloc @7;         # address = returned pointer, size = requested
+  pvalloc @8;        # address = returned pointer, size = requested (before rounding to pages)
+  free @9;           # address = pointer passed to free, size = 0; recorded at entry
+  reallocRelease @10;  # entry of realloc/reallocarray: address = old pointer (may be 0),
+                       # size = requested new size; the pointer must be considered released
+                       # unless the matching `realloc`/`reallocarray` returns 0 with size > 0
+  mmap @11;          # anonymous mmap: address = start of the mapping, size = length
+  munmap @12;        # munmap: address = start, size = length (may unmap part of an mmap); at entry
+}
+
+struct Events {
+  # A batch of events in columns; element i of every list describes event i. All lists
+  # have the same length. Events are in delivery order, which respects causality for a
+  # given address (a free is always before the allocation that reuses its memory);
+  # timestamps of different threads can be slightly out of order.
+  kind @0 :List(EventKind);
+  timeDeltaNs @1 :List(Int64);  # time of event i minus time of event i-1; event 0 is
+                                # relative to `Chunk.baseTimeNs`. Can be negative.
+  pid @2 :List(UInt32);         # process (tgid) that made the call
+  tid @3 :List(UInt32);         # thread that made the call
+  address @4 :List(UInt64);     # see EventKind
+  size @5 :List(UInt64);        # see EventKind
+  stackId @6 :List(UInt32);     # id of the user stack (`Stack.id`); 0 = no stack captured
+}
+
+struct Stack {
+  # A distinct raw user stack, written once in the chunk where it is first used.
+  id @0 :UInt32;                # > 0, unique in the trace
+  frames @1 :List(UInt64);      # innermost first; frames[0] is the return address into
+                                # the allocator's caller. Return addresses (all frames)
+                                # point after the call instruction.
+}
+
+enum MappingSource {
+  procMaps @0;    # read from /proc/PID/maps when recording started
+  mmapEvent @1;   # an executable mapping created while recording (exec, dlopen, ...)
+}
+
+struct Mapping {
+  # An executable file mapping of a process, valid from `timeNs` until another mapping
+  # of the same process overlapping it appears (or the process exits).
+  timeNs @0 :UInt64;            # when it was seen (procMaps) or created (mmapEvent)
+  pid @1 :UInt32;
+  start @2 :UInt64;             # first address
+  end @3 :UInt64;               # one past the last address
+  fileOffset @4 :UInt64;        # offset in the file of `start`
+  path @5 :Text;                # as the kernel names it; "[vdso]" and the like for specials
+  buildId @6 :Data;             # GNU build-id of the file, empty if unknown or none
+  source @7 :MappingSource;
+  executable @8 :Bool;          # PROT_EXEC
+  inode @9 :UInt64;             # 0 if unknown
+}
+
+enum ProcessEventKind {
+  exec @0;      # the process image was replaced (or is the initial image of `-- cmd`)
+  exit @1;      # the process ended; see exitCode/signal when known
+  fork @2;      # a new process (`pid`) was created by `parentPid`
+}
+
+struct ProcessEvent {
+  timeNs @0 :UInt64;
+  pid @1 :UInt32;
+  kind @2 :ProcessEventKind;
+  parentPid @3 :UInt32;             # fork only
+  command @4 :Text;                 # exec: the new command name (comm)
+  exitStatusKnown @5 :Bool;         # exit: true when the recorder saw the status
+  exitCode @6 :Int32;               # exit: status passed to exit(), if not signalled
+  signal @7 :Int32;                 # exit: terminating signal number, 0 if none
+  coreDumped @8 :Bool;
+}
+
+struct LostEvents {
+  # Events that the BPF side could not deliver (ring buffer full): they are not in the
+  # trace. A lost `free` makes its allocation look leaked.
+  kind @0 :EventKind;
+  count @1 :UInt64;
+}
+
+struct Chunk {
+  # One batch of the recording; the recorder writes one at least every second.
+  sequence @0 :UInt64;          # 0, 1, 2, ... (a gap means chunks are missing)
+  baseTimeNs @1 :UInt64;        # reference for the first event's time delta
+  events @2 :Events;
+  stacks @3 :List(Stack);       # stacks first referenced in this chunk
+  mappings @4 :List(Mapping);   # mappings seen since the previous chunk, in time order
+  processes @5 :List(ProcessEvent);  # process events since the previous chunk
+  lost @6 :List(LostEvents);    # events lost since the previous chunk, by kind
+}
+
+enum EndReason {
+  targetExited @0;   # every target process ended
+  interrupted @1;    # SIGINT, SIGTERM or SIGHUP
+  duration @2;       # --duration elapsed
+  error @3;          # recording stopped because of an error (see errorMessage)
+}
+
+struct Footer {
+  # Written when the recording ends cleanly. Totals cover the whole trace.
+  endTimeNs @0 :UInt64;
+  endReason @1 :EndReason;
+  errorMessage @2 :Text;
+  eventsTotal @3 :UInt64;       # events written
+  stacksTotal @4 :UInt64;       # distinct stacks written
+  chunksTotal @5 :UInt64;
+  lost @6 :List(LostEvents);    # total lost events by kind
+  uncompressedBytes @7 :UInt64; # bytes of Cap'n Proto before zstd, header to footer
+}

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace heaptrail::trace {
+
+// A trace file cannot be written or read; what() is a one-line message for the user
+// that names the file.
+class TraceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace heaptrail::trace

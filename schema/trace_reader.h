@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <capnp/serialize.h>
+
+#include "schema/trace.capnp.h"
+
+struct ZSTD_DCtx_s;
+
+namespace heaptrail::trace {
+
+// How reading a trace ended.
+enum class TraceEnd {
+  Reading,    // not at the end yet
+  Complete,   // the footer was read
+  Truncated,  // the file ends without a footer (cut off while recording)
+  Corrupt,    // a record could not be decoded; chunks before it are intact
+};
+
+// Reads a trace file written by TraceWriter, one chunk at a time, so memory does not
+// grow with the length of the trace. Opening throws TraceError when the file is not a
+// heaptrail trace, is newer than this reader, or has no readable header.
+class TraceReader {
+ public:
+  explicit TraceReader(std::filesystem::path path);
+  ~TraceReader();
+  TraceReader(const TraceReader&) = delete;
+  TraceReader& operator=(const TraceReader&) = delete;
+
+  schema::Header::Reader header() const;
+
+  // The next chunk, valid until the next call; nullopt at the end of the trace, after
+  // which end() and problem() say why.
+  std::optional<schema::Chunk::Reader> nextChunk();
+
+  TraceEnd end() const { return end_; }
+  // For Truncated and Corrupt: what was wrong and where, for the user.
+  const std::string& problem() const { return problem_; }
+  // The footer, once nextChunk() has returned nullopt on a complete trace.
+  std::optional<schema::Footer::Reader> footer() const;
+
+  const std::filesystem::path& path() const { return path_; }
+  uint64_t fileSize() const { return size_; }
+  uint64_t chunksRead() const { return chunksRead_; }
+
+ private:
+  struct Decoded;
+  // Decodes the record at offset_; nullptr (with end_/problem_ set) when it cannot.
+  std::unique_ptr<Decoded> decodeNext();
+  void stop(TraceEnd end, std::string problem);
+
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  uint64_t offset_ = 0;
+  std::unique_ptr<ZSTD_DCtx_s, size_t (*)(ZSTD_DCtx_s*)> dctx_;
+  std::unique_ptr<Decoded> header_;
+  std::unique_ptr<Decoded> current_;
+  std::unique_ptr<Decoded> footer_;
+  TraceEnd end_ = TraceEnd::Reading;
+  std::string problem_;
+  uint64_t chunksRead_ = 0;
+};
+
+}  // namespace heaptrail::trace

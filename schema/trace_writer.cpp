@@ -1,0 +1,124 @@
+#include "schema/trace_writer.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <capnp/serialize.h>
+#include <zstd.h>
+
+#include "schema/trace_error.h"
+#include "schema/trace_format.h"
+
+namespace heaptrail::trace {
+namespace {
+
+std::string errnoText(int err) { return std::strerror(err); }
+
+}  // namespace
+
+TraceWriter::TraceWriter(std::filesystem::path path, int compressionLevel)
+    : path_(std::move(path)), cctx_(ZSTD_createCCtx(), ZSTD_freeCCtx) {
+  // Not O_TRUNC: the lock must be held before the old content is dropped, or a second
+  // recorder would clobber the first one's file.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw TraceError("cannot write " + path_.string() +
+                       ": another heaptrail recorder is writing it");
+    throw TraceError("cannot lock " + path_.string() + ": " + errnoText(err));
+  }
+  if (::ftruncate(fd_, 0) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw TraceError("cannot write " + path_.string() + ": " + errnoText(err));
+  }
+  if (!cctx_) throw TraceError("cannot create a zstd compression context");
+  ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, compressionLevel);
+  ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_contentSizeFlag, 1);
+}
+
+TraceWriter::~TraceWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TraceWriter::writeAll(const void* data, size_t size) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd_, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    bytesWritten_ += static_cast<uint64_t>(n);
+  }
+}
+
+void TraceWriter::writeRecord(capnp::MessageBuilder& message) {
+  const kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+  const auto bytes = flat.asBytes();
+  compressed_.resize(ZSTD_compressBound(bytes.size()));
+  const size_t n = ZSTD_compress2(cctx_.get(), compressed_.data(), compressed_.size(),
+                                  bytes.begin(), bytes.size());
+  if (ZSTD_isError(n)) throw TraceError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  writeAll(compressed_.data(), n);
+  uncompressedBytes_ += bytes.size();
+}
+
+void TraceWriter::writeHeader(const std::function<void(schema::Header::Builder)>& fill) {
+  uint8_t preamble[kPreambleSize];
+  const uint32_t magic = kSkippableFrameMagic;
+  const uint32_t length = kFileMagic.size();
+  std::memcpy(preamble, &magic, 4);  // zstd frames are little endian, as is every target we run on
+  std::memcpy(preamble + 4, &length, 4);
+  std::memcpy(preamble + 8, kFileMagic.data(), kFileMagic.size());
+  writeAll(preamble, sizeof preamble);
+
+  capnp::MallocMessageBuilder message;
+  auto header = message.initRoot<schema::Record>().initHeader();
+  fill(header);
+  header.setSchemaVersion(schema::CURRENT_SCHEMA_VERSION);
+  writeRecord(message);
+  headerWritten_ = true;
+}
+
+void TraceWriter::writeChunk(ChunkBuilder& chunk) {
+  capnp::MallocMessageBuilder message;
+  chunk.build(message.initRoot<schema::Record>().initChunk(), nextSequence_++);
+  writeRecord(message);
+  chunk.clear();
+}
+
+void TraceWriter::writeFooter(const std::function<void(schema::Footer::Builder)>& fill) {
+  capnp::MallocMessageBuilder message;
+  auto footer = message.initRoot<schema::Record>().initFooter();
+  footer.setChunksTotal(nextSequence_);
+  fill(footer);
+  // Counts the footer itself approximately; exact enough for a ratio.
+  footer.setUncompressedBytes(uncompressedBytes_ + capnp::computeSerializedSizeInWords(message) * 8);
+  writeRecord(message);
+}
+
+void TraceWriter::sync() {
+  if (::fdatasync(fd_) != 0 && errno != EINVAL)
+    throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+}
+
+void TraceWriter::discard() {
+  std::error_code ignored;
+  std::filesystem::remove(path_, ignored);
+}
+
+}  // namespace heaptrail::trace

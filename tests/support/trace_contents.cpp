@@ -1,0 +1,105 @@
+#include "tests/support/trace_contents.h"
+
+namespace heaptrail::testing {
+
+std::vector<trace::EventRecord> TraceContents::eventsWithSize(uint64_t size) const {
+  std::vector<trace::EventRecord> out;
+  for (const auto& e : events)
+    if (e.size == size) out.push_back(e);
+  return out;
+}
+
+std::vector<trace::EventRecord> TraceContents::eventsOfKind(schema::EventKind kind) const {
+  std::vector<trace::EventRecord> out;
+  for (const auto& e : events)
+    if (e.kind == kind) out.push_back(e);
+  return out;
+}
+
+const trace::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const {
+  const trace::MappingRecord* best = nullptr;
+  for (const auto& m : mappings) {
+    if (m.pid != pid || address < m.start || address >= m.end || m.timeNs > timeNs) continue;
+    if (!best || m.timeNs >= best->timeNs) best = &m;
+  }
+  return best;
+}
+
+TraceContents loadTrace(const std::filesystem::path& path) {
+  trace::TraceReader reader(path);
+  TraceContents t;
+  const auto h = reader.header();
+  t.schemaVersion = h.getSchemaVersion();
+  t.kernelRelease = h.getKernelRelease();
+  t.machine = h.getMachine();
+  t.pageSize = h.getPageSize();
+  t.startTimeNs = h.getStartTimeNs();
+  t.anchorClockNs = h.getWallClockAnchor().getClockNs();
+  t.anchorRealtimeNs = h.getWallClockAnchor().getRealtimeNs();
+  t.allocatorObject = h.getOptions().getAllocatorObject();
+  for (auto f : h.getOptions().getProbedFunctions()) t.probedFunctions.emplace_back(f);
+  for (auto target : h.getTargets()) {
+    t.targetPids.push_back(target.getPid());
+    std::vector<std::string> argv;
+    for (auto a : target.getCommandLine()) argv.emplace_back(a);
+    t.targetCommands.push_back(std::move(argv));
+  }
+
+  while (auto chunk = reader.nextChunk()) {
+    t.chunkSequences.push_back(chunk->getSequence());
+    const auto ev = chunk->getEvents();
+    uint64_t time = chunk->getBaseTimeNs();
+    for (unsigned i = 0; i < ev.getKind().size(); ++i) {
+      time += static_cast<uint64_t>(ev.getTimeDeltaNs()[i]);
+      t.events.push_back({ev.getKind()[i], time, ev.getPid()[i], ev.getTid()[i], ev.getAddress()[i],
+                          ev.getSize()[i], ev.getStackId()[i]});
+    }
+    for (auto s : chunk->getStacks()) {
+      std::vector<uint64_t> frames;
+      for (uint64_t f : s.getFrames()) frames.push_back(f);
+      if (!t.stacks.emplace(s.getId(), std::move(frames)).second) ++t.duplicateStackIds;
+    }
+    for (auto m : chunk->getMappings()) {
+      trace::MappingRecord r;
+      r.timeNs = m.getTimeNs();
+      r.pid = m.getPid();
+      r.start = m.getStart();
+      r.end = m.getEnd();
+      r.fileOffset = m.getFileOffset();
+      r.path = m.getPath();
+      const auto id = m.getBuildId();
+      r.buildId.assign(reinterpret_cast<const char*>(id.begin()), id.size());
+      r.source = m.getSource();
+      r.executable = m.getExecutable();
+      r.inode = m.getInode();
+      t.mappings.push_back(std::move(r));
+    }
+    for (auto p : chunk->getProcesses()) {
+      trace::ProcessRecord r;
+      r.timeNs = p.getTimeNs();
+      r.pid = p.getPid();
+      r.kind = p.getKind();
+      r.parentPid = p.getParentPid();
+      r.command = p.getCommand();
+      r.exitStatusKnown = p.getExitStatusKnown();
+      r.exitCode = p.getExitCode();
+      r.signal = p.getSignal();
+      r.coreDumped = p.getCoreDumped();
+      t.processes.push_back(std::move(r));
+    }
+    for (auto l : chunk->getLost()) t.lostInChunks[l.getKind()] += l.getCount();
+  }
+  t.end = reader.end();
+  t.problem = reader.problem();
+  if (auto f = reader.footer()) {
+    t.hasFooter = true;
+    t.endReason = f->getEndReason();
+    t.footerEvents = f->getEventsTotal();
+    t.footerStacks = f->getStacksTotal();
+    t.footerChunks = f->getChunksTotal();
+    for (auto l : f->getLost()) t.footerLost[l.getKind()] += l.getCount();
+  }
+  return t;
+}
+
+}  // namespace heaptrail::testing

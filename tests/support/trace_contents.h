@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schema/chunk_builder.h"
+#include "schema/trace_reader.h"
+
+namespace heaptrail::testing {
+
+// A whole trace in plain structs, for tests to compare against what a program did.
+struct TraceContents {
+  uint32_t schemaVersion = 0;
+  std::string kernelRelease, machine, allocatorObject;
+  uint32_t pageSize = 0;
+  uint64_t startTimeNs = 0, anchorClockNs = 0, anchorRealtimeNs = 0;
+  std::vector<uint32_t> targetPids;
+  std::vector<std::vector<std::string>> targetCommands;
+  std::vector<std::string> probedFunctions;
+
+  std::vector<trace::EventRecord> events;
+  std::map<uint32_t, std::vector<uint64_t>> stacks;
+  std::vector<trace::MappingRecord> mappings;
+  std::vector<trace::ProcessRecord> processes;
+  std::map<schema::EventKind, uint64_t> lostInChunks;
+  std::vector<uint64_t> chunkSequences;
+  uint64_t duplicateStackIds = 0;
+
+  trace::TraceEnd end = trace::TraceEnd::Reading;
+  std::string problem;
+  bool hasFooter = false;
+  schema::EndReason endReason = schema::EndReason::ERROR;
+  uint64_t footerEvents = 0, footerStacks = 0, footerChunks = 0;
+  std::map<schema::EventKind, uint64_t> footerLost;
+
+  std::vector<trace::EventRecord> eventsWithSize(uint64_t size) const;
+  std::vector<trace::EventRecord> eventsOfKind(schema::EventKind kind) const;
+  // The mapping of `pid` holding `address` that was newest at `timeNs`.
+  const trace::MappingRecord* mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const;
+};
+
+TraceContents loadTrace(const std::filesystem::path& path);
+
+}  // namespace heaptrail::testing

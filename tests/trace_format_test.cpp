@@ -1,0 +1,339 @@
+// The trace file: every field survives a write/read round trip, a file cut anywhere
+// reads back its complete prefix and says so, and files that are not traces are refused.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include <capnp/serialize.h>
+#include <zstd.h>
+
+#include "schema/trace_error.h"
+#include "schema/trace_format.h"
+#include "schema/trace_reader.h"
+#include "schema/trace_writer.h"
+#include "tests/support/trace_contents.h"
+
+namespace heaptrail {
+namespace {
+
+using schema::EventKind;
+using trace::TraceEnd;
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/heaptrail-test-XXXXXX";
+    path_ = ::mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void writeFile(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+void fillHeader(schema::Header::Builder h) {
+  h.setRecorderVersion("test");
+  h.setKernelRelease("6.18.0-test");
+  h.setMachine("x86_64");
+  h.setHostname("box");
+  h.setPageSize(4096);
+  h.getWallClockAnchor().setClockNs(1000);
+  h.getWallClockAnchor().setRealtimeNs(1'700'000'000'000'000'000ull);
+  h.setStartTimeNs(1000);
+  auto target = h.initTargets(1)[0];
+  target.setPid(4242);
+  auto argv = target.initCommandLine(2);
+  argv.set(0, "./app");
+  argv.set(1, "--flag");
+  target.setStartedByRecorder(true);
+  auto o = h.initOptions();
+  o.setAllocatorObject("/lib/libc.so.6");
+  o.setMinSize(16);
+  o.setMaxSize(1 << 20);
+  o.setStackDepth(32);
+  o.setRingBufferBytes(1 << 22);
+  o.setDurationNs(5'000'000'000);
+  auto f = o.initProbedFunctions(2);
+  f.set(0, "malloc");
+  f.set(1, "free");
+}
+
+// Three chunks with every kind of content, then a footer.
+void writeSampleTrace(const std::filesystem::path& path, bool footer = true) {
+  trace::TraceWriter writer(path);
+  writer.writeHeader(fillHeader);
+  trace::ChunkBuilder chunk;
+  chunk.addMapping({900, 4242, 0x400000, 0x401000, 0x1000, "/app", std::string("\x01\x02\xff", 3),
+                    schema::MappingSource::PROC_MAPS, true, 77});
+  chunk.addProcessEvent({950, 4242, schema::ProcessEventKind::EXEC, 0, "app", false, 0, 0, false});
+  const uint64_t frames[] = {0x401234, 0x401456};
+  chunk.addStack(1, frames);
+  chunk.addEvent({EventKind::MALLOC, 2000, 4242, 4243, 0x10000, 100, 1});
+  chunk.addEvent({EventKind::FREE, 1990, 4242, 4244, 0x20000, 0, 0});  // earlier: negative delta
+  chunk.addLost(EventKind::FREE, 3);
+  writer.writeChunk(chunk);
+  EXPECT_TRUE(chunk.empty());
+  for (int c = 0; c < 2; ++c) {
+    chunk.addEvent({EventKind::REALLOC, 3000u + c, 4242, 4242, 0x30000u + c, 200, 1});
+    writer.writeChunk(chunk);
+  }
+  if (footer) {
+    chunk.addProcessEvent({5000, 4242, schema::ProcessEventKind::EXIT, 0, "", true, 3, 0, false});
+    writer.writeChunk(chunk);
+    writer.writeFooter([](schema::Footer::Builder f) {
+      f.setEndTimeNs(6000);
+      f.setEndReason(schema::EndReason::TARGET_EXITED);
+      f.setEventsTotal(4);
+      f.setStacksTotal(1);
+      auto lost = f.initLost(1);
+      lost[0].setKind(EventKind::FREE);
+      lost[0].setCount(3);
+    });
+  }
+}
+
+TEST(TraceFormat, RoundTripsEveryField) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  const auto t = testing::loadTrace(dir / "t.htr");
+
+  EXPECT_EQ(t.schemaVersion, schema::CURRENT_SCHEMA_VERSION);
+  EXPECT_EQ(t.kernelRelease, "6.18.0-test");
+  EXPECT_EQ(t.machine, "x86_64");
+  EXPECT_EQ(t.pageSize, 4096u);
+  EXPECT_EQ(t.startTimeNs, 1000u);
+  EXPECT_EQ(t.anchorClockNs, 1000u);
+  EXPECT_EQ(t.anchorRealtimeNs, 1'700'000'000'000'000'000ull);
+  EXPECT_EQ(t.targetPids, std::vector<uint32_t>{4242});
+  EXPECT_EQ(t.targetCommands.at(0), (std::vector<std::string>{"./app", "--flag"}));
+  EXPECT_EQ(t.allocatorObject, "/lib/libc.so.6");
+  EXPECT_EQ(t.probedFunctions, (std::vector<std::string>{"malloc", "free"}));
+
+  trace::TraceReader reader(dir / "t.htr");
+  const auto o = reader.header().getOptions();
+  EXPECT_EQ(o.getMinSize(), 16u);
+  EXPECT_EQ(o.getMaxSize(), 1u << 20);
+  EXPECT_EQ(o.getStackDepth(), 32u);
+  EXPECT_EQ(o.getRingBufferBytes(), 1u << 22);
+  EXPECT_EQ(o.getDurationNs(), 5'000'000'000u);
+  EXPECT_EQ(reader.header().getHostname(), "box");
+  EXPECT_TRUE(reader.header().getTargets()[0].getStartedByRecorder());
+
+  ASSERT_EQ(t.events.size(), 4u);
+  EXPECT_EQ(t.events[0].kind, EventKind::MALLOC);
+  EXPECT_EQ(t.events[0].timeNs, 2000u);
+  EXPECT_EQ(t.events[0].pid, 4242u);
+  EXPECT_EQ(t.events[0].tid, 4243u);
+  EXPECT_EQ(t.events[0].address, 0x10000u);
+  EXPECT_EQ(t.events[0].size, 100u);
+  EXPECT_EQ(t.events[0].stackId, 1u);
+  EXPECT_EQ(t.events[1].kind, EventKind::FREE);
+  EXPECT_EQ(t.events[1].timeNs, 1990u);
+  EXPECT_EQ(t.events[1].tid, 4244u);
+  EXPECT_EQ(t.events[1].stackId, 0u);
+  EXPECT_EQ(t.events[2].kind, EventKind::REALLOC);
+  EXPECT_EQ(t.events[3].timeNs, 3001u);
+  EXPECT_EQ(t.events[3].address, 0x30001u);
+
+  ASSERT_EQ(t.stacks.size(), 1u);
+  EXPECT_EQ(t.stacks.at(1), (std::vector<uint64_t>{0x401234, 0x401456}));
+  ASSERT_EQ(t.mappings.size(), 1u);
+  const auto& m = t.mappings[0];
+  EXPECT_EQ(m.timeNs, 900u);
+  EXPECT_EQ(m.start, 0x400000u);
+  EXPECT_EQ(m.end, 0x401000u);
+  EXPECT_EQ(m.fileOffset, 0x1000u);
+  EXPECT_EQ(m.path, "/app");
+  EXPECT_EQ(m.buildId, std::string("\x01\x02\xff", 3));
+  EXPECT_EQ(m.source, schema::MappingSource::PROC_MAPS);
+  EXPECT_EQ(m.inode, 77u);
+  ASSERT_EQ(t.processes.size(), 2u);
+  EXPECT_EQ(t.processes[0].kind, schema::ProcessEventKind::EXEC);
+  EXPECT_EQ(t.processes[0].command, "app");
+  EXPECT_EQ(t.processes[1].kind, schema::ProcessEventKind::EXIT);
+  EXPECT_TRUE(t.processes[1].exitStatusKnown);
+  EXPECT_EQ(t.processes[1].exitCode, 3);
+  EXPECT_EQ(t.lostInChunks.at(EventKind::FREE), 3u);
+  EXPECT_EQ(t.chunkSequences, (std::vector<uint64_t>{0, 1, 2, 3}));
+
+  EXPECT_EQ(t.end, TraceEnd::Complete);
+  EXPECT_TRUE(t.hasFooter);
+  EXPECT_EQ(t.endReason, schema::EndReason::TARGET_EXITED);
+  EXPECT_EQ(t.footerEvents, 4u);
+  EXPECT_EQ(t.footerChunks, 4u);
+  EXPECT_EQ(t.footerLost.at(EventKind::FREE), 3u);
+}
+
+TEST(TraceFormat, FileIsAPlainZstdStream) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  const std::string bytes = readFile(dir / "t.htr");
+  // Every frame, the identifying skippable one included, is standard zstd.
+  size_t offset = 0, frames = 0;
+  while (offset < bytes.size()) {
+    const size_t n = ZSTD_findFrameCompressedSize(bytes.data() + offset, bytes.size() - offset);
+    ASSERT_FALSE(ZSTD_isError(n)) << ZSTD_getErrorName(n);
+    offset += n;
+    ++frames;
+  }
+  EXPECT_EQ(frames, 1u + 1u + 4u + 1u);  // magic, header, chunks, footer
+  uint32_t first = 0;
+  std::memcpy(&first, bytes.data(), 4);
+  EXPECT_EQ(first & 0xFFFFFFF0u, 0x184D2A50u);  // a skippable frame
+}
+
+// Byte offsets at which each record (header, chunks, footer) ends.
+std::vector<size_t> recordEnds(const std::string& bytes) {
+  std::vector<size_t> ends;
+  size_t offset = trace::kPreambleSize;
+  while (offset < bytes.size()) {
+    offset += ZSTD_findFrameCompressedSize(bytes.data() + offset, bytes.size() - offset);
+    ends.push_back(offset);
+  }
+  return ends;
+}
+
+TEST(TraceFormat, TruncatedAtEveryChunkBoundaryReadsCompletePrefix) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  const std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  ASSERT_EQ(ends.size(), 6u);  // header, 4 chunks, footer
+  const size_t eventsAfterChunk[] = {0, 2, 3, 4, 4};
+  for (size_t chunks = 0; chunks <= 4; ++chunks) {
+    writeFile(dir / "cut.htr", bytes.substr(0, ends[chunks]));
+    const auto t = testing::loadTrace(dir / "cut.htr");
+    EXPECT_EQ(t.chunkSequences.size(), chunks);
+    EXPECT_EQ(t.events.size(), eventsAfterChunk[chunks]);
+    EXPECT_EQ(t.end, TraceEnd::Truncated) << "cut after chunk " << chunks;
+    EXPECT_FALSE(t.hasFooter);
+    EXPECT_NE(t.problem.find("cut off"), std::string::npos) << t.problem;
+  }
+}
+
+TEST(TraceFormat, TruncatedInsideAChunkReadsChunksBeforeIt) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  const std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  // Cut at every byte inside chunk 2 (the third chunk) and inside the footer.
+  for (size_t cut = ends[2] + 1; cut < ends[3]; ++cut) {
+    writeFile(dir / "cut.htr", bytes.substr(0, cut));
+    const auto t = testing::loadTrace(dir / "cut.htr");
+    ASSERT_EQ(t.chunkSequences.size(), 2u) << "cut at byte " << cut;
+    EXPECT_EQ(t.events.size(), 3u);
+    EXPECT_EQ(t.end, TraceEnd::Truncated);
+    EXPECT_NE(t.problem.find("inside a record"), std::string::npos) << t.problem;
+  }
+  for (size_t cut = ends[4] + 1; cut < ends[5]; ++cut) {
+    writeFile(dir / "cut.htr", bytes.substr(0, cut));
+    const auto t = testing::loadTrace(dir / "cut.htr");
+    EXPECT_EQ(t.chunkSequences.size(), 4u);
+    EXPECT_EQ(t.end, TraceEnd::Truncated);
+  }
+}
+
+TEST(TraceFormat, TruncatedHeaderIsAnError) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  const std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  for (size_t cut : {size_t{0}, size_t{5}, trace::kPreambleSize, trace::kPreambleSize + 3, ends[0] - 1}) {
+    writeFile(dir / "cut.htr", bytes.substr(0, cut));
+    EXPECT_THROW(trace::TraceReader{dir / "cut.htr"}, trace::TraceError) << "cut at " << cut;
+  }
+}
+
+TEST(TraceFormat, RefusesFilesThatAreNotTraces) {
+  TempDir dir;
+  writeFile(dir / "text", "hello, this is not a trace at all\n");
+  try {
+    trace::TraceReader reader(dir / "text");
+    FAIL() << "accepted a text file";
+  } catch (const trace::TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a heaptrail trace"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("text"), std::string::npos) << "names the file: " << e.what();
+  }
+  EXPECT_THROW(trace::TraceReader{dir / "missing"}, trace::TraceError);
+  writeFile(dir / "empty", "");
+  EXPECT_THROW(trace::TraceReader{dir / "empty"}, trace::TraceError);
+}
+
+TEST(TraceFormat, RefusesNewerSchemaVersion) {
+  TempDir dir;
+  // Write a header claiming a future version, bypassing the writer which never would.
+  capnp::MallocMessageBuilder message;
+  auto header = message.initRoot<schema::Record>().initHeader();
+  header.setSchemaVersion(schema::CURRENT_SCHEMA_VERSION + 1);
+  const auto flat = capnp::messageToFlatArray(message);
+  std::string compressed(ZSTD_compressBound(flat.asBytes().size()), '\0');
+  compressed.resize(ZSTD_compress(compressed.data(), compressed.size(), flat.asBytes().begin(),
+                                  flat.asBytes().size(), 3));
+  std::string bytes(trace::kPreambleSize, '\0');
+  const uint32_t magic = trace::kSkippableFrameMagic, length = trace::kFileMagic.size();
+  std::memcpy(bytes.data(), &magic, 4);
+  std::memcpy(bytes.data() + 4, &length, 4);
+  std::memcpy(bytes.data() + 8, trace::kFileMagic.data(), length);
+  writeFile(dir / "future.htr", bytes + compressed);
+  try {
+    trace::TraceReader reader(dir / "future.htr");
+    FAIL() << "accepted a newer schema";
+  } catch (const trace::TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TraceFormat, CorruptChunkStopsReadingWithReason) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  bytes[ends[1] + (ends[2] - ends[1]) / 2] ^= 0x5a;  // damage chunk 1's compressed data
+  writeFile(dir / "bad.htr", bytes);
+  const auto t = testing::loadTrace(dir / "bad.htr");
+  EXPECT_EQ(t.chunkSequences.size(), 1u);
+  EXPECT_EQ(t.end, TraceEnd::Corrupt);
+  EXPECT_NE(t.problem.find("corrupt"), std::string::npos) << t.problem;
+}
+
+TEST(TraceFormat, SecondWriterOnSameFileIsRefused) {
+  TempDir dir;
+  trace::TraceWriter first(dir / "t.htr");
+  first.writeHeader(fillHeader);
+  try {
+    trace::TraceWriter second(dir / "t.htr");
+    FAIL() << "two writers on one file";
+  } catch (const trace::TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("another heaptrail recorder"), std::string::npos) << e.what();
+  }
+  // The first writer's file is untouched.
+  trace::ChunkBuilder chunk;
+  first.writeChunk(chunk);
+  EXPECT_NO_THROW(trace::TraceReader{dir / "t.htr"});
+}
+
+TEST(TraceFormat, UnwritableOutputIsAClearError) {
+  try {
+    trace::TraceWriter writer("/nonexistent-dir/t.htr");
+    FAIL();
+  } catch (const trace::TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/t.htr"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace heaptrail
