@@ -36,7 +36,9 @@ class TraceReader {
   schema::Header::Reader header() const;
 
   // The next chunk, valid until the next call; nullopt at the end of the trace, after
-  // which end() and problem() say why.
+  // which end() and problem() say why. Cap'n Proto counts every getter call against a
+  // traversal limit (4x the chunk's size, so that a hostile file cannot make a reader
+  // loop): get each list once per chunk and index into it, never `getX()[i]` in a loop.
   std::optional<schema::Chunk::Reader> nextChunk();
 
   TraceEnd end() const { return end_; }

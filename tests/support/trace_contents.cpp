@@ -47,12 +47,19 @@ TraceContents loadTrace(const std::filesystem::path& path) {
 
   while (auto chunk = reader.nextChunk()) {
     t.chunkSequences.push_back(chunk->getSequence());
+    // Each getter counts against the reader's traversal limit: fetch every list once.
     const auto ev = chunk->getEvents();
+    const auto kind = ev.getKind();
+    const auto delta = ev.getTimeDeltaNs();
+    const auto pid = ev.getPid();
+    const auto tid = ev.getTid();
+    const auto address = ev.getAddress();
+    const auto size = ev.getSize();
+    const auto stack = ev.getStackId();
     uint64_t time = chunk->getBaseTimeNs();
-    for (unsigned i = 0; i < ev.getKind().size(); ++i) {
-      time += static_cast<uint64_t>(ev.getTimeDeltaNs()[i]);
-      t.events.push_back({ev.getKind()[i], time, ev.getPid()[i], ev.getTid()[i], ev.getAddress()[i],
-                          ev.getSize()[i], ev.getStackId()[i]});
+    for (unsigned i = 0; i < kind.size(); ++i) {
+      time += static_cast<uint64_t>(delta[i]);
+      t.events.push_back({kind[i], time, pid[i], tid[i], address[i], size[i], stack[i]});
     }
     for (auto s : chunk->getStacks()) {
       std::vector<uint64_t> frames;

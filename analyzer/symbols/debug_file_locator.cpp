@@ -1,0 +1,96 @@
+#include "debug_file_locator.h"
+
+#include <array>
+#include <fstream>
+
+#include "symbolizer.h"
+
+namespace heaptrail::symbols {
+
+namespace {
+
+bool splitBuildId(std::string_view raw, std::string& head, std::string& rest) {
+  if (raw.size() < 2) return false;
+  std::string hex = buildIdToHex(raw);
+  head = hex.substr(0, 2);
+  rest = hex.substr(2);
+  return true;
+}
+
+// Joins an absolute device path under `dir` (path / "/x" would discard `dir`).
+std::filesystem::path under(const std::filesystem::path& dir, const std::filesystem::path& p) {
+  return dir / p.relative_path();
+}
+
+constexpr std::array<uint32_t, 256> makeCrcTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+
+constexpr auto kCrcTable = makeCrcTable();
+
+}  // namespace
+
+std::vector<std::filesystem::path> DebugFileLocator::debugFilesByBuildId(std::string_view rawBuildId) const {
+  std::vector<std::filesystem::path> out;
+  std::string head, rest;
+  if (!splitBuildId(rawBuildId, head, rest)) return out;
+  for (const auto& dir : dirs_) {
+    out.push_back(dir / ".build-id" / head / (rest + ".debug"));
+    out.push_back(dir / head / (rest + ".debug"));
+  }
+  return out;
+}
+
+std::vector<std::filesystem::path> DebugFileLocator::binariesByBuildId(std::string_view rawBuildId) const {
+  std::vector<std::filesystem::path> out;
+  std::string head, rest;
+  if (!splitBuildId(rawBuildId, head, rest)) return out;
+  for (const auto& dir : dirs_) out.push_back(dir / ".build-id" / head / rest);
+  return out;
+}
+
+std::vector<std::filesystem::path> DebugFileLocator::debugFilesByDebugLink(const std::filesystem::path& hostBinary,
+                                                                           const std::filesystem::path& recordedPath,
+                                                                           std::string_view linkName) const {
+  std::vector<std::filesystem::path> out;
+  if (linkName.empty()) return out;
+  const std::filesystem::path name(linkName);
+  const std::filesystem::path hostDir = hostBinary.parent_path();
+  out.push_back(hostDir / name);
+  out.push_back(hostDir / ".debug" / name);
+  const std::filesystem::path recordedDir = recordedPath.parent_path();
+  for (const auto& dir : dirs_) {
+    if (!recordedDir.empty()) out.push_back(under(dir, recordedDir) / name);
+    out.push_back(dir / name);
+  }
+  return out;
+}
+
+uint32_t crc32Update(uint32_t crc, const unsigned char* data, std::size_t size) {
+  crc = ~crc;
+  for (std::size_t i = 0; i < size; ++i) crc = kCrcTable[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+
+std::optional<uint32_t> fileCrc32(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::array<char, 1 << 16> buffer;
+  uint32_t crc = 0;
+  while (in) {
+    in.read(buffer.data(), buffer.size());
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    crc = crc32Update(crc, reinterpret_cast<const unsigned char*>(buffer.data()), static_cast<std::size_t>(got));
+  }
+  if (in.bad()) return std::nullopt;
+  return crc;
+}
+
+}  // namespace heaptrail::symbols

@@ -1,0 +1,36 @@
+// Where separate debug files (and full copies of binaries) may live; pure path logic plus CRC.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace heaptrail::symbols {
+
+class DebugFileLocator {
+ public:
+  // `dirs` in search order (user --debug-dir entries first, then system ones).
+  explicit DebugFileLocator(std::vector<std::filesystem::path> dirs) : dirs_(std::move(dirs)) {}
+
+  // <dir>/.build-id/xx/rest.debug and <dir>/xx/rest.debug for every dir.
+  std::vector<std::filesystem::path> debugFilesByBuildId(std::string_view rawBuildId) const;
+  // <dir>/.build-id/xx/rest: the distro convention for the binary itself.
+  std::vector<std::filesystem::path> binariesByBuildId(std::string_view rawBuildId) const;
+  // `hostBinary` is the binary as found on this machine, `recordedPath` as seen on the device.
+  std::vector<std::filesystem::path> debugFilesByDebugLink(const std::filesystem::path& hostBinary,
+                                                           const std::filesystem::path& recordedPath,
+                                                           std::string_view linkName) const;
+
+  const std::vector<std::filesystem::path>& dirs() const { return dirs_; }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+};
+
+// CRC-32 as used by .gnu_debuglink (the zlib polynomial), nullopt if unreadable.
+std::optional<uint32_t> fileCrc32(const std::filesystem::path& path);
+uint32_t crc32Update(uint32_t crc, const unsigned char* data, std::size_t size);
+
+}  // namespace heaptrail::symbols

@@ -1,0 +1,109 @@
+// RAII access to one ELF file through libelf, validated on open.
+#pragma once
+
+#include <gelf.h>
+#include <libelf.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace heaptrail::symbols {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd();
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  int release() { int fd = fd_; fd_ = -1; return fd; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct ElfDeleter {
+  void operator()(Elf* elf) const { elf_end(elf); }
+};
+using ElfHandle = std::unique_ptr<Elf, ElfDeleter>;
+
+struct LoadSegment {
+  uint64_t offset = 0;
+  uint64_t fileSize = 0;
+  uint64_t vaddr = 0;
+  uint64_t memSize = 0;
+  uint32_t flags = 0;
+};
+
+// Maps file offsets to link-time virtual addresses through PT_LOAD headers.
+class LoadLayout {
+ public:
+  LoadLayout() = default;
+  explicit LoadLayout(std::vector<LoadSegment> segments);
+  std::optional<uint64_t> toVaddr(uint64_t fileOffset) const;
+  // True when some executable segment actually has bytes in the file (not a --only-keep-debug file).
+  bool hasFileBackedCode() const;
+  // Same virtual layout (vaddr, memsz, flags of every PT_LOAD); used to borrow file offsets from another build.
+  bool sameVirtualLayout(const LoadLayout& other) const;
+  std::span<const LoadSegment> segments() const { return segments_; }
+
+ private:
+  std::vector<LoadSegment> segments_;
+};
+
+struct DebugLink {
+  std::string name;
+  uint32_t crc = 0;
+};
+
+class ElfFile {
+ public:
+  enum class Error { None, Missing, NotElf };
+  struct OpenResult {
+    std::unique_ptr<ElfFile> file;
+    Error error = Error::None;
+    std::string reason;
+  };
+  static OpenResult open(const std::filesystem::path& path);
+
+  Elf* elf() const { return elf_.get(); }
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& buildId() const { return buildId_; }
+  const LoadLayout& layout() const { return layout_; }
+  const std::optional<DebugLink>& debugLink() const { return debugLink_; }
+  bool hasSymtab() const { return symtab_ != nullptr; }
+  bool hasDynsym() const { return dynsym_ != nullptr; }
+  bool hasDwarfLines() const { return hasDwarfLines_; }
+  // False for --only-keep-debug files: their code sections are NOBITS and PT_LOADs have no file bytes.
+  bool hasCodeBytes() const { return sectionCount_ > 0 ? hasCodeSection_ : layout_.hasFileBackedCode(); }
+  Elf_Scn* symtab() const { return symtab_; }
+  Elf_Scn* dynsym() const { return dynsym_; }
+
+ private:
+  ElfFile() = default;
+  bool index(std::string& reason);
+
+  std::filesystem::path path_;
+  UniqueFd fd_;
+  ElfHandle elf_;  // declared after fd_: destroyed first
+  std::string buildId_;
+  LoadLayout layout_;
+  std::optional<DebugLink> debugLink_;
+  Elf_Scn* symtab_ = nullptr;
+  Elf_Scn* dynsym_ = nullptr;
+  bool hasDwarfLines_ = false;
+  bool hasCodeSection_ = false;
+  size_t sectionCount_ = 0;
+};
+
+}  // namespace heaptrail::symbols

@@ -1,0 +1,449 @@
+#include "symbolizer.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using heaptrail::symbols::buildIdFromHex;
+using heaptrail::symbols::buildIdToHex;
+using heaptrail::symbols::FrameStatus;
+using heaptrail::symbols::ModuleRef;
+using heaptrail::symbols::readBuildId;
+using heaptrail::symbols::ResolvedFrame;
+using heaptrail::symbols::Symbolizer;
+using heaptrail::symbols::SymbolizerOptions;
+
+namespace {
+
+constexpr const char* kAllocate = "_ZN17heaptrail_fixture9Allocator8allocateEm";
+constexpr const char* kAllocateDemangled = "heaptrail_fixture::Allocator::allocate(unsigned long)";
+constexpr const char* kWidgetMake = "_ZN17heaptrail_fixture3lib6Widget4makeEi";
+constexpr const char* kWidgetMakeDemangled = "heaptrail_fixture::lib::Widget::make(int)";
+
+std::string fx(const std::string& relative) { return std::string(FX_DIR) + "/" + relative; }
+
+unsigned markedLine(const char* source, const std::string& tag) {
+  std::ifstream in(source);
+  const std::string marker = "// LINE:" + tag;
+  std::string text;
+  for (unsigned line = 1; std::getline(in, text); ++line) {
+    auto pos = text.find(marker);
+    if (pos != std::string::npos && pos + marker.size() == text.size()) return line;
+  }
+  ADD_FAILURE() << "marker " << tag << " not found in " << source;
+  return 0;
+}
+
+// Independent of the symbolizer: file offset of a .symtab symbol through its section header.
+struct ElfProbe {
+  explicit ElfProbe(const std::string& path) {
+    elf_version(EV_CURRENT);
+    fd = ::open(path.c_str(), O_RDONLY);
+    if (fd >= 0) elf = elf_begin(fd, ELF_C_READ, nullptr);
+  }
+  ~ElfProbe() {
+    if (elf != nullptr) elf_end(elf);
+    if (fd >= 0) ::close(fd);
+  }
+  ElfProbe(const ElfProbe&) = delete;
+  ElfProbe& operator=(const ElfProbe&) = delete;
+
+  std::optional<uint64_t> symbolOffset(const std::string& name) const {
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+      GElf_Shdr shdr;
+      gelf_getshdr(scn, &shdr);
+      if (shdr.sh_type != SHT_SYMTAB) continue;
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
+        GElf_Sym sym;
+        gelf_getsym(data, static_cast<int>(i), &sym);
+        const char* symName = elf_strptr(elf, shdr.sh_link, sym.st_name);
+        if (symName == nullptr || name != symName || sym.st_shndx == SHN_UNDEF) continue;
+        GElf_Shdr target;
+        gelf_getshdr(elf_getscn(elf, sym.st_shndx), &target);
+        return sym.st_value - target.sh_addr + target.sh_offset;
+      }
+    }
+    return std::nullopt;
+  }
+
+  uint16_t type() const {
+    GElf_Ehdr ehdr;
+    gelf_getehdr(elf, &ehdr);
+    return ehdr.e_type;
+  }
+
+  bool executableSegmentHasVaddrNotEqualOffset() const {
+    size_t n = 0;
+    elf_getphdrnum(elf, &n);
+    for (size_t i = 0; i < n; ++i) {
+      GElf_Phdr phdr;
+      gelf_getphdr(elf, static_cast<int>(i), &phdr);
+      if (phdr.p_type == PT_LOAD && (phdr.p_flags & PF_X) != 0) return phdr.p_vaddr != phdr.p_offset;
+    }
+    return false;
+  }
+
+  int fd = -1;
+  Elf* elf = nullptr;
+};
+
+uint64_t offsetOf(const std::string& file, const std::string& symbol) {
+  ElfProbe probe(file);
+  auto offset = probe.symbolOffset(symbol);
+  EXPECT_TRUE(offset.has_value()) << symbol << " not in " << file;
+  return offset.value_or(0);
+}
+
+SymbolizerOptions isolated(std::vector<fs::path> debugDirs = {}) {
+  SymbolizerOptions options;
+  options.debugDirs = std::move(debugDirs);
+  options.systemDebugDir = false;
+  return options;
+}
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("heaptrail_symbols_test_" + std::to_string(::getpid()))) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::vector<char> readAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+}
+
+void writeAll(const fs::path& path, const char* data, size_t size) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(data, static_cast<std::streamsize>(size));
+}
+
+// Checks the two canonical lookups in fixture_main.cpp: the first instruction of
+// Allocator::allocate (definition line) and the marked line inside it.
+void expectAllocateResolves(Symbolizer& symbolizer, const ModuleRef& module, const std::string& unstripped,
+                            const std::string& expectedUsedFile) {
+  SCOPED_TRACE(module.path);
+  ResolvedFrame entry = symbolizer.resolve(module, offsetOf(unstripped, kAllocate));
+  EXPECT_EQ(entry.status, FrameStatus::Resolved) << entry.reason;
+  EXPECT_EQ(entry.function, kAllocateDemangled);
+  EXPECT_EQ(entry.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+  EXPECT_EQ(fs::path(entry.file), fs::path(FX_MAIN_SOURCE).lexically_normal());
+  EXPECT_EQ(entry.usedFile, expectedUsedFile);
+
+  // +1: a return address minus one lands inside an instruction, not on its first byte.
+  ResolvedFrame inner = symbolizer.resolve(module, offsetOf(unstripped, "fx_mark_alloc_here") + 1);
+  EXPECT_EQ(inner.status, FrameStatus::Resolved) << inner.reason;
+  EXPECT_EQ(inner.function, kAllocateDemangled);
+  EXPECT_EQ(inner.line, markedLine(FX_MAIN_SOURCE, "alloc_here"));
+
+  ResolvedFrame cfn = symbolizer.resolve(module, offsetOf(unstripped, "fixture_c_function"));
+  EXPECT_EQ(cfn.status, FrameStatus::Resolved) << cfn.reason;
+  EXPECT_EQ(cfn.function, "fixture_c_function");
+  EXPECT_EQ(cfn.line, markedLine(FX_MAIN_SOURCE, "c_function_def"));
+}
+
+void expectAllocateResolves(const std::string& binary) {
+  Symbolizer symbolizer(isolated());
+  expectAllocateResolves(symbolizer, {binary, ""}, binary, binary);
+}
+
+}  // namespace
+
+TEST(SymbolizerLayout, PieExecutable) {
+  ASSERT_EQ(ElfProbe(fx("fx_pie")).type(), ET_DYN);
+  expectAllocateResolves(fx("fx_pie"));
+}
+
+TEST(SymbolizerLayout, NonPieExecutable) {
+  ASSERT_EQ(ElfProbe(fx("fx_nopie")).type(), ET_EXEC);
+  ASSERT_TRUE(ElfProbe(fx("fx_nopie")).executableSegmentHasVaddrNotEqualOffset());
+  expectAllocateResolves(fx("fx_nopie"));
+}
+
+TEST(SymbolizerLayout, TextSegmentMovedSoVaddrDiffersFromOffset) {
+  ASSERT_TRUE(ElfProbe(fx("fx_textseg")).executableSegmentHasVaddrNotEqualOffset());
+  expectAllocateResolves(fx("fx_textseg"));
+}
+
+TEST(SymbolizerLayout, LldPackedSegments) {
+  if (!FX_HAVE_LLD) GTEST_SKIP() << "ld.lld not available";
+  ASSERT_TRUE(ElfProbe(fx("fx_lld")).executableSegmentHasVaddrNotEqualOffset());
+  expectAllocateResolves(fx("fx_lld"));
+}
+
+TEST(SymbolizerLayout, Dwarf4LineTable) { expectAllocateResolves(fx("fx_dwarf4")); }
+
+TEST(SymbolizerLayout, SharedLibrary) {
+  const std::string lib = fx("libfx_shared.so");
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame entry = symbolizer.resolve({lib, ""}, offsetOf(lib, kWidgetMake));
+  EXPECT_EQ(entry.status, FrameStatus::Resolved) << entry.reason;
+  EXPECT_EQ(entry.function, kWidgetMakeDemangled);
+  EXPECT_EQ(entry.line, markedLine(FX_LIB_SOURCE, "lib_make_def"));
+  EXPECT_TRUE(endsWith(entry.file, "fixture_lib.cpp")) << entry.file;
+
+  ResolvedFrame inner = symbolizer.resolve({lib, ""}, offsetOf(lib, "fx_mark_lib_make") + 2);
+  EXPECT_EQ(inner.function, kWidgetMakeDemangled);
+  EXPECT_EQ(inner.line, markedLine(FX_LIB_SOURCE, "lib_make_here"));
+}
+
+TEST(SymbolizerLayout, OffsetOutsideAnyLoadSegment) {
+  Symbolizer symbolizer(isolated());
+  const auto size = fs::file_size(fx("fx_pie"));
+  ResolvedFrame frame = symbolizer.resolve({fx("fx_pie"), ""}, size + 0x100000);
+  EXPECT_EQ(frame.status, FrameStatus::OutsideImage);
+  EXPECT_NE(frame.reason.find("PT_LOAD"), std::string::npos) << frame.reason;
+}
+
+TEST(SymbolizerSymbols, StrippedSharedLibraryFallsBackToDynsym) {
+  const std::string lib = fx("libfx_shared.so");
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, kWidgetMake) + 4);
+  EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
+  EXPECT_EQ(frame.function, kWidgetMakeDemangled);
+  EXPECT_EQ(frame.line, 0u);
+  EXPECT_TRUE(frame.file.empty());
+  EXPECT_EQ(frame.usedFile, fx("stripped/libfx_shared.so"));
+
+  ResolvedFrame entry = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, "fixture_lib_entry"));
+  EXPECT_EQ(entry.function, "fixture_lib_entry");
+}
+
+TEST(SymbolizerSymbols, StrippedExecutableWithoutDebugInfoHasNoSymbols) {
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame =
+      symbolizer.resolve({fx("stripped/fx_ida"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::NoSymbols);
+  EXPECT_TRUE(frame.function.empty());
+  EXPECT_FALSE(frame.reason.empty());
+}
+
+TEST(SymbolizerDebugFiles, StrippedBinaryUsesDebugFileByBuildId) {
+  Symbolizer symbolizer(isolated({fx("debugdir")}));
+  const std::string debugFile = fx(std::string("debugdir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
+                                   std::string(FX_BUILD_ID_A).substr(2) + ".debug");
+  expectAllocateResolves(symbolizer, {fx("stripped/fx_ida"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
+}
+
+TEST(SymbolizerDebugFiles, UnknownRecordedBuildIdUsesBinaryBuildId) {
+  Symbolizer symbolizer(isolated({fx("debugdir")}));
+  ResolvedFrame frame = symbolizer.resolve({fx("stripped/fx_ida"), ""}, offsetOf(fx("fx_ida"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
+  EXPECT_EQ(frame.function, kAllocateDemangled);
+  EXPECT_EQ(frame.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+}
+
+TEST(SymbolizerDebugFiles, DebugLinkWithCrc) {
+  Symbolizer symbolizer(isolated());
+  ASSERT_EQ(readBuildId(fx("debuglink/fx_nobid")), "");
+  expectAllocateResolves(symbolizer, {fx("debuglink/fx_nobid"), ""}, fx("fx_nobid"),
+                         fx("debuglink/.debug/fx_nobid.debug"));
+}
+
+TEST(SymbolizerDebugFiles, DebugLinkWithWrongCrcIsRejected) {
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame = symbolizer.resolve({fx("badlink/fx_nobid"), ""}, offsetOf(fx("fx_nobid"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::NoSymbols) << frame.function << " " << frame.line;
+}
+
+TEST(SymbolizerBuildId, MismatchIsReportedNotResolved) {
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame =
+      symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
+  EXPECT_TRUE(frame.function.empty());
+  EXPECT_EQ(frame.line, 0u);
+  EXPECT_NE(frame.reason.find(FX_BUILD_ID_A), std::string::npos) << frame.reason;
+  EXPECT_NE(frame.reason.find(FX_BUILD_ID_B), std::string::npos) << frame.reason;
+}
+
+TEST(SymbolizerBuildId, MismatchResolvedFromMatchingDebugFileWithSymtab) {
+  Symbolizer symbolizer(isolated({fx("debugdir")}));
+  const std::string debugFile = fx(std::string("debugdir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
+                                   std::string(FX_BUILD_ID_A).substr(2) + ".debug");
+  expectAllocateResolves(symbolizer, {fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
+}
+
+TEST(SymbolizerBuildId, MismatchStaysMismatchWhenDebugFileLacksSymtab) {
+  Symbolizer symbolizer(isolated({fx("nosymdebugdir")}));
+  ResolvedFrame frame =
+      symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
+  EXPECT_TRUE(frame.function.empty());
+}
+
+TEST(SymbolizerBuildId, MismatchResolvedFromFullBinaryInDebugDir) {
+  Symbolizer symbolizer(isolated({fx("fulldir")}));
+  const std::string full = fx(std::string("fulldir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
+                              std::string(FX_BUILD_ID_A).substr(2));
+  expectAllocateResolves(symbolizer, {fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), full);
+}
+
+TEST(SymbolizerBuildId, MissingFileFoundByBuildIdInDebugDir) {
+  Symbolizer symbolizer(isolated({fx("fulldir")}));
+  ResolvedFrame frame =
+      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
+  EXPECT_EQ(frame.function, kAllocateDemangled);
+}
+
+TEST(SymbolizerBuildId, MissingFileWithOnlyKeepDebugFileStaysMissing) {
+  // An --only-keep-debug file has no file offsets, so it cannot stand in for a missing binary.
+  Symbolizer symbolizer(isolated({fx("debugdir")}));
+  ResolvedFrame frame =
+      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::FileMissing);
+  EXPECT_NE(frame.reason.find("/nonexistent/fx_ida"), std::string::npos) << frame.reason;
+  EXPECT_NE(frame.reason.find("debug file"), std::string::npos) << frame.reason;
+}
+
+TEST(SymbolizerBuildId, UnstrippedCopyStoredAsDebugFileIsUsedAsImage) {
+  Symbolizer symbolizer(isolated({fx("copydebugdir")}));
+  ResolvedFrame frame =
+      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
+  EXPECT_EQ(frame.function, kAllocateDemangled);
+  EXPECT_EQ(frame.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+}
+
+TEST(SymbolizerBuildId, ReadBuildIdAndHex) {
+  EXPECT_EQ(buildIdToHex(readBuildId(fx("fx_ida"))), FX_BUILD_ID_A);
+  EXPECT_EQ(buildIdToHex(readBuildId(fx("fx_idb"))), FX_BUILD_ID_B);
+  EXPECT_EQ(readBuildId(fx("fx_nobid")), "");
+  EXPECT_EQ(readBuildId("/nonexistent/file"), "");
+  EXPECT_EQ(buildIdFromHex("zz"), "");
+  EXPECT_EQ(buildIdToHex(buildIdFromHex("00ff7A")), "00ff7a");
+}
+
+TEST(SymbolizerFiles, MissingFileNamesPath) {
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame = symbolizer.resolve({"/nonexistent/dir/libgone.so", ""}, 0x1000);
+  EXPECT_EQ(frame.status, FrameStatus::FileMissing);
+  EXPECT_NE(frame.reason.find("/nonexistent/dir/libgone.so"), std::string::npos) << frame.reason;
+}
+
+TEST(SymbolizerFiles, SysrootIsPrefixed) {
+  SymbolizerOptions options = isolated();
+  options.sysroot = fx("sysroot");
+  Symbolizer symbolizer(options);
+  expectAllocateResolves(symbolizer, {"/opt/app/fx_pie", ""}, fx("fx_pie"), fx("sysroot") + "/opt/app/fx_pie");
+
+  Symbolizer plain(isolated());
+  ResolvedFrame frame = plain.resolve({"/opt/app/fx_pie", ""}, offsetOf(fx("fx_pie"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::FileMissing);
+}
+
+TEST(SymbolizerFiles, RandomBytesAreNotElf) {
+  TempDir dir;
+  std::mt19937 rng(1234);
+  std::vector<char> bytes(64 * 1024);
+  for (char& b : bytes) b = static_cast<char>(rng());
+  writeAll(dir.path() / "random.bin", bytes.data(), bytes.size());
+  writeAll(dir.path() / "empty.bin", "", 0);
+  // A valid ELF magic followed by garbage.
+  std::copy_n("\x7f" "ELF\x02\x01\x01", 7, bytes.begin());
+  writeAll(dir.path() / "magic.bin", bytes.data(), bytes.size());
+
+  Symbolizer symbolizer(isolated());
+  for (const char* name : {"random.bin", "empty.bin", "magic.bin"}) {
+    ResolvedFrame frame = symbolizer.resolve({(dir.path() / name).string(), ""}, 0x40);
+    EXPECT_EQ(frame.status, FrameStatus::NotElf) << name << ": " << frame.reason;
+    EXPECT_NE(frame.reason.find(name), std::string::npos) << frame.reason;
+  }
+}
+
+TEST(SymbolizerFiles, TruncatedElfIsNotElf) {
+  TempDir dir;
+  const std::vector<char> original = readAll(fx("fx_pie"));
+  ASSERT_GT(original.size(), 4096u);
+  const uint64_t offset = offsetOf(fx("fx_pie"), kAllocate);
+  Symbolizer symbolizer(isolated());
+  std::vector<size_t> lengths = {4, 16, 52, 64, 100, 500, offset, offset + 16, original.size() / 2, original.size() - 1};
+  for (size_t len = 1; len < original.size(); len += 997) lengths.push_back(len);
+  for (size_t len : lengths) {
+    const fs::path path = dir.path() / ("truncated_" + std::to_string(len));
+    writeAll(path, original.data(), len);
+    ResolvedFrame frame = symbolizer.resolve({path.string(), ""}, offset);
+    EXPECT_EQ(frame.status, FrameStatus::NotElf) << len << ": " << frame.reason;
+  }
+}
+
+TEST(SymbolizerFiles, CorruptDebugSectionsDoNotCrash) {
+  TempDir dir;
+  std::vector<char> bytes = readAll(fx("fx_pie"));
+  // Scribble over everything after the loaded code and data (the non-alloc DWARF sections live there),
+  // keeping the ELF and section headers intact.
+  ElfProbe probe(fx("fx_pie"));
+  GElf_Ehdr ehdr;
+  gelf_getehdr(probe.elf, &ehdr);
+  std::mt19937 rng(99);
+  for (Elf_Scn* scn = elf_nextscn(probe.elf, nullptr); scn != nullptr; scn = elf_nextscn(probe.elf, scn)) {
+    GElf_Shdr shdr;
+    gelf_getshdr(scn, &shdr);
+    size_t shstrndx = 0;
+    elf_getshdrstrndx(probe.elf, &shstrndx);
+    std::string name = elf_strptr(probe.elf, shstrndx, shdr.sh_name);
+    if (name.rfind(".debug_", 0) != 0) continue;
+    for (size_t i = shdr.sh_offset; i < shdr.sh_offset + shdr.sh_size; i += 3) bytes[i] = static_cast<char>(rng());
+  }
+  writeAll(dir.path() / "corrupt", bytes.data(), bytes.size());
+  Symbolizer symbolizer(isolated());
+  ResolvedFrame frame = symbolizer.resolve({(dir.path() / "corrupt").string(), ""}, offsetOf(fx("fx_pie"), kAllocate));
+  // The symbol table is intact, so the function is still known even if the line table is garbage.
+  EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
+  EXPECT_EQ(frame.function, kAllocateDemangled);
+}
+
+TEST(SymbolizerCache, ModuleOpenedOnceAndDwarfParsedLazily) {
+  Symbolizer symbolizer(isolated());
+  EXPECT_EQ(symbolizer.stats().elfOpens, 0u);
+  const ModuleRef module{fx("fx_pie"), ""};
+  const uint64_t a = offsetOf(fx("fx_pie"), kAllocate);
+  const uint64_t b = offsetOf(fx("fx_pie"), "fixture_c_function");
+
+  // A miss outside the image indexes the ELF file but needs no DWARF.
+  EXPECT_EQ(symbolizer.resolve(module, 1u << 30).status, FrameStatus::OutsideImage);
+  EXPECT_EQ(symbolizer.stats().elfOpens, 1u);
+  EXPECT_EQ(symbolizer.stats().dwarfLoads, 0u);
+
+  EXPECT_EQ(symbolizer.resolve(module, a).status, FrameStatus::Resolved);
+  EXPECT_EQ(symbolizer.resolve(module, b).status, FrameStatus::Resolved);
+  EXPECT_EQ(symbolizer.resolve(module, a).function, kAllocateDemangled);
+  EXPECT_EQ(symbolizer.stats().elfOpens, 1u);
+  EXPECT_EQ(symbolizer.stats().dwarfLoads, 1u);
+  EXPECT_EQ(symbolizer.stats().modulesIndexed, 1u);
+
+  // Failures are cached too.
+  symbolizer.resolve({"/nonexistent/x", ""}, 0);
+  symbolizer.resolve({"/nonexistent/x", ""}, 0);
+  EXPECT_EQ(symbolizer.stats().modulesIndexed, 2u);
+
+  // Same path with another recorded build-id is another cache entry.
+  symbolizer.resolve({fx("fx_pie"), buildIdFromHex(FX_BUILD_ID_B)}, a);
+  EXPECT_EQ(symbolizer.stats().modulesIndexed, 3u);
+  EXPECT_EQ(symbolizer.stats().elfOpens, 2u);
+}
