@@ -19,6 +19,13 @@ const volatile __u32 stack_depth = 64;
 /* Unread bytes in the ring above which a writer wakes the recorder up; below it no
  * wakeup is sent and the recorder drains on its own timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
+/* Virtual addresses, in the allocator's ELF file, of its executable segment and of
+ * mmap/munmap: calls made from inside the allocator object (thread stacks, malloc's
+ * own mappings, free's munmap) are its business, not the program's. Zero: no check. */
+const volatile __u64 alloc_text_start = 0;
+const volatile __u64 alloc_text_end = 0;
+const volatile __u64 mmap_vaddr = 0;
+const volatile __u64 munmap_vaddr = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -142,6 +149,19 @@ static __always_inline bool nested(struct pt_regs *ctx, __u32 tid)
 	return outer && PT_REGS_SP(ctx) < outer->sp;
 }
 
+/* At a function's first instruction the return address is at [sp]; the probe address
+ * minus the function's ELF address is the object's load bias. */
+static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 func_vaddr)
+{
+	if (!alloc_text_end || !func_vaddr)
+		return false;
+	__u64 ret = 0;
+	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)PT_REGS_SP(ctx)))
+		return false;
+	__u64 caller = ret - (PT_REGS_IP(ctx) - func_vaddr);
+	return caller >= alloc_text_start && caller < alloc_text_end;
+}
+
 #define ENTRY_GUARD()                                                  \
 	if (!is_target(bpf_get_current_pid_tgid() >> 32))              \
 		return 0;
@@ -224,9 +244,10 @@ SEC("uprobe")
 int BPF_KPROBE(mmap_enter, __u64 addr, __u64 length, __u64 prot, __u64 flags)
 {
 	ENTRY_GUARD();
-	/* File mappings are not heap; they still take a slot so that the return probe
-	 * pairs with the right call. */
-	enter(ctx, (flags & MAP_ANONYMOUS) ? HT_MMAP : HT_IGNORED, length, 0);
+	/* File mappings and the allocator's own are not the program's heap; they still
+	 * take a slot so that the return probe pairs with the right call. */
+	bool heap = (flags & MAP_ANONYMOUS) && !called_from_allocator(ctx, mmap_vaddr);
+	enter(ctx, heap ? HT_MMAP : HT_IGNORED, length, 0);
 	return 0;
 }
 
@@ -244,7 +265,8 @@ SEC("uprobe")
 int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_target(pid_tgid >> 32) || nested(ctx, (__u32)pid_tgid))
+	if (!is_target(pid_tgid >> 32) || nested(ctx, (__u32)pid_tgid) ||
+	    called_from_allocator(ctx, munmap_vaddr))
 		return 0;
 	emit(ctx, pid_tgid, HT_MUNMAP, addr, length, false);
 	return 0;

@@ -56,7 +56,7 @@ AllocatorObject locateAllocatorInProcess(pid_t pid) {
   const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
   if (!ec) {
     if (auto info = readElfInfo(attachable(exe)); info && info->definesMalloc)
-      return {attachable(exe), exe.string()};
+      return {attachable(exe), exe.string(), false};
   }
   for (const auto& entry : maps) {
     if (!entry.executable || entry.path.empty() || entry.path.front() != '/') continue;
@@ -70,7 +70,7 @@ AllocatorObject locateAllocatorInProcess(pid_t pid) {
 AllocatorObject locateAllocatorForExecutable(const std::filesystem::path& executable) {
   const auto info = readElfInfo(executable);
   if (info) {
-    if (info->definesMalloc) return {executable, executable.string()};
+    if (info->definesMalloc) return {executable, executable.string(), false};
     if (info->interpreter.find("ld-musl") != std::string::npos)
       return {info->interpreter, info->interpreter};
     for (const auto& needed : info->needed) {

@@ -11,6 +11,7 @@ namespace heaptrail::recorder {
 struct AllocatorObject {
   std::filesystem::path attachPath;  // usable from the recorder (may go through /proc/PID/root)
   std::string displayPath;           // as the target sees it
+  bool isLibrary = true;             // false when it is the program's own executable
 };
 
 // For a running process: its executable when that defines malloc (static or

@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <mutex>
+#include <iterator>
+#include <set>
 
 #include "heaptrail.skel.h"
+#include "recorder/elf_info.h"
 #include "recorder/record_error.h"
 
 namespace heaptrail::recorder {
@@ -42,8 +44,8 @@ const ProbeSpec kProbes[] = {
     {"realloc", [](heaptrail_bpf* s) { return s->progs.realloc_enter; }, true},
     {"reallocarray", [](heaptrail_bpf* s) { return s->progs.reallocarray_enter; }, true},
     {"posix_memalign", [](heaptrail_bpf* s) { return s->progs.posix_memalign_enter; }, true},
-    {"aligned_alloc", [](heaptrail_bpf* s) { return s->progs.aligned_alloc_enter; }, true},
     {"memalign", [](heaptrail_bpf* s) { return s->progs.memalign_enter; }, true},
+    {"aligned_alloc", [](heaptrail_bpf* s) { return s->progs.aligned_alloc_enter; }, true},
     {"valloc", [](heaptrail_bpf* s) { return s->progs.valloc_enter; }, true},
     {"pvalloc", [](heaptrail_bpf* s) { return s->progs.pvalloc_enter; }, true},
     {"mmap", [](heaptrail_bpf* s) { return s->progs.mmap_enter; }, true},
@@ -65,13 +67,41 @@ void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_bpf* skel) const {
 
 void AllocatorProbes::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
-AllocatorProbes::AllocatorProbes(const ProbeConfig& config) {
+AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::filesystem::path& object,
+                                 bool sharedAllocator)
+    : object_(object) {
+  std::vector<std::string> names;
+  for (const auto& spec : kProbes) names.emplace_back(spec.function);
+  const auto index = indexFunctions(object, names);
+  if (!index) throw RecordError("cannot read the allocator object " + object.string() + ": not an ELF file");
+  for (const char* required : {"malloc", "free"})
+    if (!index->functions.count(required))
+      throw RecordError(object.string() + " defines no " + required + " function; pick the allocator with --obj");
+  std::set<uint64_t> seen;
+  for (size_t i = 0; i < std::size(kProbes); ++i) {
+    const auto it = index->functions.find(kProbes[i].function);
+    if (it == index->functions.end() || !seen.insert(it->second.fileOffset).second) continue;
+    sites_.emplace_back(i, it->second.fileOffset);
+    probed_.emplace_back(kProbes[i].function);
+  }
+
   skel_.reset(heaptrail_bpf__open());
   if (!skel_) throw RecordError(std::string("cannot open the BPF programs: ") + std::strerror(errno));
-  skel_->rodata->min_size = config.minSize;
-  skel_->rodata->max_size = config.maxSize;
-  skel_->rodata->stack_depth = config.stackDepth;
-  skel_->rodata->wakeup_bytes = config.ringBufferBytes / 4;
+  auto* rodata = skel_->rodata;
+  rodata->min_size = config.minSize;
+  rodata->max_size = config.maxSize;
+  rodata->stack_depth = config.stackDepth;
+  rodata->wakeup_bytes = config.ringBufferBytes / 4;
+  if (sharedAllocator) {
+    const auto vaddrOf = [&](const char* name) {
+      const auto it = index->functions.find(name);
+      return it == index->functions.end() ? 0 : it->second.vaddr;
+    };
+    rodata->alloc_text_start = index->textStart;
+    rodata->alloc_text_end = index->textEnd;
+    rodata->mmap_vaddr = vaddrOf("mmap");
+    rodata->munmap_vaddr = vaddrOf("munmap");
+  }
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
     throw RecordError("invalid ring buffer size");
   if (const int err = heaptrail_bpf__load(skel_.get()); err != 0) {
@@ -94,30 +124,20 @@ void AllocatorProbes::addTarget(pid_t pid) {
                       std::strerror(errno));
 }
 
-std::vector<std::string> AllocatorProbes::attach(const std::filesystem::path& object, pid_t pid) {
-  std::vector<std::string> attached;
-  for (const auto& spec : kProbes) {
-    LIBBPF_OPTS(bpf_uprobe_opts, entryOpts, .retprobe = false, .func_name = spec.function);
-    bpf_link* entry = bpf_program__attach_uprobe_opts(spec.entry(skel_.get()), pid, object.c_str(), 0, &entryOpts);
-    if (!entry) {
-      const int err = errno;
-      if (std::strcmp(spec.function, "malloc") == 0 || std::strcmp(spec.function, "free") == 0)
-        throw RecordError("cannot probe " + std::string(spec.function) + " in " + object.string() +
-                          ": " + std::strerror(err) + (err == ENOENT ? " (no such function; pick the allocator with --obj)" : ""));
-      continue;  // not every libc has every function (e.g. pvalloc)
-    }
-    links_.emplace_back(entry);
-    if (spec.hasReturn) {
-      LIBBPF_OPTS(bpf_uprobe_opts, returnOpts, .retprobe = true, .func_name = spec.function);
-      bpf_link* ret = bpf_program__attach_uprobe_opts(skel_->progs.alloc_return, pid, object.c_str(), 0, &returnOpts);
-      if (!ret)
-        throw RecordError("cannot probe the return of " + std::string(spec.function) + " in " +
-                          object.string() + ": " + std::strerror(errno));
-      links_.emplace_back(ret);
-    }
-    attached.emplace_back(spec.function);
+void AllocatorProbes::attach(pid_t pid) {
+  for (const auto& [specIndex, offset] : sites_) {
+    const ProbeSpec& spec = kProbes[specIndex];
+    const auto attachOne = [&](bpf_program* program, bool retprobe) {
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe);
+      bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object_.c_str(), offset, &opts);
+      if (!link)
+        throw RecordError("cannot attach a uprobe to " + std::string(spec.function) + " in " +
+                          object_.string() + ": " + std::strerror(errno));
+      links_.emplace_back(link);
+    };
+    attachOne(spec.entry(skel_.get()), false);
+    if (spec.hasReturn) attachOne(skel_->progs.alloc_return, true);
   }
-  return attached;
 }
 
 int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.events); }

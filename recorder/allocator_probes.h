@@ -28,16 +28,21 @@ struct ProbeConfig {
 // detached and unloaded when this object goes away, on every path.
 class AllocatorProbes {
  public:
-  explicit AllocatorProbes(const ProbeConfig& config);  // loads; throws RecordError
+  // Finds the allocator functions in `object` and loads the programs; throws
+  // RecordError. `sharedAllocator`: the object is a library (libc), not the program
+  // itself, so mmap/munmap calls from inside it are the allocator's own.
+  AllocatorProbes(const ProbeConfig& config, const std::filesystem::path& object, bool sharedAllocator);
   ~AllocatorProbes();
   AllocatorProbes(const AllocatorProbes&) = delete;
   AllocatorProbes& operator=(const AllocatorProbes&) = delete;
 
   // Records events of process `pid` (a tgid).
   void addTarget(pid_t pid);
-  // Attaches uprobes to the allocator functions `object` defines, limited to process
-  // `pid`. Returns the functions probed; throws RecordError if malloc or free is missing.
-  std::vector<std::string> attach(const std::filesystem::path& object, pid_t pid);
+  // Attaches the uprobes, limited to process `pid`. Throws RecordError on failure.
+  void attach(pid_t pid);
+  // The functions probed. An alias (same address as a function before it, as glibc's
+  // aligned_alloc and memalign) is not probed twice: its calls carry the first's kind.
+  const std::vector<std::string>& probedFunctions() const { return probed_; }
 
   int ringBufferFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
@@ -52,6 +57,9 @@ class AllocatorProbes {
   };
   std::unique_ptr<heaptrail_bpf, SkeletonDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  std::filesystem::path object_;
+  std::vector<std::pair<size_t, uint64_t>> sites_;  // probe spec index, file offset
+  std::vector<std::string> probed_;
 };
 
 // Sets libbpf's message callback: everything with --verbose, else warnings are kept

@@ -5,6 +5,7 @@
 #include <libelf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -109,6 +110,55 @@ std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
   info.buildId = buildIdFromProgramHeaders(elf.get());
   readDynamic(elf.get(), info);
   return info;
+}
+
+std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
+                                            const std::vector<std::string>& names) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0) return std::nullopt;
+  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
+
+  FunctionIndex index;
+  std::vector<GElf_Phdr> loads;
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf.get(), &phnum) != 0) return std::nullopt;
+  for (size_t i = 0; i < phnum; ++i) {
+    GElf_Phdr phdr;
+    if (!gelf_getphdr(elf.get(), static_cast<int>(i), &phdr) || phdr.p_type != PT_LOAD) continue;
+    loads.push_back(phdr);
+    if (phdr.p_flags & PF_X) {
+      if (index.textEnd == 0 || phdr.p_vaddr < index.textStart) index.textStart = phdr.p_vaddr;
+      index.textEnd = std::max<uint64_t>(index.textEnd, phdr.p_vaddr + phdr.p_memsz);
+    }
+  }
+  for (const Elf64_Word wanted : {SHT_DYNSYM, SHT_SYMTAB}) {
+    Elf_Scn* scn = nullptr;
+    while ((scn = elf_nextscn(elf.get(), scn)) != nullptr) {
+      GElf_Shdr shdr;
+      if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != wanted || shdr.sh_entsize == 0) continue;
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      if (!data) continue;
+      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
+        GElf_Sym sym;
+        if (!gelf_getsym(data, static_cast<int>(i), &sym)) break;
+        if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+            GELF_ST_BIND(sym.st_info) == STB_LOCAL)
+          continue;
+        const char* name = elf_strptr(elf.get(), shdr.sh_link, sym.st_name);
+        if (!name || index.functions.count(name) ||
+            std::find(names.begin(), names.end(), name) == names.end())
+          continue;
+        for (const auto& load : loads) {
+          if (sym.st_value < load.p_vaddr || sym.st_value >= load.p_vaddr + load.p_filesz) continue;
+          index.functions[name] = {sym.st_value, sym.st_value - load.p_vaddr + load.p_offset};
+          break;
+        }
+      }
+    }
+  }
+  return index;
 }
 
 std::string readElfBuildId(const std::filesystem::path& path) {

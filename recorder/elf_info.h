@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,20 @@ struct ElfInfo {
   std::vector<std::string> needed;   // DT_NEEDED
   bool definesMalloc = false;        // exports or defines a `malloc` function
 };
+
+// Where functions of an ELF file live, for attaching uprobes.
+struct FunctionLocation {
+  uint64_t vaddr = 0;       // st_value
+  uint64_t fileOffset = 0;  // what a uprobe is attached at
+};
+struct FunctionIndex {
+  std::map<std::string, FunctionLocation> functions;  // the names asked for that exist
+  uint64_t textStart = 0;  // virtual address range of the executable segment(s)
+  uint64_t textEnd = 0;
+};
+// Looks up defined, global function symbols by name (.dynsym, then .symtab).
+std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
+                                            const std::vector<std::string>& names);
 
 // nullopt when the file cannot be opened or is not ELF.
 std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path);

@@ -198,11 +198,11 @@ RecordSummary Session::run(const AllocatorObject& allocator) {
   summary_.pid = target_.pid();
   StopSignals signals;
 
-  probes_ = std::make_unique<AllocatorProbes>(ProbeConfig{options_.minSize, options_.maxSize,
-                                                          options_.stackDepth, options_.ringBufferBytes,
-                                                          options_.verbose});
+  probes_ = std::make_unique<AllocatorProbes>(
+      ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes, options_.verbose},
+      allocator.attachPath, allocator.isLibrary);
   probes_->addTarget(target_.pid());
-  const auto probed = probes_->attach(allocator.attachPath, target_.pid());
+  probes_->attach(target_.pid());
   watcher_ = std::make_unique<ProcessWatcher>();
   watcher_->addTarget(target_.pid());
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> ring(
@@ -215,7 +215,7 @@ RecordSummary Session::run(const AllocatorObject& allocator) {
     // The watcher is already running, so nothing mapped from here on is missed.
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
   }
-  writeHeader(allocator, probed);
+  writeHeader(allocator, probes_->probedFunctions());
   target_.release();
   if (options_.verbose)
     std::cerr << "heaptrail-record: recording pid " << target_.pid() << " (allocator "
@@ -322,13 +322,17 @@ std::string describeEnd(const RecordSummary& s) {
 RecordSummary runRecording(const RecordOptions& options) {
   checkPrivilegesAndKernel();
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
-  const AllocatorObject allocator =
-      !options.allocatorObject.empty()
-          ? AllocatorObject{options.allocatorObject, options.allocatorObject.string()}
-          : (target.launched() ? locateAllocatorForExecutable(target.executable())
-                               : locateAllocatorInProcess(target.pid()));
-  if (!options.allocatorObject.empty() && !std::filesystem::exists(options.allocatorObject))
-    throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
+  AllocatorObject allocator;
+  if (!options.allocatorObject.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(options.allocatorObject, ec))
+      throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
+    allocator = {options.allocatorObject, options.allocatorObject.string(),
+                 !std::filesystem::equivalent(options.allocatorObject, target.executable(), ec)};
+  } else {
+    allocator = target.launched() ? locateAllocatorForExecutable(target.executable())
+                                  : locateAllocatorInProcess(target.pid());
+  }
 
   const std::filesystem::path output =
       options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
