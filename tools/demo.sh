@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets everything up, records the bundled leaky sample and shows its leaks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+mkdir -p out
+echo
+echo "== heaptrail-record -o out/leaky.htr -- build/samples/leaky"
+build/recorder/heaptrail-record -o out/leaky.htr -- build/samples/leaky
+if [[ -x build/analyzer/heaptrail ]]; then
+  echo
+  echo "== heaptrail analyze out/leaky.htr"
+  build/analyzer/heaptrail analyze out/leaky.htr
+fi
