@@ -371,5 +371,62 @@ TEST_F(RecorderTest, ErrorsAreOneLineAndLeaveNoFile) {
   EXPECT_FALSE(std::filesystem::exists("/tmp/never.htr"));
 }
 
+TEST_F(RecorderTest, KilledRecorderLeavesATraceReadableToItsLastChunk) {
+  testing::BackgroundCommand target({kSamples + "/aged", "30"});
+  testing::BackgroundCommand recorder({kRecorder, "-p", std::to_string(target.pid()), "-o", output().string()});
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+  recorder.signal(SIGKILL);
+  recorder.wait();
+  const auto t = testing::loadTrace(output());
+  EXPECT_EQ(t.end, trace::TraceEnd::Truncated);
+  EXPECT_FALSE(t.hasFooter);
+  EXPECT_EQ(t.targetPids.at(0), static_cast<uint32_t>(target.pid()));
+  EXPECT_GE(t.chunkSequences.size(), 2u) << "a chunk is flushed at least once a second";
+  EXPECT_FALSE(t.mappings.empty()) << "the memory map written at start survived";
+}
+
+TEST_F(RecorderTest, LostEventsAreCountedExactlyByKind) {
+  // The same deterministic program, once with room for everything, once with a ring
+  // buffer far too small: what is recorded plus what is counted lost is the same.
+  const auto full = record({kSamples + "/threads"});
+  ASSERT_TRUE(full.footerLost.empty());
+  const auto tiny = record({kSamples + "/threads"}, {"--ringbuf-size", "4k"});
+  EXPECT_EQ(tiny.end, trace::TraceEnd::Complete);
+  uint64_t lost = 0;
+  for (const auto& [kind, n] : tiny.footerLost) lost += n;
+  ASSERT_GT(lost, 0u) << "a 4 KiB ring buffer should overflow";
+  EXPECT_EQ(tiny.lostInChunks, tiny.footerLost) << "chunk deltas add up to the footer's totals";
+  EXPECT_NE(last_.err.find("lost"), std::string::npos);
+  for (auto kind : {EventKind::MALLOC, EventKind::FREE}) {
+    const auto recorded = tiny.eventsOfKind(kind).size();
+    const auto it = tiny.footerLost.find(kind);
+    const uint64_t lostOfKind = it == tiny.footerLost.end() ? 0 : it->second;
+    EXPECT_EQ(recorded + lostOfKind, full.eventsOfKind(kind).size()) << "kind " << static_cast<int>(kind);
+  }
+}
+
+TEST_F(RecorderTest, SizeFilterAndStackDepth) {
+  const auto t = record({kSamples + "/leaky"}, {"--min-size", "4000", "--max-size", "7000", "--stack-depth", "1"});
+  expectWellFormed(t);
+  EXPECT_TRUE(t.eventsWithSize(1001).empty());
+  EXPECT_TRUE(t.eventsWithSize(3003).empty());
+  EXPECT_TRUE(t.eventsWithSize(5 << 20).empty());
+  EXPECT_EQ(t.eventsWithSize(6006).size(), 1u);
+  EXPECT_EQ(t.eventsWithSize(4004).size(), 1u);
+  for (const auto& [id, frames] : t.stacks) EXPECT_EQ(frames.size(), 1u);
+  trace::TraceReader reader(output());
+  EXPECT_EQ(reader.header().getOptions().getMinSize(), 4000u);
+  EXPECT_EQ(reader.header().getOptions().getStackDepth(), 1u);
+}
+
+TEST_F(RecorderTest, StaticallyLinkedProgramIsItsOwnAllocator) {
+  const auto t = record({kSamples + "/quick_static"});
+  expectWellFormed(t);
+  EXPECT_EQ(t.allocatorObject, std::filesystem::canonical(kSamples + "/quick_static").string());
+  const auto leak = t.eventsWithSize(11011);
+  ASSERT_EQ(leak.size(), 1u);
+  EXPECT_EQ(functionOf(t, leak[0], 0), "main");
+}
+
 }  // namespace
 }  // namespace heaptrail
