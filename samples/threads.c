@@ -1,7 +1,8 @@
 // 4 threads, each allocating 100 blocks of 8008 bytes and freeing every other one:
-// 200 blocks leaked in all, 50 per thread.
+// 200 blocks leaked in all, 50 per thread. Optional argv[1]: seconds to wait first.
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define THREADS 4
 #define BLOCKS 100
@@ -17,7 +18,8 @@ __attribute__((noinline)) static void* worker(void* arg) {
   return NULL;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  if (argc > 1) usleep((useconds_t)(atof(argv[1]) * 1e6));
   pthread_t threads[THREADS];
   for (int i = 0; i < THREADS; i++) pthread_create(&threads[i], NULL, worker, NULL);
   for (int i = 0; i < THREADS; i++) pthread_join(threads[i], NULL);
