@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Uprobes on a process's allocator: every allocation (with its user stack, taken at
- * return so that the allocator's immediate caller is in it) and every free, streamed
- * through one ring buffer. */
+/* Uprobes on a process's allocator functions: every allocation (with its user stack,
+ * taken at return so that the allocator's immediate caller is in it) and every
+ * release, streamed through one ring buffer. Each uprobe's BPF cookie says which
+ * function it is on and what kind of event it makes (HT_COOKIE). */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -11,6 +13,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define MAP_ANONYMOUS 0x20
+/* How far below a release function's stack pointer a call it makes can be and still
+ * count as the same release (delete tail-calls free: same sp; a plain call: lower). */
+#define RELEASE_CHAIN_BYTES 512
 
 /* Set by the recorder before load. */
 const volatile __u64 min_size = 0;         /* 0: no lower bound */
@@ -19,13 +24,15 @@ const volatile __u32 stack_depth = 64;
 /* Unread bytes in the ring above which a writer wakes the recorder up; below it no
  * wakeup is sent and the recorder drains on its own timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
-/* Virtual addresses, in the allocator's ELF file, of its executable segment and of
- * mmap/munmap: calls made from inside the allocator object (thread stacks, malloc's
- * own mappings, free's munmap) are its business, not the program's. Zero: no check. */
+/* Virtual addresses, in libc's ELF file, of its executable segment and of mmap/munmap:
+ * calls made from inside libc (thread stacks, malloc's own mappings, free's munmap)
+ * are its business, not the program's. Zero: no check. */
 const volatile __u64 alloc_text_start = 0;
 const volatile __u64 alloc_text_end = 0;
 const volatile __u64 mmap_vaddr = 0;
 const volatile __u64 munmap_vaddr = 0;
+/* --follow-forks: children of a recorded process are recorded too. */
+const volatile bool follow_forks = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -35,21 +42,22 @@ struct {
 /* Processes being recorded (tgid -> 1). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } targets SEC(".maps");
 
 /* An allocator call between its entry and its return, per thread. Calls that an
- * allocator function makes to another (realloc -> malloc, malloc -> mmap) are nested:
- * they only raise `depth`, so each user call is recorded once. */
+ * allocator function makes to another (realloc -> malloc, new -> malloc, malloc ->
+ * mmap) are nested: they only raise `depth`, so each user call is recorded once. */
 struct pending_call {
 	__u64 size;
 	__u64 arg;   /* posix_memalign: memptr */
 	__u64 sp;    /* stack pointer at entry: a deeper call is nested in this one */
 	__u32 kind;
-	__u32 depth;
+	__u16 function;
+	__u16 depth;
 };
 
 struct {
@@ -59,6 +67,22 @@ struct {
 	__type(value, struct pending_call);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } pending SEC(".maps");
+
+/* The release (operator delete, a custom free) a thread is in, so that the free() it
+ * ends in is not recorded a second time. No return probe is needed: delete reaches
+ * free by a tail call, and the entry is consumed there. */
+struct release_call {
+	__u64 ptr;
+	__u64 sp;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct release_call);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} releasing SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -87,8 +111,8 @@ static __always_inline void count_lost(__u32 kind)
 		*counter += 1;
 }
 
-static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u64 address,
-				 __u64 size, bool with_stack)
+static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 function,
+				 __u64 address, __u64 size, bool with_stack)
 {
 	__u32 zero = 0;
 	struct ht_event *ev = bpf_map_lookup_elem(&scratch, &zero);
@@ -100,6 +124,7 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u64 ad
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
 	ev->kind = kind;
+	ev->function = function;
 	long n = 0;
 	if (with_stack) {
 		__u32 bytes = stack_depth * sizeof(__u64);
@@ -122,22 +147,25 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u64 ad
 
 /* Records the entry of an allocator call. Returns true for an outermost call, false
  * for one nested in another allocator call of the same thread. */
-static __always_inline bool enter(struct pt_regs *ctx, __u32 kind, __u64 size, __u64 arg)
+static __always_inline bool enter(struct pt_regs *ctx, __u32 kind, __u32 function, __u64 size,
+				  __u64 arg)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	__u64 sp = PT_REGS_SP(ctx);
 	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
-	/* An entry at or above the stored one's stack pointer means that call is gone
-	 * without a return (longjmp, thread cancelled): replace it. */
-	if (outer && sp < outer->sp) {
+	/* Nested calls run at or below the outer call's stack pointer (at it for a tail
+	 * call). An entry above it means that call is gone without a return (longjmp,
+	 * thread cancelled): replace it. */
+	if (outer && sp <= outer->sp) {
 		outer->depth++;
 		return false;
 	}
 	if (kind != HT_IGNORED &&
 	    ((min_size && size < min_size) || (max_size && size > max_size)))
 		kind = HT_IGNORED;
-	struct pending_call call = {.size = size, .arg = arg, .sp = sp, .kind = kind};
+	struct pending_call call = {
+		.size = size, .arg = arg, .sp = sp, .kind = kind, .function = function};
 	bpf_map_update_elem(&pending, &tid, &call, BPF_ANY);
 	return true;
 }
@@ -146,7 +174,15 @@ static __always_inline bool enter(struct pt_regs *ctx, __u32 kind, __u64 size, _
 static __always_inline bool nested(struct pt_regs *ctx, __u32 tid)
 {
 	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
-	return outer && PT_REGS_SP(ctx) < outer->sp;
+	return outer && PT_REGS_SP(ctx) <= outer->sp;
+}
+
+/* True when this release of `ptr` is part of one already recorded (delete -> free). */
+static __always_inline bool in_release_of(struct pt_regs *ctx, __u32 tid, __u64 ptr)
+{
+	struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
+	__u64 sp = PT_REGS_SP(ctx);
+	return r && r->ptr == ptr && sp <= r->sp && sp + RELEASE_CHAIN_BYTES > r->sp;
 }
 
 /* At a function's first instruction the return address is at [sp]; the probe address
@@ -164,13 +200,26 @@ static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 fun
 
 #define ENTRY_GUARD()                                                  \
 	if (!is_target(bpf_get_current_pid_tgid() >> 32))              \
-		return 0;
+		return 0;                                              \
+	__u64 cookie = bpf_get_attach_cookie(ctx);                     \
+	__u32 kind = HT_COOKIE_KIND(cookie);                           \
+	__u32 function = HT_COOKIE_FUNCTION(cookie);
 
+/* malloc, valloc, pvalloc, operator new and new[] (all variants): size first. */
 SEC("uprobe")
-int BPF_KPROBE(malloc_enter, __u64 size)
+int BPF_KPROBE(alloc_size1_enter, __u64 size)
 {
 	ENTRY_GUARD();
-	enter(ctx, HT_MALLOC, size, 0);
+	enter(ctx, kind, function, size, 0);
+	return 0;
+}
+
+/* memalign, aligned_alloc: (alignment, size). */
+SEC("uprobe")
+int BPF_KPROBE(alloc_size2_enter, __u64 alignment, __u64 size)
+{
+	ENTRY_GUARD();
+	enter(ctx, kind, function, size, 0);
 	return 0;
 }
 
@@ -178,7 +227,7 @@ SEC("uprobe")
 int BPF_KPROBE(calloc_enter, __u64 nmemb, __u64 size)
 {
 	ENTRY_GUARD();
-	enter(ctx, HT_CALLOC, nmemb * size, 0);
+	enter(ctx, kind, function, nmemb * size, 0);
 	return 0;
 }
 
@@ -186,8 +235,8 @@ SEC("uprobe")
 int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
 {
 	ENTRY_GUARD();
-	if (enter(ctx, HT_REALLOC, size, 0) && ptr)
-		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, ptr, size, false);
+	if (enter(ctx, kind, function, size, 0) && ptr)
+		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, size, false);
 	return 0;
 }
 
@@ -195,8 +244,9 @@ SEC("uprobe")
 int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 nmemb, __u64 size)
 {
 	ENTRY_GUARD();
-	if (enter(ctx, HT_REALLOCARRAY, nmemb * size, 0) && ptr)
-		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, ptr, nmemb * size, false);
+	if (enter(ctx, kind, function, nmemb * size, 0) && ptr)
+		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, nmemb * size,
+		     false);
 	return 0;
 }
 
@@ -204,39 +254,7 @@ SEC("uprobe")
 int BPF_KPROBE(posix_memalign_enter, __u64 memptr, __u64 alignment, __u64 size)
 {
 	ENTRY_GUARD();
-	enter(ctx, HT_POSIX_MEMALIGN, size, memptr);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(aligned_alloc_enter, __u64 alignment, __u64 size)
-{
-	ENTRY_GUARD();
-	enter(ctx, HT_ALIGNED_ALLOC, size, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(memalign_enter, __u64 alignment, __u64 size)
-{
-	ENTRY_GUARD();
-	enter(ctx, HT_MEMALIGN, size, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(valloc_enter, __u64 size)
-{
-	ENTRY_GUARD();
-	enter(ctx, HT_VALLOC, size, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(pvalloc_enter, __u64 size)
-{
-	ENTRY_GUARD();
-	enter(ctx, HT_PVALLOC, size, 0);
+	enter(ctx, kind, function, size, memptr);
 	return 0;
 }
 
@@ -244,35 +262,57 @@ SEC("uprobe")
 int BPF_KPROBE(mmap_enter, __u64 addr, __u64 length, __u64 prot, __u64 flags)
 {
 	ENTRY_GUARD();
-	/* File mappings and the allocator's own are not the program's heap; they still
-	 * take a slot so that the return probe pairs with the right call. */
+	/* File mappings and libc's own are not the program's heap; they still take a slot
+	 * so that the return probe pairs with the right call. */
 	bool heap = (flags & MAP_ANONYMOUS) && !called_from_allocator(ctx, mmap_vaddr);
-	enter(ctx, heap ? HT_MMAP : HT_IGNORED, length, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(free_enter, __u64 ptr)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!ptr || !is_target(pid_tgid >> 32) || nested(ctx, (__u32)pid_tgid))
-		return 0;
-	emit(ctx, pid_tgid, HT_FREE, ptr, 0, false);
+	enter(ctx, heap ? kind : HT_IGNORED, function, length, 0);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
 {
+	ENTRY_GUARD();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_target(pid_tgid >> 32) || nested(ctx, (__u32)pid_tgid) ||
-	    called_from_allocator(ctx, munmap_vaddr))
+	if (nested(ctx, (__u32)pid_tgid) || called_from_allocator(ctx, munmap_vaddr))
 		return 0;
-	emit(ctx, pid_tgid, HT_MUNMAP, addr, length, false);
+	emit(ctx, pid_tgid, kind, function, addr, length, false);
 	return 0;
 }
 
-/* One return probe serves every allocator function: the entry state says which. */
+/* free(): the end of every release chain. */
+SEC("uprobe")
+int BPF_KPROBE(free_enter, __u64 ptr)
+{
+	ENTRY_GUARD();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	if (!ptr || nested(ctx, tid))
+		return 0;
+	if (in_release_of(ctx, tid, ptr)) {
+		bpf_map_delete_elem(&releasing, &tid);
+		return 0;
+	}
+	emit(ctx, pid_tgid, kind, function, ptr, 0, false);
+	return 0;
+}
+
+/* operator delete/delete[] (all variants) and custom frees: they end in free(). */
+SEC("uprobe")
+int BPF_KPROBE(release_enter, __u64 ptr)
+{
+	ENTRY_GUARD();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	if (!ptr || nested(ctx, tid) || in_release_of(ctx, tid, ptr))
+		return 0;
+	struct release_call r = {.ptr = ptr, .sp = PT_REGS_SP(ctx)};
+	bpf_map_update_elem(&releasing, &tid, &r, BPF_ANY);
+	emit(ctx, pid_tgid, kind, function, ptr, 0, false);
+	return 0;
+}
+
+/* One return probe serves every allocating function: the entry state says which. */
 SEC("uretprobe")
 int BPF_KRETPROBE(alloc_return, __u64 ret)
 {
@@ -295,7 +335,7 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	case HT_REALLOC:
 	case HT_REALLOCARRAY:
 		/* Recorded even when it failed: the release at entry must be undone. */
-		emit(ctx, pid_tgid, call.kind, address, call.size, address != 0);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, address != 0);
 		return 0;
 	case HT_POSIX_MEMALIGN:
 		address = 0;
@@ -308,6 +348,20 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		break;
 	}
 	if (address)
-		emit(ctx, pid_tgid, call.kind, address, call.size, true);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, true);
+	return 0;
+}
+
+/* --follow-forks: a process forked by a recorded one is recorded from its first
+ * instruction (the uprobes are attached for all processes then, filtered here). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	if (!follow_forks || child_tgid == parent_tgid || !is_target(parent_tgid))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&targets, &child_tgid, &one, BPF_ANY);
 	return 0;
 }

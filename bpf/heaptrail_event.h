@@ -25,7 +25,11 @@ enum ht_event_kind {
 	HT_REALLOC_RELEASE = 10,
 	HT_MMAP = 11,
 	HT_MUNMAP = 12,
-	HT_KIND_COUNT = 13,
+	HT_OPERATOR_NEW = 13,
+	HT_OPERATOR_NEW_ARRAY = 14,
+	HT_OPERATOR_DELETE = 15,
+	HT_OPERATOR_DELETE_ARRAY = 16,
+	HT_KIND_COUNT = 17,
 	/* Entry state of a call whose return is not recorded (file mmap, filtered size). */
 	HT_IGNORED = 255,
 };
@@ -38,11 +42,19 @@ struct ht_event {
 	__u64 size;
 	__u32 pid;         /* tgid */
 	__u32 tid;
-	__u32 kind;        /* enum ht_event_kind */
+	__u16 kind;        /* enum ht_event_kind */
+	__u16 function;    /* which probed function (id assigned by the recorder) */
 	__u32 stack_bytes; /* valid bytes in stack[], a multiple of 8 */
 	__u64 stack[HT_MAX_STACK_DEPTH];
 };
 
 #define HT_EVENT_HEADER_SIZE 40
+
+/* The BPF cookie of every uprobe: which function it sits on and what kind of event
+ * that function makes. One generic program serves all functions of a calling
+ * convention (size in the first argument, pointer to release, ...). */
+#define HT_COOKIE(kind, function) (((__u64)(function) << 16) | (kind))
+#define HT_COOKIE_KIND(cookie) ((__u32)((cookie) & 0xffff))
+#define HT_COOKIE_FUNCTION(cookie) ((__u32)((cookie) >> 16) & 0xffff)
 
 #endif

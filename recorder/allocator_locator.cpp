@@ -2,7 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "recorder/elf_info.h"
 #include "recorder/proc_maps.h"
@@ -11,36 +17,56 @@
 namespace heaptrail::recorder {
 namespace {
 
+// The directories the dynamic loader searches, LD_LIBRARY_PATH first.
+std::vector<std::filesystem::path> librarySearchPath() {
+  std::vector<std::filesystem::path> dirs;
+  if (const char* env = std::getenv("LD_LIBRARY_PATH")) {
+    std::istringstream in(env);
+    std::string dir;
+    while (std::getline(in, dir, ':'))
+      if (!dir.empty()) dirs.emplace_back(dir);
+  }
+  // The recorder's own libraries are where the loader finds them on this system.
+  for (const auto& entry : readMaps(::getpid()))
+    if (!entry.path.empty() && entry.path.front() == '/') {
+      auto dir = std::filesystem::path(entry.path).parent_path();
+      if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+    }
+  for (const char* dir : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                          "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+                          "/usr/local/lib"})
+    dirs.emplace_back(dir);
+  return dirs;
+}
+
+std::filesystem::path findLibrary(const std::string& name, const std::vector<std::filesystem::path>& dirs) {
+  if (name.find('/') != std::string::npos) return name;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (std::filesystem::exists(dir / name, ec)) return dir / name;
+  }
+  return {};
+}
+
+// "#!/bin/sh -e" -> "/bin/sh"
+std::filesystem::path scriptInterpreter(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!std::getline(in, line) || !line.starts_with("#!")) return {};
+  std::istringstream words(line.substr(2));
+  std::string interpreter;
+  words >> interpreter;
+  return interpreter;
+}
+
+}  // namespace
+
 bool isLibcName(const std::string& name) {
   return name.starts_with("libc.so") || (name.starts_with("libc-") && name.ends_with(".so")) ||
          name.starts_with("ld-musl-") || name.starts_with("libc.musl-");
 }
 
-// The libc this recorder runs on: the fallback for targets we cannot inspect.
-std::filesystem::path ownLibc() {
-  for (const auto& entry : readMaps(::getpid()))
-    if (!entry.path.empty() && isLibcName(std::filesystem::path(entry.path).filename()))
-      return entry.path;
-  return {};
-}
-
-std::filesystem::path findLibrary(const std::string& name) {
-  // The recorder's own libc is the one the target's loader will pick on this system.
-  if (auto own = ownLibc(); !own.empty() && own.filename() == name) return own;
-  static constexpr std::array dirs = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                      "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                                      "/lib64", "/usr/lib64", "/lib", "/usr/lib"};
-  for (const char* dir : dirs) {
-    std::filesystem::path candidate = std::filesystem::path(dir) / name;
-    std::error_code ec;
-    if (std::filesystem::exists(candidate, ec)) return candidate;
-  }
-  return {};
-}
-
-}  // namespace
-
-AllocatorObject locateAllocatorInProcess(pid_t pid) {
+AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
   const std::string root = "/proc/" + std::to_string(pid) + "/root";
   std::vector<MapsEntry> maps;
   try {
@@ -48,41 +74,52 @@ AllocatorObject locateAllocatorInProcess(pid_t pid) {
   } catch (const std::exception& e) {
     throw RecordError(e.what());
   }
-  // Seen from the recorder, the target's files live under /proc/PID/root (they differ
-  // when the target runs in a container).
-  const auto attachable = [&](const std::string& path) { return std::filesystem::path(root + path); };
-
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
-  if (!ec) {
-    if (auto info = readElfInfo(attachable(exe)); info && info->definesMalloc)
-      return {attachable(exe), exe.string(), false};
-  }
+  if (ec) throw RecordError("cannot inspect process " + std::to_string(pid) + ": " + ec.message());
+
+  // Seen from the recorder, the target's files live under /proc/PID/root (they differ
+  // when the target runs in a container).
+  AllocatorObjects result;
+  result.objects.push_back({root + exe.string(), exe.string(), false});
+  std::set<std::string> seen = {exe.string()};
   for (const auto& entry : maps) {
     if (!entry.executable || entry.path.empty() || entry.path.front() != '/') continue;
-    if (isLibcName(std::filesystem::path(entry.path).filename()))
-      return {attachable(entry.path), entry.path};
+    if (!seen.insert(entry.path).second) continue;
+    AllocatorObject object{root + entry.path, entry.path, true};
+    if (!result.libc && isLibcName(std::filesystem::path(entry.path).filename())) result.libc = object;
+    result.objects.push_back(std::move(object));
   }
-  throw RecordError("no allocator found in process " + std::to_string(pid) +
-                    ": it maps no libc and its executable defines no malloc; name one with --obj");
+  return result;
 }
 
-AllocatorObject locateAllocatorForExecutable(const std::filesystem::path& executable) {
-  const auto info = readElfInfo(executable);
-  if (info) {
-    if (info->definesMalloc) return {executable, executable.string(), false};
-    if (info->interpreter.find("ld-musl") != std::string::npos)
-      return {info->interpreter, info->interpreter};
-    for (const auto& needed : info->needed) {
-      if (!isLibcName(needed)) continue;
-      if (auto path = findLibrary(needed); !path.empty()) return {path, path.string()};
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& executable) {
+  AllocatorObjects result;
+  std::filesystem::path program = executable;
+  if (auto interpreter = scriptInterpreter(executable); !interpreter.empty()) program = interpreter;
+  result.objects.push_back({program, program.string(), false});
+
+  const auto dirs = librarySearchPath();
+  std::set<std::string> seen;
+  std::deque<std::filesystem::path> queue = {program};
+  while (!queue.empty()) {
+    const auto file = queue.front();
+    queue.pop_front();
+    const auto info = readElfInfo(file);
+    if (!info) continue;
+    std::vector<std::string> wanted = info->needed;
+    // musl's dynamic loader is its libc.
+    if (info->interpreter.find("ld-musl") != std::string::npos) wanted.push_back(info->interpreter);
+    for (const auto& name : wanted) {
+      const auto path = findLibrary(name, dirs);
+      if (path.empty() || !seen.insert(path.string()).second) continue;
+      AllocatorObject object{path, path.string(), true};
+      if (!result.libc && isLibcName(path.filename())) result.libc = object;
+      result.objects.push_back(object);
+      queue.push_back(path);
     }
-    if (info->interpreter.empty())
-      throw RecordError(executable.string() +
-                        " is statically linked without a malloc symbol; name the allocator with --obj");
   }
-  if (auto own = ownLibc(); !own.empty()) return {own, own.string()};
-  throw RecordError("cannot find the allocator used by " + executable.string() + "; name it with --obj");
+  return result;
 }
 
 }  // namespace heaptrail::recorder

@@ -3,25 +3,34 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace heaptrail::recorder {
 
-// The ELF object whose malloc/free a target calls, and the path to attach uprobes to.
+// An ELF object whose allocator functions a target may call.
 struct AllocatorObject {
   std::filesystem::path attachPath;  // usable from the recorder (may go through /proc/PID/root)
   std::string displayPath;           // as the target sees it
   bool isLibrary = true;             // false when it is the program's own executable
 };
 
-// For a running process: its executable when that defines malloc (static or
-// interposing allocator), otherwise its libc (glibc or musl) from /proc/PID/maps.
-// Throws RecordError when neither is found.
-AllocatorObject locateAllocatorInProcess(pid_t pid);
+// What the target can call: its executable first (static programs, interposed or
+// statically linked allocators), then the libraries it uses.
+struct AllocatorObjects {
+  std::vector<AllocatorObject> objects;
+  std::optional<AllocatorObject> libc;  // the shared C library, if it uses one
+};
 
-// For a command about to be started: the same decision made from the executable's
-// ELF headers (static, PT_INTERP, DT_NEEDED). Scripts and other non-ELF files use the
-// libc the recorder itself runs on.
-AllocatorObject locateAllocatorForExecutable(const std::filesystem::path& executable);
+// For a running process: its executable and every library in /proc/PID/maps.
+// Throws RecordError when the process cannot be inspected.
+AllocatorObjects locateAllocatorsInProcess(pid_t pid);
+
+// For a command about to be started: its executable (or a script's interpreter) and the
+// libraries it needs (DT_NEEDED, transitively, found where the loader looks).
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& executable);
+
+bool isLibcName(const std::string& filename);
 
 }  // namespace heaptrail::recorder

@@ -2,13 +2,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <iterator>
-#include <set>
 
 #include "heaptrail.skel.h"
 #include "recorder/elf_info.h"
@@ -30,27 +29,25 @@ int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   return 0;
 }
 
-struct ProbeSpec {
-  const char* function;
-  bpf_program* (*entry)(heaptrail_bpf*);
-  bool hasReturn;
-};
+bpf_program* entryProgram(heaptrail_bpf* skel, CallShape shape) {
+  switch (shape) {
+    case CallShape::Size1: return skel->progs.alloc_size1_enter;
+    case CallShape::Size2: return skel->progs.alloc_size2_enter;
+    case CallShape::Calloc: return skel->progs.calloc_enter;
+    case CallShape::Realloc: return skel->progs.realloc_enter;
+    case CallShape::ReallocArray: return skel->progs.reallocarray_enter;
+    case CallShape::PosixMemalign: return skel->progs.posix_memalign_enter;
+    case CallShape::Mmap: return skel->progs.mmap_enter;
+    case CallShape::Munmap: return skel->progs.munmap_enter;
+    case CallShape::Free: return skel->progs.free_enter;
+    case CallShape::Release: return skel->progs.release_enter;
+  }
+  return nullptr;
+}
 
-// The functions we hook, in the order they are attached.
-const ProbeSpec kProbes[] = {
-    {"malloc", [](heaptrail_bpf* s) { return s->progs.malloc_enter; }, true},
-    {"free", [](heaptrail_bpf* s) { return s->progs.free_enter; }, false},
-    {"calloc", [](heaptrail_bpf* s) { return s->progs.calloc_enter; }, true},
-    {"realloc", [](heaptrail_bpf* s) { return s->progs.realloc_enter; }, true},
-    {"reallocarray", [](heaptrail_bpf* s) { return s->progs.reallocarray_enter; }, true},
-    {"posix_memalign", [](heaptrail_bpf* s) { return s->progs.posix_memalign_enter; }, true},
-    {"memalign", [](heaptrail_bpf* s) { return s->progs.memalign_enter; }, true},
-    {"aligned_alloc", [](heaptrail_bpf* s) { return s->progs.aligned_alloc_enter; }, true},
-    {"valloc", [](heaptrail_bpf* s) { return s->progs.valloc_enter; }, true},
-    {"pvalloc", [](heaptrail_bpf* s) { return s->progs.pvalloc_enter; }, true},
-    {"mmap", [](heaptrail_bpf* s) { return s->progs.mmap_enter; }, true},
-    {"munmap", [](heaptrail_bpf* s) { return s->progs.munmap_enter; }, false},
-};
+bool hasReturnProbe(CallShape shape) {
+  return shape != CallShape::Munmap && shape != CallShape::Free && shape != CallShape::Release;
+}
 
 }  // namespace
 
@@ -67,24 +64,7 @@ void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_bpf* skel) const {
 
 void AllocatorProbes::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
-AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::filesystem::path& object,
-                                 bool sharedAllocator)
-    : object_(object) {
-  std::vector<std::string> names;
-  for (const auto& spec : kProbes) names.emplace_back(spec.function);
-  const auto index = indexFunctions(object, names);
-  if (!index) throw RecordError("cannot read the allocator object " + object.string() + ": not an ELF file");
-  for (const char* required : {"malloc", "free"})
-    if (!index->functions.count(required))
-      throw RecordError(object.string() + " defines no " + required + " function; pick the allocator with --obj");
-  std::set<uint64_t> seen;
-  for (size_t i = 0; i < std::size(kProbes); ++i) {
-    const auto it = index->functions.find(kProbes[i].function);
-    if (it == index->functions.end() || !seen.insert(it->second.fileOffset).second) continue;
-    sites_.emplace_back(i, it->second.fileOffset);
-    probed_.emplace_back(kProbes[i].function);
-  }
-
+AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc) {
   skel_.reset(heaptrail_bpf__open());
   if (!skel_) throw RecordError(std::string("cannot open the BPF programs: ") + std::strerror(errno));
   auto* rodata = skel_->rodata;
@@ -92,16 +72,20 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::filesyste
   rodata->max_size = config.maxSize;
   rodata->stack_depth = config.stackDepth;
   rodata->wakeup_bytes = config.ringBufferBytes / 4;
-  if (sharedAllocator) {
-    const auto vaddrOf = [&](const char* name) {
-      const auto it = index->functions.find(name);
-      return it == index->functions.end() ? 0 : it->second.vaddr;
-    };
-    rodata->alloc_text_start = index->textStart;
-    rodata->alloc_text_end = index->textEnd;
-    rodata->mmap_vaddr = vaddrOf("mmap");
-    rodata->munmap_vaddr = vaddrOf("munmap");
+  rodata->follow_forks = config.followForks;
+  if (libc) {
+    if (const auto index = indexFunctions(libc->attachPath, {"mmap", "munmap"})) {
+      const auto vaddrOf = [&](const char* name) {
+        const auto it = index->functions.find(name);
+        return it == index->functions.end() ? 0 : it->second.vaddr;
+      };
+      rodata->alloc_text_start = index->textStart;
+      rodata->alloc_text_end = index->textEnd;
+      rodata->mmap_vaddr = vaddrOf("mmap");
+      rodata->munmap_vaddr = vaddrOf("munmap");
+    }
   }
+  bpf_program__set_autoload(skel_->progs.follow_fork, config.followForks);
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
     throw RecordError("invalid ring buffer size");
   if (const int err = heaptrail_bpf__load(skel_.get()); err != 0) {
@@ -109,6 +93,11 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::filesyste
     if (auto pos = detail.find('\n'); pos != std::string::npos) detail.resize(pos);
     throw RecordError("cannot load the BPF programs: " + std::string(std::strerror(-err)) +
                       (detail.empty() ? "" : " (" + detail + ")") + "; rerun with --verbose for details");
+  }
+  if (config.followForks) {
+    bpf_link* link = bpf_program__attach(skel_->progs.follow_fork);
+    if (!link) throw RecordError(std::string("cannot follow forks: ") + std::strerror(errno));
+    links_.emplace_back(link);
   }
 }
 
@@ -124,20 +113,34 @@ void AllocatorProbes::addTarget(pid_t pid) {
                       std::strerror(errno));
 }
 
-void AllocatorProbes::attach(pid_t pid) {
-  for (const auto& [specIndex, offset] : sites_) {
-    const ProbeSpec& spec = kProbes[specIndex];
+std::vector<trace::FunctionRecord> AllocatorProbes::attach(const AllocatorObject& object,
+                                                           const std::vector<FunctionSpec>& specs, pid_t pid) {
+  std::vector<std::string> names;
+  for (const auto& spec : specs) names.push_back(spec.symbol);
+  const auto index = indexFunctions(object.attachPath, names);
+  struct stat st {};
+  if (!index || ::stat(object.attachPath.c_str(), &st) != 0) return {};
+
+  std::vector<trace::FunctionRecord> hooked;
+  for (const auto& spec : specs) {
+    const auto it = index->functions.find(spec.symbol);
+    if (it == index->functions.end()) continue;
+    const uint64_t offset = it->second.fileOffset;
+    if (!hooked_.insert({st.st_dev, st.st_ino, offset}).second) continue;
+    const uint16_t id = nextFunctionId_++;
     const auto attachOne = [&](bpf_program* program, bool retprobe) {
-      LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe);
-      bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object_.c_str(), offset, &opts);
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = HT_COOKIE(spec.kind, id), .retprobe = retprobe);
+      bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object.attachPath.c_str(), offset, &opts);
       if (!link)
-        throw RecordError("cannot attach a uprobe to " + std::string(spec.function) + " in " +
-                          object_.string() + ": " + std::strerror(errno));
+        throw RecordError("cannot attach a uprobe to " + spec.symbol + " in " + object.displayPath + ": " +
+                          std::strerror(errno));
       links_.emplace_back(link);
     };
-    attachOne(spec.entry(skel_.get()), false);
-    if (spec.hasReturn) attachOne(skel_->progs.alloc_return, true);
+    attachOne(entryProgram(skel_.get(), spec.shape), false);
+    if (hasReturnProbe(spec.shape)) attachOne(skel_->progs.alloc_return, true);
+    hooked.push_back({id, spec.symbol, static_cast<schema::EventKind>(spec.kind), object.displayPath, spec.custom});
   }
+  return hooked;
 }
 
 int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.events); }

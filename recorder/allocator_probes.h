@@ -6,10 +6,16 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bpf/heaptrail_event.h"
+#include "recorder/allocator_functions.h"
+#include "recorder/allocator_locator.h"
+#include "schema/chunk_builder.h"
 
 struct heaptrail_bpf;
 struct bpf_link;
@@ -21,28 +27,29 @@ struct ProbeConfig {
   uint64_t maxSize = 0;
   uint32_t stackDepth = 64;
   uint64_t ringBufferBytes = 4ull << 20;
-  bool verbose = false;
+  bool followForks = false;
 };
 
-// The loaded BPF programs and their uprobes on one allocator object. Everything is
-// detached and unloaded when this object goes away, on every path.
+// The loaded BPF programs and their uprobes. Everything is detached and unloaded when
+// this object goes away, on every path.
 class AllocatorProbes {
  public:
-  // Finds the allocator functions in `object` and loads the programs; throws
-  // RecordError. `sharedAllocator`: the object is a library (libc), not the program
-  // itself, so mmap/munmap calls from inside it are the allocator's own.
-  AllocatorProbes(const ProbeConfig& config, const std::filesystem::path& object, bool sharedAllocator);
+  // Loads the programs; throws RecordError. `libc`, when the program uses a shared
+  // libc, is where mmap/munmap calls count as the allocator's own (thread stacks,
+  // malloc's arenas) rather than the program's.
+  AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc);
   ~AllocatorProbes();
   AllocatorProbes(const AllocatorProbes&) = delete;
   AllocatorProbes& operator=(const AllocatorProbes&) = delete;
 
   // Records events of process `pid` (a tgid).
   void addTarget(pid_t pid);
-  // Attaches the uprobes, limited to process `pid`. Throws RecordError on failure.
-  void attach(pid_t pid);
-  // The functions probed. An alias (same address as a function before it, as glibc's
-  // aligned_alloc and memalign) is not probed twice: its calls carry the first's kind.
-  const std::vector<std::string>& probedFunctions() const { return probed_; }
+  // Hooks the functions of `specs` that `object` defines, for process `pid` (-1: all
+  // processes, filtered by the target map). A function at an address already hooked
+  // (an alias, or the same file seen twice) is skipped. Returns what was hooked;
+  // throws RecordError when a uprobe cannot be attached.
+  std::vector<trace::FunctionRecord> attach(const AllocatorObject& object,
+                                            const std::vector<FunctionSpec>& specs, pid_t pid);
 
   int ringBufferFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
@@ -57,9 +64,8 @@ class AllocatorProbes {
   };
   std::unique_ptr<heaptrail_bpf, SkeletonDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  std::filesystem::path object_;
-  std::vector<std::pair<size_t, uint64_t>> sites_;  // probe spec index, file offset
-  std::vector<std::string> probed_;
+  std::set<std::tuple<dev_t, ino_t, uint64_t>> hooked_;  // file and offset of each uprobe
+  uint16_t nextFunctionId_ = 1;
 };
 
 // Sets libbpf's message callback: everything with --verbose, else warnings are kept

@@ -36,7 +36,7 @@ std::string buildIdFromNotes(Elf_Data* data) {
   return {};
 }
 
-void readDynamic(Elf* elf, ElfInfo& info) {
+void readNeeded(Elf* elf, ElfInfo& info) {
   Elf_Scn* scn = nullptr;
   while ((scn = elf_nextscn(elf, scn)) != nullptr) {
     GElf_Shdr shdr;
@@ -49,21 +49,6 @@ void readDynamic(Elf* elf, ElfInfo& info) {
         if (!gelf_getdyn(data, static_cast<int>(i), &dyn)) break;
         if (dyn.d_tag == DT_NEEDED)
           if (const char* name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val)) info.needed.emplace_back(name);
-      }
-    } else if ((shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM) && !info.definesMalloc) {
-      Elf_Data* data = elf_getdata(scn, nullptr);
-      if (!data || shdr.sh_entsize == 0) continue;
-      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
-        GElf_Sym sym;
-        if (!gelf_getsym(data, static_cast<int>(i), &sym)) break;
-        if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-            GELF_ST_BIND(sym.st_info) == STB_LOCAL)
-          continue;
-        const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
-        if (name && std::strcmp(name, "malloc") == 0) {
-          info.definesMalloc = true;
-          break;
-        }
       }
     }
   }
@@ -108,7 +93,7 @@ std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
     }
   }
   info.buildId = buildIdFromProgramHeaders(elf.get());
-  readDynamic(elf.get(), info);
+  readNeeded(elf.get(), info);
   return info;
 }
 

@@ -15,7 +15,6 @@ struct ElfInfo {
   std::string buildId;               // GNU build-id bytes, empty if none
   std::string interpreter;           // PT_INTERP, empty for static executables
   std::vector<std::string> needed;   // DT_NEEDED
-  bool definesMalloc = false;        // exports or defines a `malloc` function
 };
 
 // Where functions of an ELF file live, for attaching uprobes.

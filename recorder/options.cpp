@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 
 #include "bpf/heaptrail_event.h"
+#include "recorder/allocator_functions.h"
 #include "schema/units.h"
 
 namespace po = boost::program_options;
@@ -18,15 +19,19 @@ std::string helpText(const std::string& program, const po::options_description& 
   out << "Usage: " << program << " -p PID [options]\n"
       << "       " << program << " [options] -- COMMAND [ARGS...]\n\n"
       << "Records every heap allocation and free of a process (malloc, calloc, realloc,\n"
-      << "reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, free and\n"
-      << "anonymous mmap/munmap) with its user stack into a compressed trace file, to be\n"
-      << "analyzed elsewhere with `heaptrail analyze`. Needs root, or CAP_BPF + CAP_PERFMON.\n\n"
+      << "reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, free,\n"
+      << "C++ operator new/delete and anonymous mmap/munmap) with its user stack into a\n"
+      << "compressed trace file, to be analyzed elsewhere with `heaptrail analyze`.\n"
+      << "Needs root, or CAP_BPF + CAP_PERFMON.\n\n"
       << visible << "\n"
       << "Examples:\n"
       << "  " << program << " -p 1234 -o app.htr          attach to a running process; Ctrl-C stops\n"
       << "  " << program << " -o app.htr -- ./app --flag  start a command, record it from exec to exit\n"
       << "  " << program << " -p 1234 --duration 30s      stop by itself after 30 seconds\n"
-      << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n\n"
+      << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n"
+      << "  " << program << " --follow-forks -- make     the command and every process it starts\n"
+      << "  " << program << " --alloc-fn pool_alloc=malloc --alloc-fn pool_free=free -p 1234\n"
+      << "                                               also hook the program's own allocator\n\n"
       << "Durations take ms, s, m or h (default s); sizes take k, M or G (powers of 1024).\n"
       << "Exit status: 0 recorded, 1 error, 2 usage error.\n";
   return out.str();
@@ -68,6 +73,10 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("max-size", po::value<std::string>(&maxSize), "ignore allocations larger than this")
       ("stack-depth", po::value<unsigned>(&stackDepth), "user stack frames to capture per allocation (1-127, default 64)")
       ("ringbuf-size", po::value<std::string>(&ringSize), "BPF ring buffer size, a power of two (default 4M)")
+      ("alloc-fn", po::value<std::vector<std::string>>(&options.customFunctions),
+       ("hook an application's own allocator function, SYMBOL=KIND, KIND one of " + customKindNames() +
+        " (repeatable)").c_str())
+      ("follow-forks,f", "also record the processes the target starts (fork, vfork, clone) and what they exec")
       ("verbose,v", "print libbpf diagnostics and progress");
 
   try {
@@ -80,6 +89,10 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       return result;
     }
     options.verbose = vm.count("verbose") > 0;
+    options.followForks = vm.count("follow-forks") > 0;
+    for (const auto& f : options.customFunctions)
+      if (!parseCustomFunction(f))
+        throw po::error("invalid --alloc-fn '" + f + "': expected SYMBOL=KIND with KIND one of " + customKindNames());
     if (vm.count("pid")) {
       if (pid <= 0 || pid > 0x7fffffff) throw po::error("--pid must be a positive process id");
       options.pid = static_cast<pid_t>(pid);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
 
 #include "recorder/elf_info.h"
 #include "recorder/proc_maps.h"
@@ -46,7 +47,7 @@ struct ProcessWatcher::CpuBuffer {
   }
 };
 
-ProcessWatcher::ProcessWatcher() {
+ProcessWatcher::ProcessWatcher(bool followForks) : followForks_(followForks) {
   perf_event_attr attr{};
   attr.size = sizeof attr;
   attr.type = PERF_TYPE_SOFTWARE;
@@ -87,6 +88,7 @@ ProcessWatcher::ProcessWatcher() {
 ProcessWatcher::~ProcessWatcher() = default;
 
 void ProcessWatcher::drain(const Sink& sink) {
+  pending_.clear();
   for (auto& buffer : buffers_) {
     auto* meta = static_cast<perf_event_mmap_page*>(buffer->base);
     const uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
@@ -96,27 +98,23 @@ void ProcessWatcher::drain(const Sink& sink) {
     while (tail < head) {
       const uint64_t offset = tail % size;
       perf_event_header header;
-      if (offset + sizeof header <= size) {
-        std::memcpy(&header, data + offset, sizeof header);
-      } else {
-        const size_t first = size - offset;
-        std::memcpy(&header, data + offset, first);
-        std::memcpy(reinterpret_cast<uint8_t*>(&header) + first, data, sizeof header - first);
-      }
+      std::vector<uint8_t> record(sizeof header);
+      for (size_t i = 0; i < sizeof header; ++i) record[i] = data[(offset + i) % size];
+      std::memcpy(&header, record.data(), sizeof header);
       if (header.size < sizeof header) break;  // cannot happen; do not spin on it
-      const uint8_t* record = data + offset;
-      if (offset + header.size > size) {  // record wraps around the end of the buffer
-        wrapped_.resize(header.size);
-        const size_t first = size - offset;
-        std::memcpy(wrapped_.data(), data + offset, first);
-        std::memcpy(wrapped_.data() + first, data, header.size - first);
-        record = wrapped_.data();
-      }
-      handle(record, header.size, sink);
+      record.resize(header.size);
+      for (size_t i = sizeof header; i < header.size; ++i) record[i] = data[(offset + i) % size];
+      const uint64_t time = header.size >= sizeof header + sizeof(SampleId)
+                                ? load<SampleId>(record.data() + header.size - sizeof(SampleId)).time
+                                : 0;
+      pending_.emplace_back(time, std::move(record));
       tail += header.size;
     }
     __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
   }
+  std::stable_sort(pending_.begin(), pending_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [time, record] : pending_) handle(record.data(), record.size(), sink);
 }
 
 void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink) {
@@ -129,6 +127,9 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
   if (size < sizeof(perf_event_header) + sizeof(SampleId)) return;
   const auto sample = load<SampleId>(record + size - sizeof(SampleId));
   const uint32_t pid = load<uint32_t>(body);
+  if (header.type == PERF_RECORD_FORK && followForks_ && load<uint32_t>(body + 8) == pid &&
+      targets_.count(load<uint32_t>(body + 4)))
+    targets_.insert(pid);  // a new process (not a thread) of a target
   if (!targets_.count(pid)) return;
 
   switch (header.type) {
@@ -181,6 +182,8 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
       p.parentPid = ppid;
       p.kind = header.type == PERF_RECORD_EXIT ? schema::ProcessEventKind::EXIT
                                                : schema::ProcessEventKind::FORK;
+      if (p.kind == schema::ProcessEventKind::FORK && !followForks_) return;
+      if (p.kind == schema::ProcessEventKind::EXIT) targets_.erase(pid);  // pids get reused
       sink.process(std::move(p));
       break;
     }

@@ -18,12 +18,14 @@ namespace heaptrail::recorder {
 // event per CPU, system wide, filtered to the target processes here.
 class ProcessWatcher {
  public:
-  ProcessWatcher();  // throws RecordError
+  // `followForks`: processes forked by a target become targets.
+  explicit ProcessWatcher(bool followForks);  // throws RecordError
   ~ProcessWatcher();
   ProcessWatcher(const ProcessWatcher&) = delete;
   ProcessWatcher& operator=(const ProcessWatcher&) = delete;
 
   void addTarget(pid_t pid) { targets_.insert(static_cast<uint32_t>(pid)); }
+  const std::set<uint32_t>& targets() const { return targets_; }
 
   struct Sink {
     std::function<void(trace::MappingRecord)> mapping;
@@ -38,9 +40,12 @@ class ProcessWatcher {
   struct CpuBuffer;
   void handle(const uint8_t* record, size_t size, const Sink& sink);
 
+  bool followForks_;
   std::vector<std::unique_ptr<CpuBuffer>> buffers_;
+  // Records of one drain from all CPUs, put in time order before they are handled:
+  // a child's first mapping must not be seen before the fork that made it a target.
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pending_;
   std::set<uint32_t> targets_;
-  std::vector<uint8_t> wrapped_;
   uint64_t lostRecords_ = 0;
 };
 

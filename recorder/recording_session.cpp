@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <set>
 
 #include "bpf/heaptrail_event.h"
 #include "recorder/allocator_locator.h"
@@ -68,15 +69,17 @@ class StopSignals {
 };
 
 bool isAllocation(uint32_t kind) {
-  return kind != HT_FREE && kind != HT_REALLOC_RELEASE && kind != HT_MUNMAP;
+  return kind != HT_FREE && kind != HT_REALLOC_RELEASE && kind != HT_MUNMAP &&
+         kind != HT_OPERATOR_DELETE && kind != HT_OPERATOR_DELETE_ARRAY;
 }
 
 class Session {
  public:
-  Session(const RecordOptions& options, TargetProcess target, trace::TraceWriter& writer)
-      : options_(options), target_(std::move(target)), writer_(writer) {}
+  Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
+          trace::TraceWriter& writer)
+      : options_(options), target_(std::move(target)), allocators_(std::move(allocators)), writer_(writer) {}
 
-  RecordSummary run(const AllocatorObject& allocator);
+  RecordSummary run();
 
  private:
   static int onRingEvent(void* self, void* data, size_t size) {
@@ -84,14 +87,22 @@ class Session {
     return 0;
   }
   void addEvent(const ht_event* event, size_t size);
-  void writeHeader(const AllocatorObject& allocator, const std::vector<std::string>& probed);
+  void hookAllocators();
+  void hook(const AllocatorObject& object);
+  void onProcessEvent(trace::ProcessRecord p);
+  void writeHeader();
   void drainAll();
   void flush(bool sync);
   void recordExit();
 
   const RecordOptions& options_;
   TargetProcess target_;
+  AllocatorObjects allocators_;
   trace::TraceWriter& writer_;
+  std::vector<FunctionSpec> specs_;
+  std::vector<trace::FunctionRecord> hooked_;
+  std::set<std::string> hookedObjects_;
+  std::set<uint32_t> liveChildren_;  // --follow-forks: processes besides the main target
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
   ring_buffer* ring_ = nullptr;
@@ -112,7 +123,7 @@ void Session::addEvent(const ht_event* event, size_t size) {
     if (lookup.isNew) chunk_.addStack(stackId, std::span(reinterpret_cast<const uint64_t*>(event->stack), stackBytes / 8));
   }
   chunk_.addEvent({static_cast<schema::EventKind>(event->kind), event->ts_ns, event->pid, event->tid,
-                   event->address, event->size, stackId});
+                   event->address, event->size, stackId, event->function});
   ++summary_.events;
   if (isAllocation(event->kind))
     ++summary_.allocations;
@@ -120,7 +131,52 @@ void Session::addEvent(const ht_event* event, size_t size) {
     ++summary_.frees;
 }
 
-void Session::writeHeader(const AllocatorObject& allocator, const std::vector<std::string>& probed) {
+void Session::hook(const AllocatorObject& object) {
+  if (!hookedObjects_.insert(object.attachPath.string()).second) return;
+  const pid_t pid = options_.followForks ? -1 : target_.pid();
+  for (auto& f : probes_->attach(object, specs_, pid)) {
+    chunk_.addFunction(f);
+    hooked_.push_back(std::move(f));
+  }
+}
+
+void Session::hookAllocators() {
+  specs_ = standardFunctions();
+  for (const auto& argument : options_.customFunctions) specs_.push_back(*parseCustomFunction(argument));
+  for (const auto& object : allocators_.objects) hook(object);
+
+  const auto hooked = [&](const std::string& symbol) {
+    return std::any_of(hooked_.begin(), hooked_.end(), [&](const auto& f) { return f.symbol == symbol; });
+  };
+  if (!hooked("malloc") || !hooked("free"))
+    throw RecordError("no allocator found: neither the program nor its libraries define malloc and free; "
+                      "name the allocator object with --obj");
+  for (const auto& spec : specs_)
+    if (spec.custom && !hooked(spec.symbol))
+      throw RecordError("--alloc-fn " + spec.argument + ": no function " + spec.symbol +
+                        " in the program or its libraries");
+}
+
+void Session::onProcessEvent(trace::ProcessRecord p) {
+  using Kind = schema::ProcessEventKind;
+  if (p.kind == Kind::FORK) liveChildren_.insert(p.pid);
+  if (p.kind == Kind::EXIT) {
+    liveChildren_.erase(p.pid);
+    // A started command's exit is recorded from waitpid(), with its status.
+    if (target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
+  }
+  if (p.kind == Kind::EXEC) {
+    p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
+    // The new image may bring its own allocator (a static program started by a shell).
+    std::error_code ec;
+    const std::string proc = "/proc/" + std::to_string(p.pid);
+    const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
+    if (!ec) hook({proc + "/root" + exe.string(), exe.string(), false});
+  }
+  chunk_.addProcessEvent(std::move(p));
+}
+
+void Session::writeHeader() {
   utsname uts{};
   ::uname(&uts);
   const uint64_t monotonic = nowNs();
@@ -142,14 +198,17 @@ void Session::writeHeader(const AllocatorObject& allocator, const std::vector<st
     for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
     target.setStartedByRecorder(target_.launched());
     auto o = h.initOptions();
-    o.setAllocatorObject(allocator.displayPath);
+    o.setAllocatorObject(allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath);
     o.setMinSize(options_.minSize);
     o.setMaxSize(options_.maxSize);
     o.setStackDepth(options_.stackDepth);
     o.setRingBufferBytes(options_.ringBufferBytes);
     o.setDurationNs(options_.durationNs);
-    auto functions = o.initProbedFunctions(static_cast<unsigned>(probed.size()));
-    for (unsigned i = 0; i < probed.size(); ++i) functions.set(i, probed[i]);
+    auto functions = o.initProbedFunctions(static_cast<unsigned>(hooked_.size()));
+    for (unsigned i = 0; i < hooked_.size(); ++i) functions.set(i, hooked_[i].symbol);
+    o.setFollowForks(options_.followForks);
+    auto custom = o.initCustomFunctions(static_cast<unsigned>(options_.customFunctions.size()));
+    for (unsigned i = 0; i < options_.customFunctions.size(); ++i) custom.set(i, options_.customFunctions[i]);
   });
 }
 
@@ -158,11 +217,7 @@ void Session::drainAll() {
   // lands in the same chunk as that event or an earlier one.
   watcher_->drain({
       [this](trace::MappingRecord m) { chunk_.addMapping(std::move(m)); },
-      [this](trace::ProcessRecord p) {
-        // A started command's exit is recorded from waitpid(), with its status.
-        if (p.kind == schema::ProcessEventKind::EXIT && target_.launched()) return;
-        chunk_.addProcessEvent(std::move(p));
-      },
+      [this](trace::ProcessRecord p) { onProcessEvent(std::move(p)); },
   });
   const int n = ring_buffer__consume(ring_);
   if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
@@ -193,17 +248,18 @@ void Session::recordExit() {
   chunk_.addProcessEvent(std::move(p));
 }
 
-RecordSummary Session::run(const AllocatorObject& allocator) {
+RecordSummary Session::run() {
   summary_.output = writer_.path();
   summary_.pid = target_.pid();
   StopSignals signals;
 
   probes_ = std::make_unique<AllocatorProbes>(
-      ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes, options_.verbose},
-      allocator.attachPath, allocator.isLibrary);
+      ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes,
+                  options_.followForks},
+      allocators_.libc);
   probes_->addTarget(target_.pid());
-  probes_->attach(target_.pid());
-  watcher_ = std::make_unique<ProcessWatcher>();
+  hookAllocators();
+  watcher_ = std::make_unique<ProcessWatcher>(options_.followForks);
   watcher_->addTarget(target_.pid());
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> ring(
       ring_buffer__new(probes_->ringBufferFd(), &Session::onRingEvent, this, nullptr), ring_buffer__free);
@@ -215,11 +271,11 @@ RecordSummary Session::run(const AllocatorObject& allocator) {
     // The watcher is already running, so nothing mapped from here on is missed.
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
   }
-  writeHeader(allocator, probes_->probedFunctions());
+  writeHeader();
   target_.release();
   if (options_.verbose)
-    std::cerr << "heaptrail-record: recording pid " << target_.pid() << " (allocator "
-              << allocator.displayPath << ")\n";
+    std::cerr << "heaptrail-record: recording pid " << target_.pid() << ", " << hooked_.size()
+              << " allocator functions hooked\n";
 
   const uint64_t deadline = options_.durationNs ? startNs_ + options_.durationNs : 0;
   uint64_t lastFlush = startNs_;
@@ -241,8 +297,11 @@ RecordSummary Session::run(const AllocatorObject& allocator) {
       if (target_.exited()) {
         drainAll();  // the process is gone: everything it did is in the buffers now
         recordExit();
-        if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
-        break;
+        // With --follow-forks the recording goes on while any child lives.
+        if (liveChildren_.empty()) {
+          if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
+          break;
+        }
       }
       if (deadline && now >= deadline) {
         summary_.endReason = schema::EndReason::DURATION;
@@ -322,16 +381,18 @@ std::string describeEnd(const RecordSummary& s) {
 RecordSummary runRecording(const RecordOptions& options) {
   checkPrivilegesAndKernel();
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
-  AllocatorObject allocator;
+  AllocatorObjects allocators;
   if (!options.allocatorObject.empty()) {
     std::error_code ec;
     if (!std::filesystem::exists(options.allocatorObject, ec))
       throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
-    allocator = {options.allocatorObject, options.allocatorObject.string(),
-                 !std::filesystem::equivalent(options.allocatorObject, target.executable(), ec)};
+    const AllocatorObject object{options.allocatorObject, options.allocatorObject.string(),
+                                 !std::filesystem::equivalent(options.allocatorObject, target.executable(), ec)};
+    allocators.objects.push_back(object);
+    if (isLibcName(options.allocatorObject.filename())) allocators.libc = object;
   } else {
-    allocator = target.launched() ? locateAllocatorForExecutable(target.executable())
-                                  : locateAllocatorInProcess(target.pid());
+    allocators = target.launched() ? locateAllocatorsForExecutable(target.executable())
+                                   : locateAllocatorsInProcess(target.pid());
   }
 
   const std::filesystem::path output =
@@ -344,8 +405,8 @@ RecordSummary runRecording(const RecordOptions& options) {
     throw RecordError(e.what());
   }
   try {
-    Session session(options, std::move(target), *writer);
-    return session.run(allocator);
+    Session session(options, std::move(target), std::move(allocators), *writer);
+    return session.run();
   } catch (...) {
     // Recording never started: leave no file that looks like a trace.
     if (writer->chunksWritten() == 0) writer->discard();

@@ -32,6 +32,8 @@ std::filesystem::path resolveCommand(const std::string& name) {
   throw RecordError("command not found: " + name);
 }
 
+}  // namespace
+
 std::vector<std::string> readCommandLine(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::vector<std::string> args;
@@ -39,8 +41,6 @@ std::vector<std::string> readCommandLine(pid_t pid) {
   while (std::getline(in, arg, '\0')) args.push_back(arg);
   return args;
 }
-
-}  // namespace
 
 TargetProcess TargetProcess::attach(pid_t pid) {
   TargetProcess target;

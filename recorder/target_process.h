@@ -16,6 +16,9 @@ struct ExitStatus {
   bool coreDumped = false;
 };
 
+// argv of a process from /proc/PID/cmdline; empty when it cannot be read.
+std::vector<std::string> readCommandLine(pid_t pid);
+
 // The process being recorded: either started by the recorder (held just before exec
 // until release(), so nothing of it is missed) or a running process attached by pid.
 // Owns a pidfd that becomes readable when the process exits.

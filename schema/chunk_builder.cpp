@@ -12,6 +12,7 @@ void ChunkBuilder::addEvent(const EventRecord& event) {
   addresses_.push_back(event.address);
   sizes_.push_back(event.size);
   stackRefs_.push_back(event.stackId);
+  functionRefs_.push_back(event.function);
 }
 
 void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames) {
@@ -22,6 +23,8 @@ void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames) {
 }
 
 void ChunkBuilder::addMapping(MappingRecord mapping) { mappings_.push_back(std::move(mapping)); }
+
+void ChunkBuilder::addFunction(FunctionRecord function) { functions_.push_back(std::move(function)); }
 
 void ChunkBuilder::addProcessEvent(ProcessRecord process) {
   processes_.push_back(std::move(process));
@@ -38,7 +41,7 @@ void ChunkBuilder::addLost(EventKind kind, uint64_t count) {
 
 bool ChunkBuilder::empty() const {
   return kinds_.empty() && stackIds_.empty() && mappings_.empty() && processes_.empty() &&
-         lost_.empty();
+         lost_.empty() && functions_.empty();
 }
 
 void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const {
@@ -55,6 +58,7 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
   auto address = events.initAddress(n);
   auto size = events.initSize(n);
   auto stack = events.initStackId(n);
+  auto function = events.initFunction(n);
   uint64_t previous = base;
   for (unsigned i = 0; i < n; ++i) {
     kind.set(i, kinds_[i]);
@@ -65,6 +69,7 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
     address.set(i, addresses_[i]);
     size.set(i, sizes_[i]);
     stack.set(i, stackRefs_[i]);
+    function.set(i, functionRefs_[i]);
   }
 
   auto stacks = chunk.initStacks(static_cast<unsigned>(stackIds_.size()));
@@ -106,6 +111,18 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
     out.setExitCode(p.exitCode);
     out.setSignal(p.signal);
     out.setCoreDumped(p.coreDumped);
+    auto argv = out.initCommandLine(static_cast<unsigned>(p.commandLine.size()));
+    for (unsigned a = 0; a < p.commandLine.size(); ++a) argv.set(a, p.commandLine[a]);
+  }
+
+  auto functions = chunk.initFunctions(static_cast<unsigned>(functions_.size()));
+  for (unsigned i = 0; i < functions_.size(); ++i) {
+    const auto& f = functions_[i];
+    functions[i].setId(f.id);
+    functions[i].setSymbol(f.symbol);
+    functions[i].setKind(f.kind);
+    functions[i].setObject(f.object);
+    functions[i].setCustom(f.custom);
   }
 
   auto lost = chunk.initLost(static_cast<unsigned>(lost_.size()));
@@ -123,12 +140,14 @@ void ChunkBuilder::clear() {
   addresses_.clear();
   sizes_.clear();
   stackRefs_.clear();
+  functionRefs_.clear();
   stackIds_.clear();
   stackFrames_.clear();
   stackFrameStart_.clear();
   mappings_.clear();
   processes_.clear();
   lost_.clear();
+  functions_.clear();
 }
 
 }  // namespace heaptrail::trace

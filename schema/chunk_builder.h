@@ -21,6 +21,15 @@ struct EventRecord {
   uint64_t address = 0;
   uint64_t size = 0;
   uint32_t stackId = 0;  // 0: no stack
+  uint16_t function = 0;  // 0: unknown
+};
+
+struct FunctionRecord {
+  uint16_t id = 0;
+  std::string symbol;
+  EventKind kind = EventKind::MALLOC;
+  std::string object;
+  bool custom = false;
 };
 
 struct MappingRecord {
@@ -46,6 +55,7 @@ struct ProcessRecord {
   int32_t exitCode = 0;
   int32_t signal = 0;
   bool coreDumped = false;
+  std::vector<std::string> commandLine;
 };
 
 // Accumulates one chunk's worth of events, new stacks, mappings, process events and
@@ -57,6 +67,7 @@ class ChunkBuilder {
   void addMapping(MappingRecord mapping);
   void addProcessEvent(ProcessRecord process);
   void addLost(EventKind kind, uint64_t count);
+  void addFunction(FunctionRecord function);
 
   size_t eventCount() const { return kinds_.size(); }
   size_t stackCount() const { return stackIds_.size(); }
@@ -74,6 +85,7 @@ class ChunkBuilder {
   std::vector<uint64_t> addresses_;
   std::vector<uint64_t> sizes_;
   std::vector<uint32_t> stackRefs_;
+  std::vector<uint16_t> functionRefs_;
 
   std::vector<uint32_t> stackIds_;
   std::vector<uint64_t> stackFrames_;      // all frames of all new stacks, concatenated
@@ -82,6 +94,7 @@ class ChunkBuilder {
   std::vector<MappingRecord> mappings_;
   std::vector<ProcessRecord> processes_;
   std::vector<std::pair<EventKind, uint64_t>> lost_;
+  std::vector<FunctionRecord> functions_;
 };
 
 }  // namespace heaptrail::trace

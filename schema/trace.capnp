@@ -64,7 +64,9 @@ struct RecorderOptions {
   stackDepth @3 :UInt32;       # user stack frames captured per allocation (at most)
   ringBufferBytes @4 :UInt64;  # size of the BPF ring buffer
   durationNs @5 :UInt64;       # --duration, 0 when none
-  probedFunctions @6 :List(Text);  # allocator functions that were found and probed
+  probedFunctions @6 :List(Text);  # symbols of the functions hooked (details: Chunk.functions)
+  followForks @7 :Bool;        # children of the targets were recorded too
+  customFunctions @8 :List(Text);  # --alloc-fn arguments, as given (SYMBOL=KIND)
 }
 
 struct Header {
@@ -99,6 +101,22 @@ enum EventKind {
                        # unless the matching `realloc`/`reallocarray` returns 0 with size > 0
   mmap @11;          # anonymous mmap: address = start of the mapping, size = length
   munmap @12;        # munmap: address = start, size = length (may unmap part of an mmap); at entry
+  operatorNew @13;        # C++ operator new (any variant): address = returned pointer, size = requested
+  operatorNewArray @14;   # C++ operator new[] (any variant)
+  operatorDelete @15;     # C++ operator delete (any variant): address = pointer released; at entry
+  operatorDeleteArray @16;  # C++ operator delete[] (any variant)
+}
+
+struct AllocatorFunction {
+  # A function the recorder hooked. Events name it by `id` (`Events.function`), so a
+  # report can say e.g. "operator new[](unsigned long, std::nothrow_t const&)" or
+  # "pool_alloc". Several names at one address (glibc's memalign and aligned_alloc)
+  # are hooked once, under the first name.
+  id @0 :UInt16;        # > 0, unique in the trace
+  symbol @1 :Text;      # ELF symbol name, mangled for C++
+  kind @2 :EventKind;   # the kind of event its calls make
+  object @3 :Text;      # path of the ELF object that defines it, as the target sees it
+  custom @4 :Bool;      # hooked because of --alloc-fn
 }
 
 struct Events {
@@ -114,6 +132,7 @@ struct Events {
   address @4 :List(UInt64);     # see EventKind
   size @5 :List(UInt64);        # see EventKind
   stackId @6 :List(UInt32);     # id of the user stack (`Stack.id`); 0 = no stack captured
+  function @7 :List(UInt16);    # id of the function called (`AllocatorFunction.id`); 0 = unknown
 }
 
 struct Stack {
@@ -145,9 +164,11 @@ struct Mapping {
 }
 
 enum ProcessEventKind {
-  exec @0;      # the process image was replaced (or is the initial image of `-- cmd`)
+  exec @0;      # the process image was replaced (or is the initial image of `-- cmd`);
+                # its mappings from before are gone
   exit @1;      # the process ended; see exitCode/signal when known
-  fork @2;      # a new process (`pid`) was created by `parentPid`
+  fork @2;      # a new process (`pid`) was created by `parentPid`; it starts with a copy
+                # of the parent's mappings (and, after a fork, of its heap)
 }
 
 struct ProcessEvent {
@@ -160,6 +181,7 @@ struct ProcessEvent {
   exitCode @6 :Int32;               # exit: status passed to exit(), if not signalled
   signal @7 :Int32;                 # exit: terminating signal number, 0 if none
   coreDumped @8 :Bool;
+  commandLine @9 :List(Text);       # exec: argv of the new image when the recorder could read it
 }
 
 struct LostEvents {
@@ -178,6 +200,7 @@ struct Chunk {
   mappings @4 :List(Mapping);   # mappings seen since the previous chunk, in time order
   processes @5 :List(ProcessEvent);  # process events since the previous chunk
   lost @6 :List(LostEvents);    # events lost since the previous chunk, by kind
+  functions @7 :List(AllocatorFunction);  # functions first referenced in this chunk
 }
 
 enum EndReason {

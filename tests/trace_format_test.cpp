@@ -70,6 +70,8 @@ void fillHeader(schema::Header::Builder h) {
   auto f = o.initProbedFunctions(2);
   f.set(0, "malloc");
   f.set(1, "free");
+  o.setFollowForks(true);
+  o.initCustomFunctions(1).set(0, "pool_free=free");
 }
 
 // Three chunks with every kind of content, then a footer.
@@ -79,20 +81,22 @@ void writeSampleTrace(const std::filesystem::path& path, bool footer = true) {
   trace::ChunkBuilder chunk;
   chunk.addMapping({900, 4242, 0x400000, 0x401000, 0x1000, "/app", std::string("\x01\x02\xff", 3),
                     schema::MappingSource::PROC_MAPS, true, 77});
-  chunk.addProcessEvent({950, 4242, schema::ProcessEventKind::EXEC, 0, "app", false, 0, 0, false});
+  chunk.addProcessEvent({950, 4242, schema::ProcessEventKind::EXEC, 0, "app", false, 0, 0, false, {"./app", "-x"}});
+  chunk.addFunction({1, "_Znwm", EventKind::OPERATOR_NEW, "/usr/lib/libstdc++.so.6", false});
+  chunk.addFunction({2, "pool_free", EventKind::FREE, "/app", true});
   const uint64_t frames[] = {0x401234, 0x401456};
   chunk.addStack(1, frames);
-  chunk.addEvent({EventKind::MALLOC, 2000, 4242, 4243, 0x10000, 100, 1});
-  chunk.addEvent({EventKind::FREE, 1990, 4242, 4244, 0x20000, 0, 0});  // earlier: negative delta
+  chunk.addEvent({EventKind::OPERATOR_NEW, 2000, 4242, 4243, 0x10000, 100, 1, 1});
+  chunk.addEvent({EventKind::FREE, 1990, 4242, 4244, 0x20000, 0, 0, 2});  // earlier: negative delta
   chunk.addLost(EventKind::FREE, 3);
   writer.writeChunk(chunk);
   EXPECT_TRUE(chunk.empty());
   for (int c = 0; c < 2; ++c) {
-    chunk.addEvent({EventKind::REALLOC, 3000u + c, 4242, 4242, 0x30000u + c, 200, 1});
+    chunk.addEvent({EventKind::REALLOC, 3000u + c, 4242, 4242, 0x30000u + c, 200, 1, 0});
     writer.writeChunk(chunk);
   }
   if (footer) {
-    chunk.addProcessEvent({5000, 4242, schema::ProcessEventKind::EXIT, 0, "", true, 3, 0, false});
+    chunk.addProcessEvent({5000, 4242, schema::ProcessEventKind::EXIT, 0, "", true, 3, 0, false, {}});
     writer.writeChunk(chunk);
     writer.writeFooter([](schema::Footer::Builder f) {
       f.setEndTimeNs(6000);
@@ -134,7 +138,18 @@ TEST(TraceFormat, RoundTripsEveryField) {
   EXPECT_TRUE(reader.header().getTargets()[0].getStartedByRecorder());
 
   ASSERT_EQ(t.events.size(), 4u);
-  EXPECT_EQ(t.events[0].kind, EventKind::MALLOC);
+  EXPECT_EQ(t.events[0].kind, EventKind::OPERATOR_NEW);
+  EXPECT_EQ(t.events[0].function, 1u);
+  EXPECT_EQ(t.events[1].function, 2u);
+  EXPECT_EQ(t.functionName(t.events[0]), "_Znwm");
+  ASSERT_EQ(t.functions.size(), 2u);
+  EXPECT_EQ(t.functions.at(2).symbol, "pool_free");
+  EXPECT_EQ(t.functions.at(2).kind, EventKind::FREE);
+  EXPECT_EQ(t.functions.at(2).object, "/app");
+  EXPECT_TRUE(t.functions.at(2).custom);
+  EXPECT_FALSE(t.functions.at(1).custom);
+  EXPECT_TRUE(t.followForks);
+  EXPECT_EQ(reader.header().getOptions().getCustomFunctions()[0], "pool_free=free");
   EXPECT_EQ(t.events[0].timeNs, 2000u);
   EXPECT_EQ(t.events[0].pid, 4242u);
   EXPECT_EQ(t.events[0].tid, 4243u);
@@ -164,6 +179,7 @@ TEST(TraceFormat, RoundTripsEveryField) {
   ASSERT_EQ(t.processes.size(), 2u);
   EXPECT_EQ(t.processes[0].kind, schema::ProcessEventKind::EXEC);
   EXPECT_EQ(t.processes[0].command, "app");
+  EXPECT_EQ(t.processes[0].commandLine, (std::vector<std::string>{"./app", "-x"}));
   EXPECT_EQ(t.processes[1].kind, schema::ProcessEventKind::EXIT);
   EXPECT_TRUE(t.processes[1].exitStatusKnown);
   EXPECT_EQ(t.processes[1].exitCode, 3);

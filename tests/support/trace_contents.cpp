@@ -16,6 +16,11 @@ std::vector<trace::EventRecord> TraceContents::eventsOfKind(schema::EventKind ki
   return out;
 }
 
+std::string TraceContents::functionName(const trace::EventRecord& e) const {
+  const auto it = functions.find(e.function);
+  return it == functions.end() ? "" : it->second.symbol;
+}
+
 const trace::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const {
   const trace::MappingRecord* best = nullptr;
   for (const auto& m : mappings) {
@@ -38,6 +43,7 @@ TraceContents loadTrace(const std::filesystem::path& path) {
   t.anchorRealtimeNs = h.getWallClockAnchor().getRealtimeNs();
   t.allocatorObject = h.getOptions().getAllocatorObject();
   for (auto f : h.getOptions().getProbedFunctions()) t.probedFunctions.emplace_back(f);
+  t.followForks = h.getOptions().getFollowForks();
   for (auto target : h.getTargets()) {
     t.targetPids.push_back(target.getPid());
     std::vector<std::string> argv;
@@ -56,10 +62,12 @@ TraceContents loadTrace(const std::filesystem::path& path) {
     const auto address = ev.getAddress();
     const auto size = ev.getSize();
     const auto stack = ev.getStackId();
+    const auto function = ev.getFunction();
     uint64_t time = chunk->getBaseTimeNs();
     for (unsigned i = 0; i < kind.size(); ++i) {
       time += static_cast<uint64_t>(delta[i]);
-      t.events.push_back({kind[i], time, pid[i], tid[i], address[i], size[i], stack[i]});
+      t.events.push_back({kind[i], time, pid[i], tid[i], address[i], size[i], stack[i],
+                          i < function.size() ? function[i] : uint16_t{0}});
     }
     for (auto s : chunk->getStacks()) {
       std::vector<uint64_t> frames;
@@ -92,9 +100,12 @@ TraceContents loadTrace(const std::filesystem::path& path) {
       r.exitCode = p.getExitCode();
       r.signal = p.getSignal();
       r.coreDumped = p.getCoreDumped();
+      for (auto a : p.getCommandLine()) r.commandLine.emplace_back(a);
       t.processes.push_back(std::move(r));
     }
     for (auto l : chunk->getLost()) t.lostInChunks[l.getKind()] += l.getCount();
+    for (auto f : chunk->getFunctions())
+      t.functions[f.getId()] = {f.getId(), f.getSymbol(), f.getKind(), f.getObject(), f.getCustom()};
   }
   t.end = reader.end();
   t.problem = reader.problem();

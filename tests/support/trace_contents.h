@@ -26,6 +26,8 @@ struct TraceContents {
   std::map<uint32_t, std::vector<uint64_t>> stacks;
   std::vector<trace::MappingRecord> mappings;
   std::vector<trace::ProcessRecord> processes;
+  std::map<uint16_t, trace::FunctionRecord> functions;
+  bool followForks = false;
   std::map<schema::EventKind, uint64_t> lostInChunks;
   std::vector<uint64_t> chunkSequences;
   uint64_t duplicateStackIds = 0;
@@ -39,6 +41,8 @@ struct TraceContents {
 
   std::vector<trace::EventRecord> eventsWithSize(uint64_t size) const;
   std::vector<trace::EventRecord> eventsOfKind(schema::EventKind kind) const;
+  // The symbol of the function an event came from ("" if unknown).
+  std::string functionName(const trace::EventRecord& e) const;
   // The mapping of `pid` holding `address` that was newest at `timeNs`.
   const trace::MappingRecord* mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const;
 };
