@@ -110,8 +110,15 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& exec
     std::vector<std::string> wanted = info->needed;
     // musl's dynamic loader is its libc.
     if (info->interpreter.find("ld-musl") != std::string::npos) wanted.push_back(info->interpreter);
+    std::vector<std::filesystem::path> searched;
+    for (std::string dir : info->runpath) {
+      if (const auto origin = dir.find("$ORIGIN"); origin != std::string::npos)
+        dir.replace(origin, 7, file.parent_path().string());
+      searched.emplace_back(dir);
+    }
+    searched.insert(searched.end(), dirs.begin(), dirs.end());
     for (const auto& name : wanted) {
-      const auto path = findLibrary(name, dirs);
+      const auto path = findLibrary(name, searched);
       if (path.empty() || !seen.insert(path.string()).second) continue;
       AllocatorObject object{path, path.string(), true};
       if (!result.libc && isLibcName(path.filename())) result.libc = object;

@@ -47,8 +47,19 @@ void readNeeded(Elf* elf, ElfInfo& info) {
       for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
         GElf_Dyn dyn;
         if (!gelf_getdyn(data, static_cast<int>(i), &dyn)) break;
-        if (dyn.d_tag == DT_NEEDED)
-          if (const char* name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val)) info.needed.emplace_back(name);
+        if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
+        const char* text = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
+        if (!text) continue;
+        if (dyn.d_tag == DT_NEEDED) {
+          info.needed.emplace_back(text);
+        } else {
+          std::string list = text;
+          for (size_t start = 0; start <= list.size();) {
+            const size_t end = std::min(list.find(':', start), list.size());
+            if (end > start) info.runpath.push_back(list.substr(start, end - start));
+            start = end + 1;
+          }
+        }
       }
     }
   }

@@ -15,6 +15,7 @@ struct ElfInfo {
   std::string buildId;               // GNU build-id bytes, empty if none
   std::string interpreter;           // PT_INTERP, empty for static executables
   std::vector<std::string> needed;   // DT_NEEDED
+  std::vector<std::string> runpath;  // DT_RUNPATH (or DT_RPATH) directories, $ORIGIN unexpanded
 };
 
 // Where functions of an ELF file live, for attaching uprobes.

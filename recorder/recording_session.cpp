@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -101,7 +102,7 @@ class Session {
   trace::TraceWriter& writer_;
   std::vector<FunctionSpec> specs_;
   std::vector<trace::FunctionRecord> hooked_;
-  std::set<std::string> hookedObjects_;
+  std::set<std::pair<dev_t, ino_t>> scannedObjects_;
   std::set<uint32_t> liveChildren_;  // --follow-forks: processes besides the main target
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
@@ -132,7 +133,8 @@ void Session::addEvent(const ht_event* event, size_t size) {
 }
 
 void Session::hook(const AllocatorObject& object) {
-  if (!hookedObjects_.insert(object.attachPath.string()).second) return;
+  struct stat st {};
+  if (::stat(object.attachPath.c_str(), &st) != 0 || !scannedObjects_.insert({st.st_dev, st.st_ino}).second) return;
   const pid_t pid = options_.followForks ? -1 : target_.pid();
   for (auto& f : probes_->attach(object, specs_, pid)) {
     chunk_.addFunction(f);
@@ -216,7 +218,13 @@ void Session::drainAll() {
   // Mappings first: a mapping is always reported before any event that uses it, so it
   // lands in the same chunk as that event or an earlier one.
   watcher_->drain({
-      [this](trace::MappingRecord m) { chunk_.addMapping(std::move(m)); },
+      [this](trace::MappingRecord m) {
+        // A library loaded later (dlopen, or one the start-up scan could not find)
+        // may bring allocator functions: hook them from now on.
+        if (m.executable && !m.path.empty() && m.path.front() == '/')
+          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path, true});
+        chunk_.addMapping(std::move(m));
+      },
       [this](trace::ProcessRecord p) { onProcessEvent(std::move(p)); },
   });
   const int n = ring_buffer__consume(ring_);

@@ -545,3 +545,62 @@ TEST(MapHistory, NewestMappingAtTheTimeWinsAndForksInherit) {
 
 }  // namespace
 }  // namespace heaptrail::testing
+
+namespace heaptrail::analyzer {
+namespace {
+
+TEST(FlatMap, InsertFindEraseAndRetainThroughGrowth) {
+  FlatMap<uint64_t> map;
+  const uint64_t n = 100000;
+  for (uint64_t i = 1; i <= n; ++i) {
+    bool inserted = false;
+    map.insert(static_cast<uint32_t>(i % 3), i * 16, inserted) = i;
+    ASSERT_TRUE(inserted);
+  }
+  EXPECT_EQ(map.size(), n);
+  for (uint64_t i = 1; i <= n; i += 3) ASSERT_TRUE(map.erase(static_cast<uint32_t>(i % 3), i * 16));
+  EXPECT_FALSE(map.erase(0, 16));  // wrong pid
+  map.retainIf([](uint32_t, uint64_t, uint64_t v) { return v % 2 == 0; });
+  uint64_t expected = 0;
+  for (uint64_t i = 1; i <= n; ++i) {
+    const bool present = (i - 1) % 3 != 0 && i % 2 == 0;
+    expected += present;
+    const uint64_t* v = map.find(static_cast<uint32_t>(i % 3), i * 16);
+    ASSERT_EQ(v != nullptr, present) << i;
+    if (v) {
+      ASSERT_EQ(*v, i);
+    }
+  }
+  EXPECT_EQ(map.size(), expected);
+}
+
+}  // namespace
+}  // namespace heaptrail::analyzer
+
+namespace heaptrail::testing {
+namespace {
+
+TEST(Replay, ForgettingOldFreedBlocksKeepsCountsExact) {
+  TempDir dir;
+  SyntheticTrace t(dir / "t.htr");
+  // Far more freed-and-never-reused blocks than live ones: the replay drops freed
+  // records (used only to spot double frees) without disturbing live ones.
+  const uint64_t n = 400000;
+  for (uint64_t i = 0; i < n; ++i) {
+    t.malloc(2 * i, 0x10000000 + i * 64, 8, 1 + i % 2);
+    if (i % 100 != 0) t.free(2 * i + 1, 0x10000000 + i * 64);
+    if (i % 50000 == 49999) t.flush();
+  }
+  t.free(3 * n, 0x10000000 + (n - 1) * 64);  // recently freed: still recognised
+  t.finish(3 * n);
+  const auto a = analyze(dir / "t.htr", allGroups());
+  EXPECT_EQ(a.report.summary.outstandingAllocations, n / 100);
+  EXPECT_EQ(a.report.summary.outstandingBytes, n / 100 * 8);
+  EXPECT_EQ(a.report.summary.doubleFrees, 1u);
+  EXPECT_EQ(a.report.summary.unknownFrees, 0u);
+  ASSERT_EQ(a.report.leaks.size(), 1u);
+  EXPECT_EQ(a.report.leaks[0].stack.stackId, 1u);  // i % 100 == 0 is even
+}
+
+}  // namespace
+}  // namespace heaptrail::testing
