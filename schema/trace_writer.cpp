@@ -54,11 +54,19 @@ TraceWriter::~TraceWriter() {
 
 void TraceWriter::writeAll(const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
+  const uint64_t recordStart = bytesWritten_;
   while (size > 0) {
     const ssize_t n = ::write(fd_, p, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+      const int err = errno;
+      // Drop the partial record so the file ends with a complete one (and a footer
+      // saying why may still fit): a full disk must not leave a damaged tail.
+      if (bytesWritten_ != recordStart && ::ftruncate(fd_, static_cast<off_t>(recordStart)) == 0 &&
+          ::lseek(fd_, static_cast<off_t>(recordStart), SEEK_SET) >= 0)
+        bytesWritten_ = recordStart;
+      throw TraceError("cannot write " + path_.string() + ": " + errnoText(err) +
+                       (err == ENOSPC ? " (disk full)" : ""));
     }
     p += n;
     size -= static_cast<size_t>(n);
