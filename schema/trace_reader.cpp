@@ -63,7 +63,22 @@ TraceReader::TraceReader(std::filesystem::path path)
     ::madvise(mapped, size_, MADV_SEQUENTIAL);
   }
   ::close(fd);
+  mapped_ = data_ != nullptr;
+  try {
+    readHeader();
+  } catch (...) {
+    if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);  // no destructor after a throw
+    throw;
+  }
+}
 
+TraceReader::TraceReader(std::string name, const uint8_t* bytes, size_t size)
+    : path_(std::move(name)), data_(bytes), size_(size), dctx_(ZSTD_createDCtx(), ZSTD_freeDCtx) {
+  readHeader();
+}
+
+void TraceReader::readHeader() {
+  const std::string name = path_.string();
   if (size_ < kPreambleSize) {
     if (size_ == 0) throw TraceError(name + " is empty: not a heaptrail trace");
     throw TraceError(name + " is not a heaptrail trace (too short)");
@@ -93,7 +108,7 @@ TraceReader::TraceReader(std::filesystem::path path)
 }
 
 TraceReader::~TraceReader() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 schema::Header::Reader TraceReader::header() const { return header_->record.getHeader(); }

@@ -29,6 +29,9 @@ enum class TraceEnd {
 class TraceReader {
  public:
   explicit TraceReader(std::filesystem::path path);
+  // Reads a trace already in memory (`bytes` must outlive the reader); `name` is used
+  // in messages in place of a file name.
+  TraceReader(std::string name, const uint8_t* bytes, size_t size);
   ~TraceReader();
   TraceReader(const TraceReader&) = delete;
   TraceReader& operator=(const TraceReader&) = delete;
@@ -53,6 +56,7 @@ class TraceReader {
 
  private:
   struct Decoded;
+  void readHeader();
   // Decodes the record at offset_; nullptr (with end_/problem_ set) when it cannot.
   std::unique_ptr<Decoded> decodeNext();
   void stop(TraceEnd end, std::string problem);
@@ -60,6 +64,7 @@ class TraceReader {
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  bool mapped_ = false;
   uint64_t offset_ = 0;
   std::unique_ptr<ZSTD_DCtx_s, size_t (*)(ZSTD_DCtx_s*)> dctx_;
   std::unique_ptr<Decoded> header_;

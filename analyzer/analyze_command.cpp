@@ -1,0 +1,180 @@
+// `heaptrail analyze`: replay a trace, report outstanding allocations by stack.
+#include <charconv>
+#include <filesystem>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "analyzer/cli.h"
+#include "analyzer/json_output.h"
+#include "analyzer/leak_report.h"
+#include "analyzer/replay.h"
+#include "analyzer/text_output.h"
+#include "schema/trace_error.h"
+#include "schema/trace_reader.h"
+#include "schema/units.h"
+
+namespace po = boost::program_options;
+
+namespace heaptrail::analyzer {
+namespace {
+
+struct AnalyzeOptions {
+  std::filesystem::path trace;
+  ReplayOptions replay;
+  ReportOptions report;
+  bool json = false;
+  bool symbols = true;
+  SymbolOptions symbolOptions;
+};
+
+std::string helpText(const po::options_description& visible) {
+  std::ostringstream out;
+  out << "Usage: heaptrail analyze TRACE [options]\n\n"
+      << "Replays a trace and reports the allocations still outstanding at the analysis\n"
+      << "point (the end of the recording, or --at), grouped by allocating stack and sorted\n"
+      << "by bytes. Ages are measured at the analysis point.\n\n"
+      << visible << "\n"
+      << "Examples:\n"
+      << "  heaptrail analyze app.htr                        leaks at the end, top 10 stacks\n"
+      << "  heaptrail analyze app.htr --since 60s            only allocations alive for >= 60 s\n"
+      << "  heaptrail analyze app.htr --at 45s --top 20      the state 45 s after the start\n"
+      << "  heaptrail analyze app.htr --min-bytes 1M         stacks holding at least 1 MiB\n"
+      << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
+      << "  heaptrail analyze app.htr --format json > leaks.json\n\n"
+      << "Durations take ns, us, ms, s, m or h (default s); sizes take k, M or G (powers of\n"
+      << "1024). Unresolved frames print as module+0xoffset with the reason.\n"
+      << "Exit status: 0 ok, 1 error, 2 usage error.\n";
+  return out.str();
+}
+
+uint64_t parseDurationOption(const std::string& name, const std::string& text) {
+  const auto v = parseDuration(text);
+  if (!v) throw UsageError("invalid duration '" + text + "' for --" + name + " (e.g. 60s, 500ms, 5m)");
+  return *v;
+}
+
+// Returns nullopt after printing help.
+std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out) {
+  AnalyzeOptions o;
+  std::string since, at, minBytes, top, format = "text", sysroot;
+  std::vector<std::string> debugDirs, traces;
+  po::options_description visible("Options");
+  visible.add_options()
+      ("help,h", "show this help")
+      ("since", po::value<std::string>(&since), "only allocations outstanding for at least this long at the analysis point")
+      ("at", po::value<std::string>(&at), "analyze the state this long after the recording started, not at its end")
+      ("top,n", po::value<std::string>(&top), "show the N stacks with the most bytes (default 10, 0: all)")
+      ("min-bytes", po::value<std::string>(&minBytes), "hide stacks with fewer outstanding bytes than this")
+      ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
+      ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
+      ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
+      ("no-symbols", "do not symbolize: frames print as module+0xoffset");
+  po::options_description hidden;
+  hidden.add_options()("trace", po::value<std::vector<std::string>>(&traces));
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::positional_options_description positional;
+  positional.add("trace", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (vm.count("help")) {
+    out << helpText(visible);
+    return std::nullopt;
+  }
+  if (traces.empty()) throw UsageError("missing the trace file to analyze");
+  if (traces.size() > 1) throw UsageError("expected one trace file, got " + std::to_string(traces.size()));
+  o.trace = traces[0];
+  if (!since.empty()) o.report.sinceNs = parseDurationOption("since", since);
+  if (!at.empty()) o.replay.atNs = o.report.atNs = parseDurationOption("at", at);
+  if (!top.empty()) {
+    uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(top.data(), top.data() + top.size(), n);
+    if (ec != std::errc() || end != top.data() + top.size())
+      throw UsageError("invalid number '" + top + "' for --top");
+    o.report.top = n;
+  }
+  if (!minBytes.empty()) {
+    const auto v = parseSize(minBytes);
+    if (!v) throw UsageError("invalid size '" + minBytes + "' for --min-bytes (e.g. 4096, 64k, 1M)");
+    o.report.minBytes = *v;
+  }
+  if (format != "text" && format != "json") throw UsageError("invalid --format '" + format + "': use text or json");
+  o.json = format == "json";
+  o.symbols = vm.count("no-symbols") == 0;
+  o.symbolOptions.sysroot = sysroot;
+  for (const auto& d : debugDirs) o.symbolOptions.debugDirs.emplace_back(d);
+  return o;
+}
+
+bool isDirectory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec);
+}
+
+}  // namespace
+
+int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::optional<AnalyzeOptions> options;
+  try {
+    options = parse(args, out);
+  } catch (const UsageError& e) {
+    err << "heaptrail analyze: " << e.what() << " (see heaptrail analyze --help)\n";
+    return kExitUsage;
+  }
+  if (!options) return kExitOk;
+
+  if (options->symbols) {
+    std::vector<std::pair<const char*, std::filesystem::path>> dirs;
+    if (!options->symbolOptions.sysroot.empty()) dirs.emplace_back("--sysroot", options->symbolOptions.sysroot);
+    for (const auto& d : options->symbolOptions.debugDirs) dirs.emplace_back("--debug-dir", d);
+    for (const auto& [option, dir] : dirs) {
+      if (isDirectory(dir)) continue;
+      err << "heaptrail analyze: " << option << " " << dir.string() << ": no such directory\n";
+      return kExitError;
+    }
+  }
+
+  try {
+    std::unique_ptr<FrameResolver> resolver;
+
+    trace::TraceReader reader(options->trace);
+    Replay replay(options->replay);
+    replay.run(reader);
+
+    if (options->symbols) {
+      resolver = makeSymbolizer(options->symbolOptions);
+      if (!resolver) err << "heaptrail analyze: note: this heaptrail was built without the symbolizer\n";
+    }
+    LeakReport report = buildReport(replay, options->report, resolver.get());
+    report.summary.trace = options->trace.string();
+    const auto header = reader.header();
+    if (header.getTargets().size() > 0) {
+      const auto target = header.getTargets()[0];
+      report.summary.targetPid = target.getPid();
+      for (auto a : target.getCommandLine()) report.summary.targetCommand.emplace_back(a.cStr());
+    }
+
+    if (options->json) {
+      writeJson(out, report);
+      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << w << "\n";
+    } else {
+      writeText(out, report);
+    }
+    out.flush();
+    return kExitOk;
+  } catch (const trace::TraceError& e) {
+    err << "heaptrail analyze: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    err << "heaptrail analyze: " << options->trace.string() << ": " << e.what() << "\n";
+  }
+  return kExitError;
+}
+
+}  // namespace heaptrail::analyzer

@@ -1,0 +1,191 @@
+// `heaptrail info`: what a trace holds, without analyzing leaks.
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "analyzer/cli.h"
+#include "analyzer/replay.h"
+#include "schema/trace_error.h"
+#include "schema/trace_reader.h"
+#include "schema/units.h"
+
+namespace po = boost::program_options;
+
+namespace heaptrail::analyzer {
+namespace {
+
+std::string hex(uint64_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << v;
+  return s.str();
+}
+
+std::string hexBytes(const std::string& raw) {
+  std::ostringstream s;
+  s << std::hex;
+  for (unsigned char c : raw) s << (c >> 4) << (c & 15);
+  return s.str();
+}
+
+std::string wallClock(uint64_t realtimeNs) {
+  const time_t seconds = static_cast<time_t>(realtimeNs / 1000000000ull);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  char ms[16];
+  std::snprintf(ms, sizeof ms, ".%03llu UTC", static_cast<unsigned long long>(realtimeNs / 1000000ull % 1000));
+  return std::string(buf) + ms;
+}
+
+std::string endReasonName(schema::EndReason reason) {
+  switch (reason) {
+    case schema::EndReason::TARGET_EXITED: return "every target exited";
+    case schema::EndReason::INTERRUPTED: return "interrupted (signal)";
+    case schema::EndReason::DURATION: return "--duration elapsed";
+    case schema::EndReason::ERROR: return "error";
+  }
+  return "unknown";
+}
+
+std::string sizeOrNone(uint64_t v, const char* none) { return v == 0 ? std::string(none) : formatBytes(v); }
+
+void printInfo(std::ostream& out, trace::TraceReader& reader, const Replay& replay) {
+  const auto h = reader.header();
+  const auto& stats = replay.stats();
+  const uint64_t start = h.getStartTimeNs();
+  out << "trace:            " << reader.path().string() << " (" << reader.fileSize() << " bytes)\n";
+  out << "format:           schema version " << h.getSchemaVersion() << ", recorder " << h.getRecorderVersion().cStr() << "\n";
+  for (auto t : h.getTargets()) {
+    out << "target:           pid " << t.getPid() << (t.getStartedByRecorder() ? " (started by the recorder):" : " (attached):");
+    for (auto a : t.getCommandLine()) out << " " << a.cStr();
+    out << "\n";
+  }
+  out << "host:             " << h.getHostname().cStr() << ", kernel " << h.getKernelRelease().cStr() << ", "
+      << h.getMachine().cStr() << ", page size " << h.getPageSize() << "\n";
+  const auto anchor = h.getWallClockAnchor();
+  const uint64_t startWall = anchor.getRealtimeNs() + (start - anchor.getClockNs());
+  out << "started:          " << wallClock(startWall) << " (monotonic clock " << start << " ns)\n";
+  const uint64_t end = replay.hasFooter() ? std::max(replay.footerEndTimeNs(), stats.lastTimeNs) : stats.lastTimeNs;
+  out << "duration:         " << formatDuration(end - std::min(end, start))
+      << (replay.hasFooter() ? "" : " (up to the last event read)") << "\n";
+  const auto o = h.getOptions();
+  out << "recorder options: allocator " << o.getAllocatorObject().cStr() << ", min size " << sizeOrNone(o.getMinSize(), "none")
+      << ", max size " << sizeOrNone(o.getMaxSize(), "none") << ", stack depth " << o.getStackDepth()
+      << ", ring buffer " << formatBytes(o.getRingBufferBytes()) << ", duration "
+      << (o.getDurationNs() == 0 ? std::string("none") : formatDuration(o.getDurationNs())) << "\n";
+  out << "probed functions:";
+  for (auto f : o.getProbedFunctions()) out << " " << f.cStr();
+  out << "\n";
+
+  out << "status:           ";
+  switch (replay.end()) {
+    case trace::TraceEnd::Complete: out << "complete\n"; break;
+    case trace::TraceEnd::Truncated: out << "TRUNCATED: " << replay.problem() << "\n"; break;
+    case trace::TraceEnd::Corrupt: out << "CORRUPT: " << replay.problem() << "\n"; break;
+    case trace::TraceEnd::Reading: out << "not read to the end\n"; break;
+  }
+  if (replay.hasFooter()) {
+    out << "end reason:       " << endReasonName(replay.endReason());
+    if (!replay.endError().empty()) out << ": " << replay.endError();
+    out << "\n";
+  }
+  out << "chunks:           " << stats.chunks;
+  if (stats.missingChunks > 0) out << " (" << stats.missingChunks << " missing)";
+  out << "\n";
+  out << "events:           " << stats.events << "\n";
+  for (size_t k = 0; k < kEventKinds; ++k)
+    if (stats.eventsByKind[k] > 0) out << "  " << eventKindName(k) << ": " << stats.eventsByKind[k] << "\n";
+  if (stats.unknownKindEvents > 0) out << "  unknown kinds: " << stats.unknownKindEvents << "\n";
+  out << "stacks:           " << stats.stacksDefined << "\n";
+
+  uint64_t lostTotal = stats.lostUnknownKind;
+  std::ostringstream lost;
+  for (size_t k = 0; k < kEventKinds; ++k) {
+    const uint64_t n = std::max(stats.lostByKind[k], replay.footerLostByKind()[k]);
+    if (n == 0) continue;
+    lostTotal += n;
+    lost << "  " << eventKindName(k) << ": " << n << "\n";
+  }
+  out << "lost events:      " << (lostTotal == 0 ? std::string("none") : std::to_string(lostTotal) + " (WARNING: lost frees show up as leaks)") << "\n"
+      << lost.str();
+  if (replay.hasFooter() && replay.footerEvents() != stats.events)
+    out << "footer totals:    " << replay.footerEvents() << " events, " << replay.footerStacks() << " stacks, "
+        << replay.footerChunks() << " chunks\n";
+
+  out << "processes:\n";
+  if (replay.processes().empty()) out << "  (none recorded)\n";
+  for (const auto& p : replay.processes()) {
+    out << "  +" << formatDuration(p.timeNs - std::min(p.timeNs, start)) << " pid " << p.pid << " ";
+    switch (p.kind) {
+      case schema::ProcessEventKind::EXEC: out << "exec " << p.command; break;
+      case schema::ProcessEventKind::FORK: out << "forked from " << p.parentPid; break;
+      case schema::ProcessEventKind::EXIT:
+        if (!p.exitStatusKnown) out << "exited (status unknown)";
+        else if (p.signal != 0) out << "killed by signal " << p.signal << (p.coreDumped ? " (core dumped)" : "");
+        else out << "exited with status " << p.exitCode;
+        break;
+    }
+    out << "\n";
+  }
+
+  const auto& maps = replay.maps().all();
+  out << "mappings:         " << maps.size() << "\n";
+  for (const auto& m : maps) {
+    out << "  pid " << m.pid << " " << hex(m.start) << "-" << hex(m.end) << " offset " << hex(m.fileOffset) << " "
+        << m.path << " build-id " << (m.buildId.empty() ? std::string("none") : hexBytes(m.buildId)) << " ("
+        << (m.source == schema::MappingSource::PROC_MAPS ? "proc maps" : "mmap") << ", +"
+        << formatDuration(m.timeNs - std::min(m.timeNs, start)) << ")\n";
+  }
+}
+
+}  // namespace
+
+int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> traces;
+  po::options_description visible("Options");
+  visible.add_options()("help,h", "show this help");
+  po::options_description all;
+  all.add(visible).add_options()("trace", po::value<std::vector<std::string>>(&traces));
+  po::positional_options_description positional;
+  positional.add("trace", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      out << "Usage: heaptrail info TRACE\n\n"
+          << "Describes a trace: target process and command line, kernel and architecture, start\n"
+          << "time, recorder options, chunks, events per kind, stacks, lost events, whether the\n"
+          << "trace is complete, truncated or corrupt, how the recording ended, process events\n"
+          << "and every executable mapping with its build-id.\n\n"
+          << visible << "\n"
+          << "Example:\n  heaptrail info app.htr\n\n"
+          << "Exit status: 0 ok, 1 error, 2 usage error.\n";
+      return kExitOk;
+    }
+    if (traces.size() != 1) throw UsageError(traces.empty() ? "missing the trace file" : "expected one trace file");
+  } catch (const po::error& e) {
+    err << "heaptrail info: " << e.what() << " (see heaptrail info --help)\n";
+    return kExitUsage;
+  } catch (const UsageError& e) {
+    err << "heaptrail info: " << e.what() << " (see heaptrail info --help)\n";
+    return kExitUsage;
+  }
+  try {
+    trace::TraceReader reader(traces[0]);
+    Replay replay;
+    replay.run(reader);
+    printInfo(out, reader, replay);
+    return kExitOk;
+  } catch (const trace::TraceError& e) {
+    err << "heaptrail info: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    err << "heaptrail info: " << traces[0] << ": " << e.what() << "\n";
+  }
+  return kExitError;
+}
+
+}  // namespace heaptrail::analyzer

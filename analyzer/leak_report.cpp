@@ -1,0 +1,191 @@
+#include "analyzer/leak_report.h"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "schema/units.h"
+
+namespace heaptrail::analyzer {
+namespace {
+
+// Maps and symbolizes stacks, each distinct (mapping, address) once.
+class StackResolver {
+ public:
+  StackResolver(const Replay& replay, FrameResolver* resolver) : replay_(replay), resolver_(resolver) {}
+
+  StackReport resolve(uint32_t stackId) {
+    StackReport out;
+    out.stackId = stackId;
+    const auto view = replay_.stack(stackId);
+    out.known = view.defined;
+    for (const uint64_t address : view.frames) out.frames.push_back(frame(address, view.firstPid, view.firstUseNs));
+    return out;
+  }
+
+ private:
+  Frame frame(uint64_t address, uint32_t pid, uint64_t timeNs) {
+    Frame f;
+    f.address = address;
+    // A return address points after the call: look up the call instruction itself.
+    const uint64_t lookup = address == 0 ? 0 : address - 1;
+    const MappingEntry* m = replay_.maps().find(pid, lookup, timeNs);
+    if (!m) return f;
+    f.mapped = true;
+    f.module = m->path;
+    f.buildId = m->buildId;
+    const uint64_t lookupOffset = m->fileOffset + (lookup - m->start);
+    f.offset = lookupOffset + (address - lookup);
+    if (!resolver_) return f;
+    f.symbolized = true;
+    const auto key = std::make_pair(m, lookupOffset);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, resolver_->resolve(m->path, m->buildId, lookupOffset)).first;
+    f.symbol = it->second;
+    return f;
+  }
+
+  const Replay& replay_;
+  FrameResolver* resolver_;
+  std::map<std::pair<const MappingEntry*, uint64_t>, FrameSymbol> cache_;
+};
+
+std::string statusName(trace::TraceEnd end) {
+  switch (end) {
+    case trace::TraceEnd::Complete: return "complete";
+    case trace::TraceEnd::Truncated: return "truncated";
+    case trace::TraceEnd::Corrupt: return "corrupt";
+    case trace::TraceEnd::Reading: break;
+  }
+  return "partial";
+}
+
+std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& s) {
+  std::vector<std::string> w;
+  const auto& stats = replay.stats();
+  if (s.lostTotal > 0) {
+    std::string kinds;
+    for (const auto& [name, count] : s.lost) kinds += (kinds.empty() ? "" : ", ") + name + ": " + std::to_string(count);
+    w.push_back("the recorder lost " + std::to_string(s.lostTotal) + " events (" + kinds +
+                "): a lost free makes its allocation look leaked, a lost allocation hides one");
+  }
+  if (replay.end() == trace::TraceEnd::Truncated)
+    w.push_back("the trace is truncated (" + replay.problem() + "): analyzed up to its last complete chunk (" +
+                std::to_string(stats.chunks) + " chunks, " + formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
+                " of recording)");
+  if (replay.end() == trace::TraceEnd::Corrupt)
+    w.push_back("the trace is corrupt (" + replay.problem() + "): analyzed up to its last intact chunk (" +
+                std::to_string(stats.chunks) + " chunks, " + formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
+                " of recording)");
+  if (stats.missingChunks > 0)
+    w.push_back(std::to_string(stats.missingChunks) + " chunks are missing from the trace (sequence gaps): their events are not counted");
+  if (stats.reusedLiveAddresses > 0)
+    w.push_back(std::to_string(stats.reusedLiveAddresses) +
+                " allocations returned an address that was still allocated: the frees in between were not recorded");
+  if (stats.unknownKindEvents > 0)
+    w.push_back(std::to_string(stats.unknownKindEvents) + " events of kinds this heaptrail does not know were ignored");
+  if (replay.hasFooter() && replay.endReason() == schema::EndReason::ERROR)
+    w.push_back("the recording ended with an error: " + replay.endError());
+  if (s.atNs && replay.end() != trace::TraceEnd::Reading && replay.startTimeNs() + *s.atNs > stats.lastTimeNs)
+    w.push_back("--at " + formatDuration(*s.atNs) + " is after the last event of the trace (" +
+                formatDuration(stats.lastTimeNs - replay.startTimeNs()) + ")");
+  return w;
+}
+
+}  // namespace
+
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, FrameResolver* resolver) {
+  LeakReport report;
+  ReportSummary& s = report.summary;
+  const auto& stats = replay.stats();
+  const uint64_t now = replay.analysisTimeNs();
+  const uint64_t start = replay.startTimeNs();
+
+  s.atNs = options.atNs;
+  s.sinceNs = options.sinceNs;
+  s.minBytes = options.minBytes;
+  s.top = options.top;
+  s.analysisNs = now - std::min(now, start);
+  s.events = stats.events;
+  s.allocations = stats.allocations;
+  s.frees = stats.frees;
+  s.bytesAllocated = stats.bytesAllocated;
+  s.peakBytes = stats.peakBytes;
+  s.peakNs = stats.peakTimeNs - std::min(stats.peakTimeNs, start);
+  s.unknownFrees = stats.unknownFrees;
+  s.doubleFrees = stats.doubleFrees;
+  s.failedReallocs = stats.failedReallocs;
+  // Footer totals cover the whole trace; chunk sums only what was read.
+  const bool whole = replay.end() == trace::TraceEnd::Complete;
+  for (size_t k = 0; k < kEventKinds; ++k) {
+    const uint64_t n = whole ? std::max(stats.lostByKind[k], replay.footerLostByKind()[k]) : stats.lostByKind[k];
+    if (n == 0) continue;
+    s.lost.emplace_back(std::string(eventKindName(k)), n);
+    s.lostTotal += n;
+  }
+  if (stats.lostUnknownKind > 0) {
+    s.lost.emplace_back("unknown", stats.lostUnknownKind);
+    s.lostTotal += stats.lostUnknownKind;
+  }
+  s.status = statusName(replay.end());
+  s.problem = replay.problem();
+
+  struct Agg {
+    uint64_t bytes = 0, count = 0, oldest = UINT64_MAX, youngest = 0;
+  };
+  std::unordered_map<uint32_t, Agg> groups;
+  replay.forEachOutstanding([&](const Outstanding& o) {
+    ++s.outstandingAllocations;
+    s.outstandingBytes += o.size;
+    const uint64_t age = now > o.timeNs ? now - o.timeNs : 0;
+    if (age < options.sinceNs) return;
+    ++s.matchingAllocations;
+    s.matchingBytes += o.size;
+    Agg& g = groups[o.stackId];
+    g.bytes += o.size;
+    ++g.count;
+    g.oldest = std::min(g.oldest, o.timeNs);
+    g.youngest = std::max(g.youngest, o.timeNs);
+  });
+
+  struct Ranked {
+    uint32_t stackId;
+    Agg agg;
+  };
+  std::vector<Ranked> ranked;
+  for (const auto& [id, g] : groups)
+    if (g.bytes >= options.minBytes) ranked.push_back({id, g});
+  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.agg.bytes != b.agg.bytes) return a.agg.bytes > b.agg.bytes;
+    if (a.agg.count != b.agg.count) return a.agg.count > b.agg.count;
+    return a.stackId < b.stackId;
+  });
+  s.stackGroups = ranked.size();
+  if (options.top > 0 && ranked.size() > options.top) ranked.resize(options.top);
+
+  StackResolver stacks(replay, resolver);
+  const auto ageOf = [now](uint64_t t) { return now > t ? now - t : 0; };
+  for (const auto& r : ranked)
+    report.leaks.push_back({r.agg.bytes, r.agg.count, ageOf(r.agg.oldest), ageOf(r.agg.youngest), stacks.resolve(r.stackId)});
+
+  std::map<uint32_t, DoubleFreeGroup> doubles;
+  for (const auto& d : replay.doubleFrees()) {
+    auto [it, inserted] = doubles.try_emplace(d.stackId);
+    if (inserted) {
+      it->second.firstTimeNs = d.timeNs - std::min(d.timeNs, start);
+      it->second.bytes = d.size;
+    }
+    ++it->second.count;
+  }
+  for (auto& [id, g] : doubles) {
+    g.stack = stacks.resolve(id);
+    report.doubleFrees.push_back(std::move(g));
+  }
+  std::stable_sort(report.doubleFrees.begin(), report.doubleFrees.end(),
+                   [](const DoubleFreeGroup& a, const DoubleFreeGroup& b) { return a.count > b.count; });
+
+  report.warnings = warningsFor(replay, s);
+  return report;
+}
+
+}  // namespace heaptrail::analyzer

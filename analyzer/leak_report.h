@@ -1,0 +1,93 @@
+// The analysis result: outstanding allocations at the analysis point grouped by stack,
+// double frees, a summary and warnings, with frames mapped to modules and symbolized.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "analyzer/frame_resolver.h"
+#include "analyzer/replay.h"
+
+namespace heaptrail::analyzer {
+
+struct ReportOptions {
+  std::optional<uint64_t> atNs;  // only recorded in the summary; Replay applies it
+  uint64_t sinceNs = 0;          // keep allocations at least this old at the analysis point
+  size_t top = 10;               // groups shown; 0 = all
+  uint64_t minBytes = 0;         // groups with fewer bytes are not shown
+};
+
+struct Frame {
+  uint64_t address = 0;          // return address as recorded
+  bool mapped = false;           // a mapping was found for it
+  std::string module;            // path of the mapped file
+  std::string buildId;           // raw bytes, empty if unknown
+  uint64_t offset = 0;           // file offset of `address` in `module`
+  bool symbolized = false;       // symbolization was attempted
+  FrameSymbol symbol;
+};
+
+struct StackReport {
+  uint32_t stackId = 0;          // 0: no stack captured
+  bool known = false;            // the stack's frames are in the trace
+  std::vector<Frame> frames;
+};
+
+struct LeakGroup {
+  uint64_t bytes = 0;
+  uint64_t count = 0;
+  uint64_t oldestAgeNs = 0;      // age at the analysis point of the oldest allocation
+  uint64_t youngestAgeNs = 0;
+  StackReport stack;
+};
+
+struct DoubleFreeGroup {
+  uint64_t count = 0;
+  uint64_t firstTimeNs = 0;      // of the first offending free, relative to the start
+  uint64_t bytes = 0;            // size of the (first) block freed twice
+  StackReport stack;             // where the block was allocated
+};
+
+struct ReportSummary {
+  std::string trace;
+  uint32_t targetPid = 0;
+  std::vector<std::string> targetCommand;
+  std::optional<uint64_t> atNs;
+  uint64_t sinceNs = 0;
+  uint64_t minBytes = 0;
+  size_t top = 0;
+  uint64_t analysisNs = 0;       // analysis point relative to the start
+  uint64_t events = 0;
+  uint64_t allocations = 0;
+  uint64_t frees = 0;
+  uint64_t bytesAllocated = 0;
+  uint64_t peakBytes = 0;
+  uint64_t peakNs = 0;           // relative to the start
+  uint64_t outstandingBytes = 0;
+  uint64_t outstandingAllocations = 0;
+  uint64_t matchingBytes = 0;    // after --since
+  uint64_t matchingAllocations = 0;
+  uint64_t stackGroups = 0;      // groups after --since and --min-bytes (before --top)
+  uint64_t unknownFrees = 0;
+  uint64_t doubleFrees = 0;
+  uint64_t failedReallocs = 0;
+  std::vector<std::pair<std::string, uint64_t>> lost;  // kind name, count (non-zero only)
+  uint64_t lostTotal = 0;
+  std::string status;            // "complete", "truncated", "corrupt", "partial" (--at stopped early)
+  std::string problem;
+};
+
+struct LeakReport {
+  ReportSummary summary;
+  std::vector<LeakGroup> leaks;
+  std::vector<DoubleFreeGroup> doubleFrees;
+  std::vector<std::string> warnings;
+};
+
+// `resolver` may be null: frames are then mapped to modules but not symbolized.
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, FrameResolver* resolver);
+
+}  // namespace heaptrail::analyzer

@@ -1,0 +1,362 @@
+#include "analyzer/replay.h"
+
+#include <algorithm>
+
+#include <kj/exception.h>
+
+namespace heaptrail::analyzer {
+namespace {
+
+constexpr size_t kind_of(schema::EventKind kind) { return static_cast<size_t>(kind); }
+// Written by numbers so this builds against schemas from before their addition; same
+// meaning as malloc and free.
+constexpr size_t kOperatorNew = 13, kOperatorNewArray = 14, kOperatorDelete = 15, kOperatorDeleteArray = 16;
+
+constexpr uint32_t kDenseStackLimit = 1u << 24;
+constexpr size_t kMaxDoubleFreeRecords = 100000;
+
+// Freed blocks are kept to recognise double frees; beyond this many (and twice
+// the live ones) they are dropped so memory follows live allocations, not history.
+constexpr uint64_t kMinFreedToPurge = 1u << 18;
+
+}  // namespace
+
+std::string_view eventKindName(size_t kind) {
+  static constexpr std::array<std::string_view, kEventKinds> names = {
+      "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
+      "valloc", "pvalloc", "free", "realloc (release)", "mmap", "munmap", "operator new", "operator new[]",
+      "operator delete", "operator delete[]"};
+  return kind < names.size() ? names[kind] : std::string_view("unknown");
+}
+
+Replay::Replay(ReplayOptions options) : options_(options) {}
+
+void Replay::beginTrace(uint64_t startTimeNs) {
+  startTimeNs_ = startTimeNs;
+  if (options_.atNs) cutoffNs_ = startTimeNs + *options_.atNs;
+  stats_.lastTimeNs = startTimeNs;
+}
+
+void Replay::run(trace::TraceReader& reader) {
+  beginTrace(reader.header().getStartTimeNs());
+  bool corrupt = false;
+  try {
+    while (auto chunk = reader.nextChunk()) {
+      if (!applyChunk(*chunk)) {
+        stoppedEarly_ = true;
+        break;
+      }
+    }
+  } catch (const kj::Exception& e) {
+    corrupt = true;
+    problem_ = "corrupt chunk " + std::to_string(reader.chunksRead()) + ": " + e.getDescription().cStr();
+  }
+  finish(reader);
+  if (corrupt) end_ = trace::TraceEnd::Corrupt;
+}
+
+void Replay::finish(trace::TraceReader& reader) {
+  if (!stoppedEarly_) {
+    end_ = reader.end();
+    if (problem_.empty()) problem_ = reader.problem();
+  }
+  if (const auto footer = reader.footer()) {
+    hasFooter_ = true;
+    footerEndTimeNs_ = footer->getEndTimeNs();
+    footerEvents_ = footer->getEventsTotal();
+    footerStacks_ = footer->getStacksTotal();
+    footerChunks_ = footer->getChunksTotal();
+    endReason_ = footer->getEndReason();
+    endError_ = footer->getErrorMessage().cStr();
+    for (auto lost : footer->getLost()) {
+      const auto kind = static_cast<size_t>(lost.getKind());
+      if (kind < kEventKinds) footerLost_[kind] += lost.getCount();
+    }
+  }
+  if (options_.atNs)
+    analysisTimeNs_ = cutoffNs_;
+  else if (hasFooter_)
+    analysisTimeNs_ = std::max(footerEndTimeNs_, stats_.lastTimeNs);
+  else
+    analysisTimeNs_ = stats_.lastTimeNs;
+}
+
+bool Replay::applyChunk(schema::Chunk::Reader chunk) {
+  ++stats_.chunks;
+  const uint64_t sequence = chunk.getSequence();
+  if (sequence > expectedSequence_) stats_.missingChunks += sequence - expectedSequence_;
+  expectedSequence_ = std::max(expectedSequence_, sequence + 1);
+
+  for (auto s : chunk.getStacks()) {
+    const uint32_t id = s.getId();
+    if (id == 0) continue;
+    StackInfo& info = stackInfo(id);
+    if (info.defined) continue;
+    const auto frames = s.getFrames();
+    info.defined = true;
+    info.offset = frames_.size();
+    info.count = frames.size();
+    for (uint64_t f : frames) frames_.push_back(f);
+    ++stats_.stacksDefined;
+  }
+  for (auto m : chunk.getMappings()) maps_.add(m);
+  for (auto p : chunk.getProcesses()) {
+    processes_.push_back({p.getTimeNs(), p.getPid(), p.getKind(), p.getParentPid(), p.getCommand().cStr(),
+                          p.getExitStatusKnown(), p.getExitCode(), p.getSignal(), p.getCoreDumped()});
+    if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());
+  }
+  for (auto lost : chunk.getLost()) {
+    const auto kind = static_cast<size_t>(lost.getKind());
+    if (kind < kEventKinds)
+      stats_.lostByKind[kind] += lost.getCount();
+    else
+      stats_.lostUnknownKind += lost.getCount();
+  }
+
+  const auto events = chunk.getEvents();
+  const auto kinds = events.getKind();
+  const auto deltas = events.getTimeDeltaNs();
+  const auto pids = events.getPid();
+  const auto tids = events.getTid();
+  const auto addresses = events.getAddress();
+  const auto sizes = events.getSize();
+  const auto stackIds = events.getStackId();
+  const unsigned n = kinds.size();
+  if (deltas.size() != n || pids.size() != n || tids.size() != n || addresses.size() != n ||
+      sizes.size() != n || stackIds.size() != n)
+    KJ_FAIL_REQUIRE("event columns have different lengths");
+
+  const uint64_t base = chunk.getBaseTimeNs();
+  uint64_t t = base;
+  bool anyInTime = false;
+  for (unsigned i = 0; i < n; ++i) {
+    t += static_cast<uint64_t>(deltas[i]);
+    if (t > cutoffNs_) {
+      ++stats_.eventsAfterAt;
+      continue;
+    }
+    anyInTime = true;
+    if (t > stats_.lastTimeNs) stats_.lastTimeNs = t;
+    ++stats_.events;
+    const auto kind = static_cast<size_t>(kinds[i]);
+    if (kind >= kEventKinds) {
+      ++stats_.unknownKindEvents;
+      continue;
+    }
+    ++stats_.eventsByKind[kind];
+    const uint32_t pid = pids[i];
+    const uint64_t address = addresses[i];
+    switch (kind) {
+      case kind_of(schema::EventKind::MALLOC):
+      case kind_of(schema::EventKind::CALLOC):
+      case kind_of(schema::EventKind::POSIX_MEMALIGN):
+      case kind_of(schema::EventKind::ALIGNED_ALLOC):
+      case kind_of(schema::EventKind::MEMALIGN):
+      case kind_of(schema::EventKind::VALLOC):
+      case kind_of(schema::EventKind::PVALLOC):
+      case kOperatorNew:
+      case kOperatorNewArray:
+        allocate(pid, address, sizes[i], t, stackIds[i]);
+        break;
+      case kind_of(schema::EventKind::FREE):
+      case kOperatorDelete:
+      case kOperatorDeleteArray:
+        if (address != 0) {
+          ++stats_.frees;
+          release(pid, address, t, nullptr);
+        }
+        break;
+      case kind_of(schema::EventKind::REALLOC_RELEASE):
+        reallocRelease(pid, tids[i], address, t);
+        break;
+      case kind_of(schema::EventKind::REALLOC):
+      case kind_of(schema::EventKind::REALLOCARRAY):
+        reallocReturn(pid, tids[i], address, sizes[i], t, stackIds[i]);
+        break;
+      case kind_of(schema::EventKind::MMAP):
+        mapAnonymous(pid, address, sizes[i], t, stackIds[i]);
+        break;
+      case kind_of(schema::EventKind::MUNMAP):
+        ++stats_.frees;
+        if (sizes[i] != 0) unmap(pid, address, address + std::min(sizes[i], UINT64_MAX - address));
+        break;
+    }
+  }
+  if (!anyInTime && base <= cutoffNs_ && base > stats_.lastTimeNs) stats_.lastTimeNs = base;
+  if (!options_.atNs) return true;
+  // Chunks are in time order up to small cross-thread skew: once a whole chunk lies
+  // after the analysis point, nothing later can be before it.
+  return n > 0 ? anyInTime : base <= cutoffNs_;
+}
+
+void Replay::added(uint64_t bytes, uint64_t t) {
+  currentBytes_ += bytes;
+  if (currentBytes_ > stats_.peakBytes) {
+    stats_.peakBytes = currentBytes_;
+    stats_.peakTimeNs = t;
+  }
+}
+
+void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId) {
+  if (address == 0) return;  // the call failed
+  ++stats_.allocations;
+  stats_.bytesAllocated += size;
+  bool inserted = false;
+  Block& b = blocks_.insert(pid, address, inserted);
+  if (!inserted) {
+    if (b.live) {
+      ++stats_.reusedLiveAddresses;
+      currentBytes_ -= b.size;
+      --liveCount_;
+    } else {
+      --freedCount_;
+    }
+  }
+  b = Block{size, t, stackId, true};
+  ++liveCount_;
+  added(size, t);
+  noteStackUse(stackId, pid, t);
+}
+
+bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released) {
+  Block* b = blocks_.find(pid, address);
+  if (!b) {
+    ++stats_.unknownFrees;
+    return false;
+  }
+  if (!b->live) {
+    ++stats_.doubleFrees;
+    if (doubleFreeList_.size() < kMaxDoubleFreeRecords)
+      doubleFreeList_.push_back({pid, address, b->size, b->stackId, b->timeNs, t});
+    return false;
+  }
+  if (released) *released = *b;
+  b->live = false;
+  --liveCount_;
+  ++freedCount_;
+  currentBytes_ -= b->size;
+  purgeFreedIfLarge();
+  return true;
+}
+
+void Replay::purgeFreedIfLarge() {
+  if (freedCount_ < kMinFreedToPurge || freedCount_ < 2 * liveCount_) return;
+  blocks_.retainIf([](uint32_t, uint64_t, const Block& b) { return b.live; });
+  freedCount_ = 0;
+}
+
+void Replay::reallocRelease(uint32_t pid, uint32_t tid, uint64_t address, uint64_t t) {
+  bool inserted = false;
+  // A stash left from before means that realloc's return was lost: drop it.
+  ReallocStash& stash = stashes_.insert(pid, uint64_t{tid} + 1, inserted);
+  stash = ReallocStash{};
+  if (address == 0) return;
+  Block block;
+  if (release(pid, address, t, &block)) {
+    stash.address = address;
+    stash.block = block;
+  }
+}
+
+void Replay::reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_t size, uint64_t t,
+                           uint32_t stackId) {
+  ReallocStash stash;
+  const bool hadStash = stashes_.erase(pid, uint64_t{tid} + 1, stash);
+  if (address != 0) {
+    allocate(pid, address, size, t, stackId);
+    return;
+  }
+  if (size == 0) return;  // realloc(p, 0): freed, nothing new
+  ++stats_.failedReallocs;
+  if (!hadStash || stash.address == 0) return;
+  // The old block was never released: bring it back as it was.
+  bool inserted = false;
+  Block& b = blocks_.insert(pid, stash.address, inserted);
+  if (!inserted) {
+    if (b.live) {
+      currentBytes_ -= b.size;
+      --liveCount_;
+    } else {
+      --freedCount_;
+    }
+  }
+  b = stash.block;
+  b.live = true;
+  ++liveCount_;
+  added(b.size, t);
+}
+
+void Replay::mapAnonymous(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId) {
+  if (address == 0 || size == 0 || address == UINT64_MAX) return;
+  const uint64_t end = address + std::min(size, UINT64_MAX - address);
+  unmap(pid, address, end);  // a new mapping replaces whatever was mapped there
+  const uint64_t id = nextMmapId_++;
+  mmapRecords_.emplace(id, MmapRecord{pid, address, end - address, t, stackId, 1});
+  mmapPieces_.emplace(std::make_pair(pid, address), MmapPiece{end, id});
+  ++stats_.allocations;
+  stats_.bytesAllocated += end - address;
+  added(end - address, t);
+  noteStackUse(stackId, pid, t);
+}
+
+void Replay::unmap(uint32_t pid, uint64_t start, uint64_t end) {
+  auto it = mmapPieces_.lower_bound({pid, start});
+  if (it != mmapPieces_.begin()) {
+    const auto prev = std::prev(it);
+    if (prev->first.first == pid && prev->second.end > start) it = prev;
+  }
+  while (it != mmapPieces_.end() && it->first.first == pid && it->first.second < end) {
+    const uint64_t pieceStart = it->first.second;
+    const MmapPiece piece = it->second;
+    MmapRecord& record = mmapRecords_.at(piece.recordId);
+    const uint64_t removed = std::min(piece.end, end) - std::max(pieceStart, start);
+    record.bytes -= removed;
+    currentBytes_ -= removed;
+    it = mmapPieces_.erase(it);
+    --record.pieces;
+    if (pieceStart < start) {
+      mmapPieces_.emplace(std::make_pair(pid, pieceStart), MmapPiece{start, piece.recordId});
+      ++record.pieces;
+    }
+    bool last = false;
+    if (end < piece.end) {
+      mmapPieces_.emplace(std::make_pair(pid, end), MmapPiece{piece.end, piece.recordId});
+      ++record.pieces;
+      last = true;  // nothing further can overlap
+    }
+    if (record.pieces == 0) mmapRecords_.erase(piece.recordId);
+    if (last) break;
+  }
+}
+
+Replay::StackInfo& Replay::stackInfo(uint32_t id) {
+  if (id < kDenseStackLimit) {
+    if (id >= denseStacks_.size()) denseStacks_.resize(std::max<size_t>(id + 1, denseStacks_.size() * 2));
+    return denseStacks_[id];
+  }
+  return sparseStacks_[id];
+}
+
+const Replay::StackInfo* Replay::findStack(uint32_t id) const {
+  if (id < denseStacks_.size()) return &denseStacks_[id];
+  const auto it = sparseStacks_.find(id);
+  return it == sparseStacks_.end() ? nullptr : &it->second;
+}
+
+void Replay::noteStackUse(uint32_t stackId, uint32_t pid, uint64_t t) {
+  if (stackId == 0) return;
+  StackInfo& s = stackId < denseStacks_.size() ? denseStacks_[stackId] : stackInfo(stackId);
+  if (!s.used) {
+    s.used = true;
+    s.firstPid = pid;
+    s.firstUseNs = t;
+  }
+}
+
+Replay::StackView Replay::stack(uint32_t id) const {
+  const StackInfo* s = id == 0 ? nullptr : findStack(id);
+  if (!s || !s->defined) return {};
+  return {true, std::span<const uint64_t>(frames_.data() + s->offset, s->count), s->firstPid, s->firstUseNs};
+}
+
+}  // namespace heaptrail::analyzer

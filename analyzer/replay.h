@@ -1,0 +1,222 @@
+// Replays a trace's events in file order and keeps the state the leak report needs:
+// live allocations (malloc family and anonymous mmap), stacks, mapping history,
+// counters. Pure logic: the only I/O is through the TraceReader.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "analyzer/flat_map.h"
+#include "analyzer/map_history.h"
+#include "schema/trace_reader.h"
+
+namespace heaptrail::analyzer {
+
+// EventKind values this analyzer knows: malloc (0) .. munmap (12), and the C++
+// operators new, new[], delete, delete[] (13 .. 16).
+inline constexpr size_t kEventKinds = 17;
+std::string_view eventKindName(size_t kind);
+
+struct ReplayOptions {
+  // Stop at this time (ns after Header.startTimeNs): later events are ignored.
+  std::optional<uint64_t> atNs;
+};
+
+// One outstanding allocation at the analysis point.
+struct Outstanding {
+  uint32_t pid = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  uint64_t timeNs = 0;
+  uint32_t stackId = 0;
+};
+
+struct DoubleFree {
+  uint32_t pid = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;          // of the original allocation
+  uint32_t stackId = 0;       // stack of the original allocation
+  uint64_t allocTimeNs = 0;
+  uint64_t timeNs = 0;        // of the offending free
+};
+
+struct ProcessInfo {
+  uint64_t timeNs = 0;
+  uint32_t pid = 0;
+  schema::ProcessEventKind kind = schema::ProcessEventKind::EXEC;
+  uint32_t parentPid = 0;
+  std::string command;
+  bool exitStatusKnown = false;
+  int32_t exitCode = 0;
+  int32_t signal = 0;
+  bool coreDumped = false;
+};
+
+struct ReplayStats {
+  uint64_t chunks = 0;
+  uint64_t missingChunks = 0;      // gaps in Chunk.sequence
+  uint64_t events = 0;             // events applied (up to the analysis point)
+  uint64_t eventsAfterAt = 0;      // events read but later than --at
+  uint64_t unknownKindEvents = 0;  // kinds newer than this analyzer: ignored
+  std::array<uint64_t, kEventKinds> eventsByKind{};
+  uint64_t allocations = 0;        // successful allocation calls, realloc and mmap included
+  uint64_t frees = 0;              // free(non-null) and munmap calls
+  uint64_t bytesAllocated = 0;
+  uint64_t peakBytes = 0;          // outstanding bytes at their highest
+  uint64_t peakTimeNs = 0;         // absolute trace time of that peak
+  uint64_t unknownFrees = 0;       // free/realloc of an address not known to be live
+  uint64_t doubleFrees = 0;
+  uint64_t failedReallocs = 0;
+  uint64_t reusedLiveAddresses = 0;  // allocation returned a still-live address: a free was lost
+  uint64_t stacksDefined = 0;
+  std::array<uint64_t, kEventKinds> lostByKind{};  // summed over the chunks read
+  uint64_t lostUnknownKind = 0;
+  uint64_t lastTimeNs = 0;         // latest time seen in the part replayed
+};
+
+class Replay {
+ public:
+  explicit Replay(ReplayOptions options = {});
+
+  // Reads the header and chunks up to the analysis point.
+  void run(trace::TraceReader& reader);
+
+  // Called by run(); public so the state can be built without a file.
+  void beginTrace(uint64_t startTimeNs);
+  // Returns false once every later chunk can only hold events after --at.
+  bool applyChunk(schema::Chunk::Reader chunk);
+  void finish(trace::TraceReader& reader);
+
+  template <typename F>
+  void forEachOutstanding(F&& f) const;
+
+  struct StackView {
+    bool defined = false;
+    std::span<const uint64_t> frames;
+    uint32_t firstPid = 0;
+    uint64_t firstUseNs = 0;
+  };
+  StackView stack(uint32_t id) const;
+
+  const ReplayStats& stats() const { return stats_; }
+  const MapHistory& maps() const { return maps_; }
+  const std::vector<DoubleFree>& doubleFrees() const { return doubleFreeList_; }
+  const std::vector<ProcessInfo>& processes() const { return processes_; }
+
+  uint64_t startTimeNs() const { return startTimeNs_; }
+  // Absolute time of the analysis point: start + --at, or the end of the recording.
+  uint64_t analysisTimeNs() const { return analysisTimeNs_; }
+  // How reading ended; Reading when --at stopped before the end of the file.
+  trace::TraceEnd end() const { return end_; }
+  const std::string& problem() const { return problem_; }
+  bool hasFooter() const { return hasFooter_; }
+  uint64_t footerEndTimeNs() const { return footerEndTimeNs_; }
+  // Footer totals, when there is a footer.
+  const std::array<uint64_t, kEventKinds>& footerLostByKind() const { return footerLost_; }
+  uint64_t footerEvents() const { return footerEvents_; }
+  uint64_t footerStacks() const { return footerStacks_; }
+  uint64_t footerChunks() const { return footerChunks_; }
+  schema::EndReason endReason() const { return endReason_; }
+  const std::string& endError() const { return endError_; }
+
+ private:
+  struct Block {
+    uint64_t size = 0;
+    uint64_t timeNs = 0;
+    uint32_t stackId = 0;
+    bool live = false;        // false: freed and not reused since (kept to spot double frees)
+  };
+  struct ReallocStash {
+    uint64_t address = 0;     // 0: the old pointer was null or unknown
+    Block block;
+  };
+  struct MmapPiece {
+    uint64_t end = 0;
+    uint64_t recordId = 0;
+  };
+  struct MmapRecord {
+    uint32_t pid = 0;
+    uint64_t start = 0;
+    uint64_t bytes = 0;       // still mapped
+    uint64_t timeNs = 0;
+    uint32_t stackId = 0;
+    uint32_t pieces = 0;
+  };
+  struct StackInfo {
+    uint64_t offset = 0;      // into frames_
+    uint32_t count = 0;
+    uint32_t firstPid = 0;
+    uint64_t firstUseNs = 0;
+    bool defined = false;
+    bool used = false;
+  };
+
+  void allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId);
+  // Marks (pid, address) freed; the block is copied to `released` when it was live.
+  bool release(uint32_t pid, uint64_t address, uint64_t t, Block* released);
+  void reallocRelease(uint32_t pid, uint32_t tid, uint64_t address, uint64_t t);
+  void reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_t size, uint64_t t,
+                     uint32_t stackId);
+  void mapAnonymous(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId);
+  void unmap(uint32_t pid, uint64_t start, uint64_t end);
+  void noteStackUse(uint32_t stackId, uint32_t pid, uint64_t t);
+  StackInfo& stackInfo(uint32_t id);
+  const StackInfo* findStack(uint32_t id) const;
+  void added(uint64_t bytes, uint64_t t);
+  void purgeFreedIfLarge();
+
+  ReplayOptions options_;
+  uint64_t startTimeNs_ = 0;
+  uint64_t cutoffNs_ = UINT64_MAX;
+  uint64_t analysisTimeNs_ = 0;
+  uint64_t expectedSequence_ = 0;
+  bool stoppedEarly_ = false;
+
+  FlatMap<Block> blocks_;  // (pid, address): live and freed-not-reused blocks
+  uint64_t liveCount_ = 0;
+  uint64_t freedCount_ = 0;
+  FlatMap<ReallocStash> stashes_;  // (pid, tid + 1): realloc calls in progress
+  std::map<std::pair<uint32_t, uint64_t>, MmapPiece> mmapPieces_;  // (pid, start)
+  std::unordered_map<uint64_t, MmapRecord> mmapRecords_;
+  uint64_t nextMmapId_ = 1;
+  uint64_t currentBytes_ = 0;
+
+  std::vector<uint64_t> frames_;
+  std::vector<StackInfo> denseStacks_;  // by id, for the ids a recorder hands out
+  std::unordered_map<uint32_t, StackInfo> sparseStacks_;
+
+  MapHistory maps_;
+  std::vector<ProcessInfo> processes_;
+  std::vector<DoubleFree> doubleFreeList_;
+  ReplayStats stats_;
+
+  trace::TraceEnd end_ = trace::TraceEnd::Reading;
+  std::string problem_;
+  bool hasFooter_ = false;
+  uint64_t footerEndTimeNs_ = 0;
+  std::array<uint64_t, kEventKinds> footerLost_{};
+  uint64_t footerEvents_ = 0, footerStacks_ = 0, footerChunks_ = 0;
+  schema::EndReason endReason_ = schema::EndReason::ERROR;
+  std::string endError_;
+};
+
+template <typename F>
+void Replay::forEachOutstanding(F&& f) const {
+  blocks_.forEach([&](uint32_t pid, uint64_t address, const Block& b) {
+    if (b.live) f(Outstanding{pid, address, b.size, b.timeNs, b.stackId});
+  });
+  // A realloc still in progress at the analysis point has not released its block yet.
+  stashes_.forEach([&](uint32_t pid, uint64_t, const ReallocStash& s) {
+    if (s.address != 0) f(Outstanding{pid, s.address, s.block.size, s.block.timeNs, s.block.stackId});
+  });
+  for (const auto& [id, r] : mmapRecords_) f(Outstanding{r.pid, r.start, r.bytes, r.timeNs, r.stackId});
+}
+
+}  // namespace heaptrail::analyzer

@@ -1,0 +1,116 @@
+#include "analyzer/text_output.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "schema/units.h"
+
+namespace heaptrail::analyzer {
+namespace {
+
+std::string hex(uint64_t value) {
+  std::ostringstream s;
+  s << "0x" << std::hex << value;
+  return s.str();
+}
+
+std::string moduleOffset(const Frame& f) {
+  return std::filesystem::path(f.module).filename().string() + "+" + hex(f.offset);
+}
+
+// Source paths under the working directory are shown relative to it, as a user typed them.
+std::string displayFile(const std::string& file) {
+  std::error_code ec;
+  const auto cwd = std::filesystem::current_path(ec);
+  if (ec || file.empty() || file[0] != '/') return file;
+  const std::string prefix = cwd.string() + "/";
+  return file.compare(0, prefix.size(), prefix) == 0 ? file.substr(prefix.size()) : file;
+}
+
+std::string frameText(const Frame& f) {
+  if (!f.mapped) return hex(f.address) + " (no mapping)";
+  if (!f.symbolized) return moduleOffset(f);
+  const FrameSymbol& s = f.symbol;
+  if (s.resolved && !s.function.empty() && !s.file.empty())
+    return s.function + " " + displayFile(s.file) + ":" + std::to_string(s.line);
+  if (s.resolved && !s.function.empty()) return s.function + " " + moduleOffset(f);
+  if (s.resolved && !s.file.empty()) return moduleOffset(f) + " " + displayFile(s.file) + ":" + std::to_string(s.line);
+  return moduleOffset(f) + " (" + (s.reason.empty() ? std::string("no symbol") : s.reason) + ")";
+}
+
+std::string plural(uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
+void writeStackText(std::ostream& out, const StackReport& stack) {
+  if (stack.stackId == 0) {
+    out << "    (no stack captured)\n";
+    return;
+  }
+  if (!stack.known) {
+    out << "    (stack " << stack.stackId << " is not in the trace)\n";
+    return;
+  }
+  for (size_t i = 0; i < stack.frames.size(); ++i) out << "    #" << i << " " << frameText(stack.frames[i]) << "\n";
+}
+
+void writeText(std::ostream& out, const LeakReport& report) {
+  const ReportSummary& s = report.summary;
+  for (const auto& w : report.warnings) out << "WARNING: " << w << "\n";
+  if (!report.warnings.empty()) out << "\n";
+
+  out << "Trace " << s.trace;
+  if (s.targetPid != 0) {
+    out << " (pid " << s.targetPid;
+    if (!s.targetCommand.empty()) {
+      out << ":";
+      for (const auto& a : s.targetCommand) out << " " << a;
+    }
+    out << ")";
+  }
+  out << "\n";
+  if (s.atNs)
+    out << "  analysis point:       " << formatDuration(*s.atNs) << " after the start (--at)\n";
+  else
+    out << "  analysis point:       end of the recording, " << formatDuration(s.analysisNs) << " after the start\n";
+  out << "  events:               " << s.events << "\n";
+  out << "  allocations:          " << s.allocations << " (" << s.bytesAllocated << " bytes, "
+      << formatBytes(s.bytesAllocated) << ")\n";
+  out << "  frees:                " << s.frees << "\n";
+  out << "  peak outstanding:     " << s.peakBytes << " bytes (" << formatBytes(s.peakBytes) << ") at "
+      << formatDuration(s.peakNs) << "\n";
+  out << "  outstanding:          " << s.outstandingBytes << " bytes (" << formatBytes(s.outstandingBytes) << ") in "
+      << plural(s.outstandingAllocations, "allocation", "allocations") << "\n";
+  out << "  frees of unknown addresses: " << s.unknownFrees << "\n";
+  out << "  double frees:         " << s.doubleFrees << "\n";
+  if (s.failedReallocs > 0) out << "  failed reallocs:      " << s.failedReallocs << "\n";
+  out << "  lost events:          " << (s.lostTotal == 0 ? std::string("none") : std::to_string(s.lostTotal)) << "\n";
+  out << "\n";
+
+  std::string filters;
+  if (s.sinceNs > 0) filters += "outstanding for at least " + formatDuration(s.sinceNs);
+  if (s.minBytes > 0) filters += std::string(filters.empty() ? "" : ", ") + "at least " + std::to_string(s.minBytes) + " bytes per stack";
+  out << plural(s.stackGroups, "stack", "stacks") << " with outstanding allocations";
+  if (!filters.empty()) out << " (" << filters << ")";
+  if (s.top > 0 && s.stackGroups > s.top) out << ", showing the top " << s.top;
+  out << (report.leaks.empty() ? "\n" : ":\n");
+  for (const auto& leak : report.leaks) {
+    out << "\n" << leak.bytes << " bytes in " << plural(leak.count, "allocation", "allocations")
+        << " from stack (oldest " << formatDuration(leak.oldestAgeNs) << ", youngest "
+        << formatDuration(leak.youngestAgeNs) << ")\n";
+    writeStackText(out, leak.stack);
+  }
+
+  if (!report.doubleFrees.empty()) {
+    out << "\n" << plural(s.doubleFrees, "double free", "double frees") << ", by where the block was allocated:\n";
+    for (const auto& d : report.doubleFrees) {
+      out << "\n" << plural(d.count, "double free", "double frees") << " of a " << d.bytes
+          << "-byte block (first at " << formatDuration(d.firstTimeNs) << ") allocated at\n";
+      writeStackText(out, d.stack);
+    }
+  }
+}
+
+}  // namespace heaptrail::analyzer
