@@ -40,6 +40,7 @@ std::string helpText(const po::options_description& visible) {
       << "  heaptrail analyze app.htr --since 60s            only allocations alive for >= 60 s\n"
       << "  heaptrail analyze app.htr --at 45s --top 20      the state 45 s after the start\n"
       << "  heaptrail analyze app.htr --min-bytes 1M         stacks holding at least 1 MiB\n"
+      << "  heaptrail analyze app.htr --pid 4321             one process of a --follow-forks trace\n"
       << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
       << "  heaptrail analyze app.htr --format json > leaks.json\n\n"
       << "Durations take ns, us, ms, s, m or h (default s); sizes take k, M or G (powers of\n"
@@ -58,6 +59,7 @@ uint64_t parseDurationOption(const std::string& name, const std::string& text) {
 std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out) {
   AnalyzeOptions o;
   std::string since, at, minBytes, top, format = "text", sysroot;
+  long long pid = -1;
   std::vector<std::string> debugDirs, traces;
   po::options_description visible("Options");
   visible.add_options()
@@ -66,6 +68,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("at", po::value<std::string>(&at), "analyze the state this long after the recording started, not at its end")
       ("top,n", po::value<std::string>(&top), "show the N stacks with the most bytes (default 10, 0: all)")
       ("min-bytes", po::value<std::string>(&minBytes), "hide stacks with fewer outstanding bytes than this")
+      ("pid,p", po::value<long long>(&pid), "only this process (traces recorded with --follow-forks hold several)")
       ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
@@ -104,6 +107,10 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
     const auto v = parseSize(minBytes);
     if (!v) throw UsageError("invalid size '" + minBytes + "' for --min-bytes (e.g. 4096, 64k, 1M)");
     o.report.minBytes = *v;
+  }
+  if (vm.count("pid")) {
+    if (pid <= 0 || pid > 0x7fffffff) throw UsageError("--pid must be a positive process id");
+    o.report.pid = static_cast<uint32_t>(pid);
   }
   if (format != "text" && format != "json") throw UsageError("invalid --format '" + format + "': use text or json");
   o.json = format == "json";

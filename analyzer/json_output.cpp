@@ -110,9 +110,8 @@ class JsonWriter {
   bool afterKey_ = false;
 };
 
-void writeFrames(JsonWriter& w, const StackReport& stack) {
-  w.field("stack_id", uint64_t{stack.stackId});
-  w.key("frames");
+// The frames of a stack as an array (empty when no stack was recorded).
+void writeFrameList(JsonWriter& w, const StackReport& stack) {
   w.beginArray();
   for (const Frame& f : stack.frames) {
     w.beginObject();
@@ -140,6 +139,12 @@ void writeFrames(JsonWriter& w, const StackReport& stack) {
     w.endObject();
   }
   w.endArray();
+}
+
+void writeFrames(JsonWriter& w, const StackReport& stack) {
+  w.field("stack_id", uint64_t{stack.stackId});
+  w.key("frames");
+  writeFrameList(w, stack);
 }
 
 }  // namespace
@@ -216,6 +221,13 @@ void writeJson(std::ostream& out, const LeakReport& report) {
   w.field("stack_groups", s.stackGroups);
   w.field("unknown_frees", s.unknownFrees);
   w.field("double_frees", s.doubleFrees);
+  w.field("mismatched_frees", s.mismatches);
+  w.key("pid");
+  if (s.pid) w.value(uint64_t{*s.pid}); else w.null();
+  w.key("processes");
+  w.beginArray();
+  for (uint32_t pid : s.processes) w.value(uint64_t{pid});
+  w.endArray();
   w.field("failed_reallocs", s.failedReallocs);
   w.key("lost_events");
   w.beginObject();
@@ -232,6 +244,7 @@ void writeJson(std::ostream& out, const LeakReport& report) {
   w.beginArray();
   for (const auto& leak : report.leaks) {
     w.beginObject();
+    w.field("pid", uint64_t{leak.pid});
     w.field("bytes", leak.bytes);
     w.field("count", leak.count);
     w.field("oldest_ns", leak.oldestAgeNs);
@@ -249,6 +262,25 @@ void writeJson(std::ostream& out, const LeakReport& report) {
     w.field("bytes", d.bytes);
     w.field("first_ns", d.firstTimeNs);
     writeFrames(w, d.stack);
+    w.key("free_frames");
+    writeFrameList(w, d.freeStack);
+    w.endObject();
+  }
+  w.endArray();
+
+  w.key("mismatched_frees");
+  w.beginArray();
+  for (const auto& m : report.mismatches) {
+    w.beginObject();
+    w.field("pid", uint64_t{m.pid});
+    w.field("count", m.count);
+    w.field("bytes", m.bytes);
+    w.field("allocated_with", std::string_view(m.allocFamily));
+    w.field("released_with", std::string_view(m.releaseFamily));
+    w.key("alloc_frames");
+    writeFrameList(w, m.allocStack);
+    w.key("release_frames");
+    writeFrameList(w, m.releaseStack);
     w.endObject();
   }
   w.endArray();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "schema/units.h"
@@ -114,6 +116,8 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
   s.peakNs = stats.peakTimeNs - std::min(stats.peakTimeNs, start);
   s.unknownFrees = stats.unknownFrees;
   s.doubleFrees = stats.doubleFrees;
+  s.mismatches = stats.mismatches;
+  s.pid = options.pid;
   s.failedReallocs = stats.failedReallocs;
   // Footer totals cover the whole trace; chunk sums only what was read.
   const bool whole = replay.end() == trace::TraceEnd::Complete;
@@ -133,32 +137,39 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
   struct Agg {
     uint64_t bytes = 0, count = 0, oldest = UINT64_MAX, youngest = 0;
   };
-  std::unordered_map<uint32_t, Agg> groups;
+  // Grouped per process and stack: the same code in a forked child is its own group.
+  std::map<std::pair<uint32_t, uint32_t>, Agg> groups;
+  std::set<uint32_t> processes;
   replay.forEachOutstanding([&](const Outstanding& o) {
+    processes.insert(o.pid);
+    if (options.pid && o.pid != *options.pid) return;
     ++s.outstandingAllocations;
     s.outstandingBytes += o.size;
     const uint64_t age = now > o.timeNs ? now - o.timeNs : 0;
     if (age < options.sinceNs) return;
     ++s.matchingAllocations;
     s.matchingBytes += o.size;
-    Agg& g = groups[o.stackId];
+    Agg& g = groups[{o.pid, o.stackId}];
     g.bytes += o.size;
     ++g.count;
     g.oldest = std::min(g.oldest, o.timeNs);
     g.youngest = std::max(g.youngest, o.timeNs);
   });
 
+  s.processes.assign(processes.begin(), processes.end());
   struct Ranked {
+    uint32_t pid;
     uint32_t stackId;
     Agg agg;
   };
   std::vector<Ranked> ranked;
-  for (const auto& [id, g] : groups)
-    if (g.bytes >= options.minBytes) ranked.push_back({id, g});
+  for (const auto& [key, g] : groups)
+    if (g.bytes >= options.minBytes) ranked.push_back({key.first, key.second, g});
   std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
     if (a.agg.bytes != b.agg.bytes) return a.agg.bytes > b.agg.bytes;
     if (a.agg.count != b.agg.count) return a.agg.count > b.agg.count;
-    return a.stackId < b.stackId;
+    if (a.stackId != b.stackId) return a.stackId < b.stackId;
+    return a.pid < b.pid;
   });
   s.stackGroups = ranked.size();
   if (options.top > 0 && ranked.size() > options.top) ranked.resize(options.top);
@@ -166,21 +177,46 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
   StackResolver stacks(replay, resolver);
   const auto ageOf = [now](uint64_t t) { return now > t ? now - t : 0; };
   for (const auto& r : ranked)
-    report.leaks.push_back({r.agg.bytes, r.agg.count, ageOf(r.agg.oldest), ageOf(r.agg.youngest), stacks.resolve(r.stackId)});
+    report.leaks.push_back({r.pid, r.agg.bytes, r.agg.count, ageOf(r.agg.oldest), ageOf(r.agg.youngest),
+                            stacks.resolve(r.stackId)});
 
   std::map<uint32_t, DoubleFreeGroup> doubles;
+  std::map<uint32_t, uint32_t> firstFreeStack;
   for (const auto& d : replay.doubleFrees()) {
+    if (options.pid && d.pid != *options.pid) continue;
     auto [it, inserted] = doubles.try_emplace(d.stackId);
     if (inserted) {
       it->second.firstTimeNs = d.timeNs - std::min(d.timeNs, start);
       it->second.bytes = d.size;
+      firstFreeStack[d.stackId] = d.freeStackId;
     }
     ++it->second.count;
   }
   for (auto& [id, g] : doubles) {
     g.stack = stacks.resolve(id);
+    g.freeStack = stacks.resolve(firstFreeStack[id]);
     report.doubleFrees.push_back(std::move(g));
   }
+
+  // Mismatched releases, grouped by both stacks and the two families.
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, Family, Family>, MismatchGroup> mismatches;
+  for (const auto& m : replay.mismatches()) {
+    if (options.pid && m.pid != *options.pid) continue;
+    auto [it, inserted] =
+        mismatches.try_emplace({m.pid, m.allocStackId, m.releaseStackId, m.allocFamily, m.releaseFamily});
+    if (inserted) {
+      it->second.pid = m.pid;
+      it->second.bytes = m.size;
+      it->second.allocFamily = familyAllocName(m.allocFamily);
+      it->second.releaseFamily = familyReleaseName(m.releaseFamily);
+      it->second.allocStack = stacks.resolve(m.allocStackId);
+      it->second.releaseStack = stacks.resolve(m.releaseStackId);
+    }
+    ++it->second.count;
+  }
+  for (auto& [key, g] : mismatches) report.mismatches.push_back(std::move(g));
+  std::stable_sort(report.mismatches.begin(), report.mismatches.end(),
+                   [](const MismatchGroup& a, const MismatchGroup& b) { return a.count > b.count; });
   std::stable_sort(report.doubleFrees.begin(), report.doubleFrees.end(),
                    [](const DoubleFreeGroup& a, const DoubleFreeGroup& b) { return a.count > b.count; });
 

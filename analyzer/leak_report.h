@@ -18,6 +18,7 @@ struct ReportOptions {
   uint64_t sinceNs = 0;          // keep allocations at least this old at the analysis point
   size_t top = 10;               // groups shown; 0 = all
   uint64_t minBytes = 0;         // groups with fewer bytes are not shown
+  std::optional<uint32_t> pid;   // only this process (--pid)
 };
 
 struct Frame {
@@ -37,6 +38,7 @@ struct StackReport {
 };
 
 struct LeakGroup {
+  uint32_t pid = 0;
   uint64_t bytes = 0;
   uint64_t count = 0;
   uint64_t oldestAgeNs = 0;      // age at the analysis point of the oldest allocation
@@ -49,6 +51,17 @@ struct DoubleFreeGroup {
   uint64_t firstTimeNs = 0;      // of the first offending free, relative to the start
   uint64_t bytes = 0;            // size of the (first) block freed twice
   StackReport stack;             // where the block was allocated
+  StackReport freeStack;         // where it was freed again (first occurrence)
+};
+
+struct MismatchGroup {
+  uint64_t count = 0;
+  uint64_t bytes = 0;            // of the first block
+  uint32_t pid = 0;
+  std::string allocFamily;       // "malloc", "new", "new[]"
+  std::string releaseFamily;     // "free", "delete", "delete[]"
+  StackReport allocStack;
+  StackReport releaseStack;      // stackId 0 when the recorder took no release stacks
 };
 
 struct ReportSummary {
@@ -73,7 +86,10 @@ struct ReportSummary {
   uint64_t stackGroups = 0;      // groups after --since and --min-bytes (before --top)
   uint64_t unknownFrees = 0;
   uint64_t doubleFrees = 0;
+  uint64_t mismatches = 0;
   uint64_t failedReallocs = 0;
+  std::optional<uint32_t> pid;   // --pid
+  std::vector<uint32_t> processes;  // pids with outstanding allocations (before --pid)
   std::vector<std::pair<std::string, uint64_t>> lost;  // kind name, count (non-zero only)
   uint64_t lostTotal = 0;
   std::string status;            // "complete", "truncated", "corrupt", "partial" (--at stopped early)
@@ -84,6 +100,7 @@ struct LeakReport {
   ReportSummary summary;
   std::vector<LeakGroup> leaks;
   std::vector<DoubleFreeGroup> doubleFrees;
+  std::vector<MismatchGroup> mismatches;
   std::vector<std::string> warnings;
 };
 

@@ -21,6 +21,24 @@ constexpr uint64_t kMinFreedToPurge = 1u << 18;
 
 }  // namespace
 
+std::string_view familyAllocName(Family family) {
+  switch (family) {
+    case Family::Malloc: return "malloc";
+    case Family::New: return "new";
+    case Family::NewArray: return "new[]";
+  }
+  return "?";
+}
+
+std::string_view familyReleaseName(Family family) {
+  switch (family) {
+    case Family::Malloc: return "free";
+    case Family::New: return "delete";
+    case Family::NewArray: return "delete[]";
+  }
+  return "?";
+}
+
 std::string_view eventKindName(size_t kind) {
   static constexpr std::array<std::string_view, kEventKinds> names = {
       "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
@@ -154,16 +172,23 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
       case kind_of(schema::EventKind::MEMALIGN):
       case kind_of(schema::EventKind::VALLOC):
       case kind_of(schema::EventKind::PVALLOC):
-      case kOperatorNew:
-      case kOperatorNewArray:
         allocate(pid, address, sizes[i], t, stackIds[i]);
+        break;
+      case kOperatorNew:
+        allocate(pid, address, sizes[i], t, stackIds[i], Family::New);
+        break;
+      case kOperatorNewArray:
+        allocate(pid, address, sizes[i], t, stackIds[i], Family::NewArray);
         break;
       case kind_of(schema::EventKind::FREE):
       case kOperatorDelete:
       case kOperatorDeleteArray:
         if (address != 0) {
           ++stats_.frees;
-          release(pid, address, t, nullptr);
+          const Family family = kind == kOperatorDelete        ? Family::New
+                                : kind == kOperatorDeleteArray ? Family::NewArray
+                                                               : Family::Malloc;
+          release(pid, address, t, nullptr, family, stackIds[i]);
         }
         break;
       case kind_of(schema::EventKind::REALLOC_RELEASE):
@@ -197,7 +222,8 @@ void Replay::added(uint64_t bytes, uint64_t t) {
   }
 }
 
-void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId) {
+void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,
+                      Family family) {
   if (address == 0) return;  // the call failed
   ++stats_.allocations;
   stats_.bytesAllocated += size;
@@ -212,13 +238,14 @@ void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
       --freedCount_;
     }
   }
-  b = Block{size, t, stackId, true};
+  b = Block{size, t, stackId, true, family};
   ++liveCount_;
   added(size, t);
   noteStackUse(stackId, pid, t);
 }
 
-bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released) {
+bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released, Family family,
+                     uint32_t stackId) {
   Block* b = blocks_.find(pid, address);
   if (!b) {
     ++stats_.unknownFrees;
@@ -227,8 +254,15 @@ bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released
   if (!b->live) {
     ++stats_.doubleFrees;
     if (doubleFreeList_.size() < kMaxDoubleFreeRecords)
-      doubleFreeList_.push_back({pid, address, b->size, b->stackId, b->timeNs, t});
+      doubleFreeList_.push_back({pid, address, b->size, b->stackId, b->timeNs, t, stackId});
+    noteStackUse(stackId, pid, t);  // so that its frames resolve in this process's mappings
     return false;
+  }
+  if (b->family != family) {
+    ++stats_.mismatches;
+    if (mismatchList_.size() < kMaxDoubleFreeRecords)
+      mismatchList_.push_back({pid, address, b->size, b->family, family, b->stackId, stackId, t});
+    noteStackUse(stackId, pid, t);
   }
   if (released) *released = *b;
   b->live = false;

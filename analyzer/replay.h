@@ -45,6 +45,25 @@ struct DoubleFree {
   uint32_t stackId = 0;       // stack of the original allocation
   uint64_t allocTimeNs = 0;
   uint64_t timeNs = 0;        // of the offending free
+  uint32_t freeStackId = 0;   // stack of the offending free (0: not recorded)
+};
+
+// Which allocator family a block came from and a release belongs to: memory must go
+// back to the family it came from (malloc -> free, new -> delete, new[] -> delete[]).
+enum class Family : uint8_t { Malloc, New, NewArray };
+std::string_view familyAllocName(Family family);    // "malloc", "new", "new[]"
+std::string_view familyReleaseName(Family family);  // "free", "delete", "delete[]"
+
+// A block released by the wrong family (new[] released with delete, ...).
+struct Mismatch {
+  uint32_t pid = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  Family allocFamily = Family::Malloc;
+  Family releaseFamily = Family::Malloc;
+  uint32_t allocStackId = 0;
+  uint32_t releaseStackId = 0;  // 0: not recorded
+  uint64_t timeNs = 0;          // of the release
 };
 
 struct ProcessInfo {
@@ -73,6 +92,7 @@ struct ReplayStats {
   uint64_t peakTimeNs = 0;         // absolute trace time of that peak
   uint64_t unknownFrees = 0;       // free/realloc of an address not known to be live
   uint64_t doubleFrees = 0;
+  uint64_t mismatches = 0;         // releases by the wrong family
   uint64_t failedReallocs = 0;
   uint64_t reusedLiveAddresses = 0;  // allocation returned a still-live address: a free was lost
   uint64_t stacksDefined = 0;
@@ -108,6 +128,7 @@ class Replay {
   const ReplayStats& stats() const { return stats_; }
   const MapHistory& maps() const { return maps_; }
   const std::vector<DoubleFree>& doubleFrees() const { return doubleFreeList_; }
+  const std::vector<Mismatch>& mismatches() const { return mismatchList_; }
   const std::vector<ProcessInfo>& processes() const { return processes_; }
 
   uint64_t startTimeNs() const { return startTimeNs_; }
@@ -132,6 +153,7 @@ class Replay {
     uint64_t timeNs = 0;
     uint32_t stackId = 0;
     bool live = false;        // false: freed and not reused since (kept to spot double frees)
+    Family family = Family::Malloc;
   };
   struct ReallocStash {
     uint64_t address = 0;     // 0: the old pointer was null or unknown
@@ -158,9 +180,11 @@ class Replay {
     bool used = false;
   };
 
-  void allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId);
+  void allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,
+                Family family = Family::Malloc);
   // Marks (pid, address) freed; the block is copied to `released` when it was live.
-  bool release(uint32_t pid, uint64_t address, uint64_t t, Block* released);
+  bool release(uint32_t pid, uint64_t address, uint64_t t, Block* released, Family family = Family::Malloc,
+               uint32_t stackId = 0);
   void reallocRelease(uint32_t pid, uint32_t tid, uint64_t address, uint64_t t);
   void reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_t size, uint64_t t,
                      uint32_t stackId);
@@ -195,6 +219,7 @@ class Replay {
   MapHistory maps_;
   std::vector<ProcessInfo> processes_;
   std::vector<DoubleFree> doubleFreeList_;
+  std::vector<Mismatch> mismatchList_;
   ReplayStats stats_;
 
   trace::TraceEnd end_ = trace::TraceEnd::Reading;

@@ -85,6 +85,13 @@ void writeText(std::ostream& out, const LeakReport& report) {
       << plural(s.outstandingAllocations, "allocation", "allocations") << "\n";
   out << "  frees of unknown addresses: " << s.unknownFrees << "\n";
   out << "  double frees:         " << s.doubleFrees << "\n";
+  out << "  mismatched frees:     " << s.mismatches << "\n";
+  if (s.processes.size() > 1 || s.pid) {
+    out << "  processes:           ";
+    for (uint32_t pid : s.processes) out << " " << pid;
+    if (s.pid) out << " (showing pid " << *s.pid << ")";
+    out << "\n";
+  }
   if (s.failedReallocs > 0) out << "  failed reallocs:      " << s.failedReallocs << "\n";
   out << "  lost events:          " << (s.lostTotal == 0 ? std::string("none") : std::to_string(s.lostTotal)) << "\n";
   out << "\n";
@@ -98,8 +105,9 @@ void writeText(std::ostream& out, const LeakReport& report) {
   out << (report.leaks.empty() ? "\n" : ":\n");
   for (const auto& leak : report.leaks) {
     out << "\n" << leak.bytes << " bytes in " << plural(leak.count, "allocation", "allocations")
-        << " from stack (oldest " << formatDuration(leak.oldestAgeNs) << ", youngest "
-        << formatDuration(leak.youngestAgeNs) << ")\n";
+        << " from stack (";
+    if (s.processes.size() > 1) out << "pid " << leak.pid << ", ";
+    out << "oldest " << formatDuration(leak.oldestAgeNs) << ", youngest " << formatDuration(leak.youngestAgeNs) << ")\n";
     writeStackText(out, leak.stack);
   }
 
@@ -109,6 +117,26 @@ void writeText(std::ostream& out, const LeakReport& report) {
       out << "\n" << plural(d.count, "double free", "double frees") << " of a " << d.bytes
           << "-byte block (first at " << formatDuration(d.firstTimeNs) << ") allocated at\n";
       writeStackText(out, d.stack);
+      if (d.freeStack.stackId != 0) {
+        out << "  freed again at\n";
+        writeStackText(out, d.freeStack);
+      }
+    }
+  }
+
+  if (!report.mismatches.empty()) {
+    out << "\n" << plural(s.mismatches, "free", "frees") << " by the wrong allocator family:\n";
+    for (const auto& m : report.mismatches) {
+      out << "\n" << plural(m.count, "block", "blocks") << " (" << m.bytes << " bytes";
+      if (s.processes.size() > 1) out << ", pid " << m.pid;
+      out << ") allocated with " << m.allocFamily << " but released with " << m.releaseFamily << "\n";
+      out << "  allocated at\n";
+      writeStackText(out, m.allocStack);
+      out << "  released at\n";
+      if (m.releaseStack.stackId == 0)
+        out << "    (not recorded: the trace was made with --no-release-stacks)\n";
+      else
+        writeStackText(out, m.releaseStack);
     }
   }
 }

@@ -33,6 +33,9 @@ const volatile __u64 mmap_vaddr = 0;
 const volatile __u64 munmap_vaddr = 0;
 /* --follow-forks: children of a recorded process are recorded too. */
 const volatile bool follow_forks = false;
+/* Capture the user stack of releases too (free, delete): for mismatched-family and
+ * double-free reports. */
+const volatile bool release_stacks = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -111,8 +114,11 @@ static __always_inline void count_lost(__u32 kind)
 		*counter += 1;
 }
 
+/* with_stack: at a return probe. entry_stack: at an entry probe, where the stack
+ * would start in the probed function and miss its caller (whose return address is at
+ * [sp], not yet in the frame chain): frame 0 is replaced by that return address. */
 static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 function,
-				 __u64 address, __u64 size, bool with_stack)
+				 __u64 address, __u64 size, bool with_stack, bool entry_stack)
 {
 	__u32 zero = 0;
 	struct ht_event *ev = bpf_map_lookup_elem(&scratch, &zero);
@@ -126,12 +132,15 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 	ev->kind = kind;
 	ev->function = function;
 	long n = 0;
-	if (with_stack) {
+	if (with_stack || entry_stack) {
 		__u32 bytes = stack_depth * sizeof(__u64);
 		if (bytes > sizeof(ev->stack))
 			bytes = sizeof(ev->stack);
 		n = bpf_get_stack(ctx, ev->stack, bytes, BPF_F_USER_STACK);
 		if (n < 0)
+			n = 0;
+		if (entry_stack && n >= sizeof(__u64) &&
+		    bpf_probe_read_user(&ev->stack[0], sizeof(__u64), (void *)PT_REGS_SP((struct pt_regs *)ctx)))
 			n = 0;
 	}
 	if (n > sizeof(ev->stack))
@@ -236,7 +245,7 @@ int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
 {
 	ENTRY_GUARD();
 	if (enter(ctx, kind, function, size, 0) && ptr)
-		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, size, false);
+		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, size, false, false);
 	return 0;
 }
 
@@ -246,7 +255,7 @@ int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 nmemb, __u64 size)
 	ENTRY_GUARD();
 	if (enter(ctx, kind, function, nmemb * size, 0) && ptr)
 		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, nmemb * size,
-		     false);
+		     false, false);
 	return 0;
 }
 
@@ -276,7 +285,7 @@ int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (nested(ctx, (__u32)pid_tgid) || called_from_allocator(ctx, munmap_vaddr))
 		return 0;
-	emit(ctx, pid_tgid, kind, function, addr, length, false);
+	emit(ctx, pid_tgid, kind, function, addr, length, false, false);
 	return 0;
 }
 
@@ -293,7 +302,7 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 		bpf_map_delete_elem(&releasing, &tid);
 		return 0;
 	}
-	emit(ctx, pid_tgid, kind, function, ptr, 0, false);
+	emit(ctx, pid_tgid, kind, function, ptr, 0, false, release_stacks);
 	return 0;
 }
 
@@ -308,7 +317,7 @@ int BPF_KPROBE(release_enter, __u64 ptr)
 		return 0;
 	struct release_call r = {.ptr = ptr, .sp = PT_REGS_SP(ctx)};
 	bpf_map_update_elem(&releasing, &tid, &r, BPF_ANY);
-	emit(ctx, pid_tgid, kind, function, ptr, 0, false);
+	emit(ctx, pid_tgid, kind, function, ptr, 0, false, release_stacks);
 	return 0;
 }
 
@@ -335,7 +344,7 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	case HT_REALLOC:
 	case HT_REALLOCARRAY:
 		/* Recorded even when it failed: the release at entry must be undone. */
-		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, address != 0);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, address != 0, false);
 		return 0;
 	case HT_POSIX_MEMALIGN:
 		address = 0;
@@ -348,7 +357,7 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		break;
 	}
 	if (address)
-		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, true);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, true, false);
 	return 0;
 }
 

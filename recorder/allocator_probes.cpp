@@ -73,6 +73,7 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   rodata->stack_depth = config.stackDepth;
   rodata->wakeup_bytes = config.ringBufferBytes / 4;
   rodata->follow_forks = config.followForks;
+  rodata->release_stacks = config.releaseStacks;
   if (libc) {
     if (const auto index = indexFunctions(libc->attachPath, {"mmap", "munmap"})) {
       const auto vaddrOf = [&](const char* name) {

@@ -28,6 +28,7 @@ struct ProbeConfig {
   uint32_t stackDepth = 64;
   uint64_t ringBufferBytes = 4ull << 20;
   bool followForks = false;
+  bool releaseStacks = true;
 };
 
 // The loaded BPF programs and their uprobes. Everything is detached and unloaded when

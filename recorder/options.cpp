@@ -77,6 +77,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
        ("hook an application's own allocator function, SYMBOL=KIND, KIND one of " + customKindNames() +
         " (repeatable)").c_str())
       ("follow-forks,f", "also record the processes the target starts (fork, vfork, clone) and what they exec")
+      ("no-release-stacks", "do not capture the stacks of frees and deletes (cheaper; mismatch and double-free reports then show only the allocation's stack)")
       ("verbose,v", "print libbpf diagnostics and progress");
 
   try {
@@ -90,6 +91,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     }
     options.verbose = vm.count("verbose") > 0;
     options.followForks = vm.count("follow-forks") > 0;
+    options.releaseStacks = vm.count("no-release-stacks") == 0;
     for (const auto& f : options.customFunctions)
       if (!parseCustomFunction(f))
         throw po::error("invalid --alloc-fn '" + f + "': expected SYMBOL=KIND with KIND one of " + customKindNames());

@@ -22,6 +22,7 @@ struct RecordOptions {
   uint64_t ringBufferBytes = 4ull << 20;
   std::vector<std::string> customFunctions;  // --alloc-fn SYMBOL=KIND, validated
   bool followForks = false;
+  bool releaseStacks = true;
   bool verbose = false;
 };
 

@@ -209,6 +209,7 @@ void Session::writeHeader() {
     auto functions = o.initProbedFunctions(static_cast<unsigned>(hooked_.size()));
     for (unsigned i = 0; i < hooked_.size(); ++i) functions.set(i, hooked_[i].symbol);
     o.setFollowForks(options_.followForks);
+    o.setReleaseStacks(options_.releaseStacks);
     auto custom = o.initCustomFunctions(static_cast<unsigned>(options_.customFunctions.size()));
     for (unsigned i = 0; i < options_.customFunctions.size(); ++i) custom.set(i, options_.customFunctions[i]);
   });
@@ -263,7 +264,7 @@ RecordSummary Session::run() {
 
   probes_ = std::make_unique<AllocatorProbes>(
       ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes,
-                  options_.followForks},
+                  options_.followForks, options_.releaseStacks},
       allocators_.libc);
   probes_->addTarget(target_.pid());
   hookAllocators();

@@ -1,11 +1,11 @@
 // Every C++ allocation operator, each leaking once (sizes are unique so a test can find
-// them) and each released once through its matching delete:
-//   new            -> Leak48   (48 bytes)   ALLOC:new_plain
-//   new[]          -> 25 ints  (100 bytes)  ALLOC:new_array
-//   new(nothrow)   -> Leak56   (56 bytes)   ALLOC:new_nothrow
-//   new[](nothrow) -> 30 ints  (120 bytes)  ALLOC:new_array_nothrow
-//   aligned new    -> Aligned  (192 bytes, alignas(64))   ALLOC:new_aligned
-//   aligned new[]  -> 2 x Aligned (384 bytes)             ALLOC:new_array_aligned
+// them) and each released once through its matching delete. Leaked:
+//   new            -> Leak48   (48 bytes)
+//   new[]          -> 25 ints  (100 bytes)
+//   new(nothrow)   -> Leak56   (56 bytes)
+//   new[](nothrow) -> 30 ints  (120 bytes)
+//   aligned new    -> Aligned  (192 bytes, alignas(64))
+//   aligned new[]  -> 2 x Aligned (384 bytes)
 // Freed (not leaked): new 72 bytes with sized delete, new[] 35 ints (140 bytes) with
 // delete[], aligned 1 x Aligned2 (320 bytes) with aligned delete.
 #include <new>

@@ -67,6 +67,7 @@ struct RecorderOptions {
   probedFunctions @6 :List(Text);  # symbols of the functions hooked (details: Chunk.functions)
   followForks @7 :Bool;        # children of the targets were recorded too
   customFunctions @8 :List(Text);  # --alloc-fn arguments, as given (SYMBOL=KIND)
+  releaseStacks @9 :Bool;      # frees and deletes carry their stack (Events.stackId)
 }
 
 struct Header {
@@ -132,6 +133,8 @@ struct Events {
   address @4 :List(UInt64);     # see EventKind
   size @5 :List(UInt64);        # see EventKind
   stackId @6 :List(UInt32);     # id of the user stack (`Stack.id`); 0 = no stack captured
+                                # (munmap, realloc's release, or frees recorded without
+                                # RecorderOptions.releaseStacks)
   function @7 :List(UInt16);    # id of the function called (`AllocatorFunction.id`); 0 = unknown
 }
 

@@ -2,6 +2,8 @@
 // outstanding, how it is grouped, filtered and summarized, and what is warned about.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <fstream>
 
 #include "analyzer/leak_report.h"
@@ -603,4 +605,82 @@ TEST(Replay, ForgettingOldFreedBlocksKeepsCountsExact) {
 }
 
 }  // namespace
+TEST(Replay, FreesByTheWrongFamilyAreReportedWithBothStacks) {
+  TempDir dir;
+  SyntheticTrace t(dir / "t.htr");
+  t.stack(1, {0x401001}).stack(2, {0x401002}).stack(3, {0x401003}).stack(11, {0x402001}).stack(12, {0x402002});
+  // Right pairs: no finding.
+  t.event(EventKind::OPERATOR_NEW, 1 * kMs, 0x1000, 48, 1).event(EventKind::OPERATOR_DELETE, 2 * kMs, 0x1000, 0, 11);
+  t.event(EventKind::OPERATOR_NEW_ARRAY, 3 * kMs, 0x2000, 96, 2)
+      .event(EventKind::OPERATOR_DELETE_ARRAY, 4 * kMs, 0x2000, 0, 11);
+  t.malloc(5 * kMs, 0x3000, 16, 3).free(6 * kMs, 0x3000);
+  // Wrong: new[] + delete (twice from the same places), malloc + delete, new + free,
+  // new + realloc (realloc is of the malloc family).
+  for (uint64_t i = 0; i < 2; ++i)
+    t.event(EventKind::OPERATOR_NEW_ARRAY, (10 + i) * kMs, 0x4000 + i * 0x100, 160, 2)
+        .event(EventKind::OPERATOR_DELETE, (12 + i) * kMs, 0x4000 + i * 0x100, 0, 12);
+  t.malloc(20 * kMs, 0x5000, 168, 3).event(EventKind::OPERATOR_DELETE, 21 * kMs, 0x5000, 0, 12);
+  t.event(EventKind::OPERATOR_NEW, 22 * kMs, 0x6000, 176, 1).event(EventKind::FREE, 23 * kMs, 0x6000, 0, 11);
+  t.event(EventKind::OPERATOR_NEW, 24 * kMs, 0x7000, 8, 1).realloc(25 * kMs, 0x7000, 0x7100, 32, 3);
+  t.finish(30 * kMs);
+  auto a = analyze(dir / "t.htr", allGroups());
+  EXPECT_EQ(a.report.summary.mismatches, 5u);
+  EXPECT_EQ(a.report.summary.doubleFrees, 0u);
+  ASSERT_EQ(a.report.mismatches.size(), 4u);
+  const auto& first = a.report.mismatches[0];
+  EXPECT_EQ(first.count, 2u);
+  EXPECT_EQ(first.bytes, 160u);
+  EXPECT_EQ(first.allocFamily, "new[]");
+  EXPECT_EQ(first.releaseFamily, "delete");
+  EXPECT_EQ(first.allocStack.stackId, 2u);
+  EXPECT_EQ(first.releaseStack.stackId, 12u);
+  ASSERT_EQ(first.releaseStack.frames.size(), 1u);
+  EXPECT_EQ(first.releaseStack.frames[0].address, 0x402002u);
+  std::set<std::pair<std::string, std::string>> pairs;
+  for (const auto& m : a.report.mismatches) pairs.insert({m.allocFamily, m.releaseFamily});
+  EXPECT_EQ(pairs, (std::set<std::pair<std::string, std::string>>{
+                       {"new[]", "delete"}, {"malloc", "delete"}, {"new", "free"}}));
+  // The realloc moved the block: only the new 32-byte block is outstanding.
+  ASSERT_EQ(a.report.leaks.size(), 1u);
+  EXPECT_EQ(a.report.leaks[0].bytes, 32u);
+}
+
+TEST(Replay, DoubleFreeShowsWhereItWasFreedAgain) {
+  TempDir dir;
+  SyntheticTrace t(dir / "t.htr");
+  t.stack(5, {0x401005}).stack(9, {0x409009});
+  t.malloc(1 * kMs, 0x1000, 100, 5).event(EventKind::FREE, 2 * kMs, 0x1000, 0, 9).event(EventKind::FREE, 3 * kMs, 0x1000, 0, 9);
+  t.finish(4 * kMs);
+  auto a = analyze(dir / "t.htr", allGroups());
+  ASSERT_EQ(a.report.doubleFrees.size(), 1u);
+  EXPECT_EQ(a.report.doubleFrees[0].freeStack.stackId, 9u);
+  ASSERT_EQ(a.report.doubleFrees[0].freeStack.frames.size(), 1u);
+  EXPECT_EQ(a.report.doubleFrees[0].freeStack.frames[0].address, 0x409009u);
+}
+
+TEST(Replay, ProcessesAreReportedSeparatelyAndSelectable) {
+  TempDir dir;
+  SyntheticTrace t(dir / "t.htr");
+  t.stack(1, {0x401001});
+  // The same stack leaking in two processes (a forked child runs the same code).
+  t.event(EventKind::MALLOC, 1 * kMs, 0x1000, 100, 1, kPid, kPid);
+  t.event(EventKind::MALLOC, 2 * kMs, 0x1000, 30, 1, 5000, 5000);
+  t.event(EventKind::MALLOC, 3 * kMs, 0x2000, 30, 1, 5000, 5000);
+  t.finish(4 * kMs);
+  auto all = analyze(dir / "t.htr", allGroups());
+  ASSERT_EQ(all.report.leaks.size(), 2u);
+  EXPECT_EQ(all.report.leaks[0].pid, kPid);
+  EXPECT_EQ(all.report.leaks[0].bytes, 100u);
+  EXPECT_EQ(all.report.leaks[1].pid, 5000u);
+  EXPECT_EQ(all.report.leaks[1].bytes, 60u);
+  EXPECT_EQ(all.report.leaks[1].count, 2u);
+  EXPECT_EQ(all.report.summary.processes, (std::vector<uint32_t>{kPid, 5000}));
+  auto options = allGroups();
+  options.pid = 5000;
+  auto child = analyze(dir / "t.htr", options);
+  ASSERT_EQ(child.report.leaks.size(), 1u);
+  EXPECT_EQ(child.report.leaks[0].pid, 5000u);
+  EXPECT_EQ(child.report.summary.outstandingBytes, 60u);
+}
+
 }  // namespace heaptrail::testing
