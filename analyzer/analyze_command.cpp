@@ -5,6 +5,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <kj/exception.h>
+
 #include "analyzer/cli.h"
 #include "analyzer/json_output.h"
 #include "analyzer/leak_report.h"
@@ -178,6 +180,9 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     return kExitOk;
   } catch (const trace::TraceError& e) {
     err << "heaptrail analyze: " << e.what() << "\n";
+  } catch (const kj::Exception& e) {
+    // A damaged record that got past the reader's checks: one line, never a crash.
+    err << "heaptrail analyze: " << options->trace.string() << ": corrupt trace: " << e.getDescription().cStr() << "\n";
   } catch (const std::exception& e) {
     err << "heaptrail analyze: " << options->trace.string() << ": " << e.what() << "\n";
   }

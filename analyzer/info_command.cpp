@@ -5,6 +5,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <kj/exception.h>
+
 #include "analyzer/cli.h"
 #include "analyzer/replay.h"
 #include "schema/trace_error.h"
@@ -182,6 +184,9 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitOk;
   } catch (const trace::TraceError& e) {
     err << "heaptrail info: " << e.what() << "\n";
+  } catch (const kj::Exception& e) {
+    // A damaged record that got past the reader's checks: one line, never a crash.
+    err << "heaptrail info: " << traces[0] << ": corrupt trace: " << e.getDescription().cStr() << "\n";
   } catch (const std::exception& e) {
     err << "heaptrail info: " << traces[0] << ": " << e.what() << "\n";
   }

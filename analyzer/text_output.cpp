@@ -134,7 +134,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
       writeStackText(out, m.allocStack);
       out << "  released at\n";
       if (m.releaseStack.stackId == 0)
-        out << "    (not recorded: the trace was made with --no-release-stacks)\n";
+        out << "    (not recorded: record with --release-stacks to see where)\n";
       else
         writeStackText(out, m.releaseStack);
     }

@@ -33,13 +33,14 @@ const volatile __u64 mmap_vaddr = 0;
 const volatile __u64 munmap_vaddr = 0;
 /* --follow-forks: children of a recorded process are recorded too. */
 const volatile bool follow_forks = false;
-/* Capture the user stack of releases too (free, delete): for mismatched-family and
- * double-free reports. */
-const volatile bool release_stacks = true;
+/* --release-stacks: capture the user stack of releases too (free, delete), for
+ * mismatched-family and double-free reports. Off by default: it doubles the cost of a
+ * free. */
+const volatile bool release_stacks = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* replaced by --ringbuf-size */
+	__uint(max_entries, 2 << 20); /* replaced by --ringbuf-size */
 } events SEC(".maps");
 
 /* Processes being recorded (tgid -> 1). */
@@ -65,7 +66,7 @@ struct pending_call {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384); /* threads inside an allocator call at once */
 	__type(key, __u32);
 	__type(value, struct pending_call);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -81,7 +82,7 @@ struct release_call {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct release_call);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -26,9 +26,9 @@ struct ProbeConfig {
   uint64_t minSize = 0;
   uint64_t maxSize = 0;
   uint32_t stackDepth = 64;
-  uint64_t ringBufferBytes = 4ull << 20;
+  uint64_t ringBufferBytes = 2ull << 20;
   bool followForks = false;
-  bool releaseStacks = true;
+  bool releaseStacks = false;
 };
 
 // The loaded BPF programs and their uprobes. Everything is detached and unloaded when

@@ -72,12 +72,12 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("min-size", po::value<std::string>(&minSize), "ignore allocations smaller than this")
       ("max-size", po::value<std::string>(&maxSize), "ignore allocations larger than this")
       ("stack-depth", po::value<unsigned>(&stackDepth), "user stack frames to capture per allocation (1-127, default 64)")
-      ("ringbuf-size", po::value<std::string>(&ringSize), "BPF ring buffer size, a power of two (default 4M)")
+      ("ringbuf-size", po::value<std::string>(&ringSize), "BPF ring buffer size, a power of two (default 2M)")
       ("alloc-fn", po::value<std::vector<std::string>>(&options.customFunctions),
        ("hook an application's own allocator function, SYMBOL=KIND, KIND one of " + customKindNames() +
         " (repeatable)").c_str())
       ("follow-forks,f", "also record the processes the target starts (fork, vfork, clone) and what they exec")
-      ("no-release-stacks", "do not capture the stacks of frees and deletes (cheaper; mismatch and double-free reports then show only the allocation's stack)")
+      ("release-stacks", "also capture the stacks of frees and deletes, so that mismatched-family and double-free reports show where the block was released (doubles the cost of a free)")
       ("verbose,v", "print libbpf diagnostics and progress");
 
   try {
@@ -91,7 +91,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     }
     options.verbose = vm.count("verbose") > 0;
     options.followForks = vm.count("follow-forks") > 0;
-    options.releaseStacks = vm.count("no-release-stacks") == 0;
+    options.releaseStacks = vm.count("release-stacks") > 0;
     for (const auto& f : options.customFunctions)
       if (!parseCustomFunction(f))
         throw po::error("invalid --alloc-fn '" + f + "': expected SYMBOL=KIND with KIND one of " + customKindNames());

@@ -19,10 +19,10 @@ struct RecordOptions {
   uint64_t minSize = 0;
   uint64_t maxSize = 0;                   // 0: no limit
   uint32_t stackDepth = 64;
-  uint64_t ringBufferBytes = 4ull << 20;
+  uint64_t ringBufferBytes = 2ull << 20;
   std::vector<std::string> customFunctions;  // --alloc-fn SYMBOL=KIND, validated
   bool followForks = false;
-  bool releaseStacks = true;
+  bool releaseStacks = false;
   bool verbose = false;
 };
 

@@ -31,7 +31,9 @@ namespace heaptrail::recorder {
 namespace {
 
 constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 1 chunk/s
-constexpr size_t kMaxChunkEvents = 1 << 16;
+// Small chunks keep the recorder's memory low: a chunk exists as columns, as a Cap'n
+// Proto message and compressed, all at once.
+constexpr size_t kMaxChunkEvents = 1 << 13;
 constexpr int kPollIntervalMs = 100;
 // After Ctrl-C, how long a started command gets to exit so its status is recorded.
 constexpr uint64_t kChildGraceNs = 500'000'000;

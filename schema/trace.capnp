@@ -133,7 +133,7 @@ struct Events {
   address @4 :List(UInt64);     # see EventKind
   size @5 :List(UInt64);        # see EventKind
   stackId @6 :List(UInt32);     # id of the user stack (`Stack.id`); 0 = no stack captured
-                                # (munmap, realloc's release, or frees recorded without
+                                # (munmap, realloc's release, and frees/deletes unless
                                 # RecorderOptions.releaseStacks)
   function @7 :List(UInt16);    # id of the function called (`AllocatorFunction.id`); 0 = unknown
 }

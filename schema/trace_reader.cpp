@@ -18,7 +18,7 @@
 namespace heaptrail::trace {
 
 struct TraceReader::Decoded {
-  std::vector<capnp::word> words;
+  std::vector<uint64_t> words;  // capnp::word storage, reused from chunk to chunk
   std::optional<capnp::FlatArrayMessageReader> message;
   schema::Record::Reader record;
 };
@@ -123,7 +123,7 @@ void TraceReader::stop(TraceEnd end, std::string problem) {
   problem_ = std::move(problem);
 }
 
-std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext() {
+std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext(std::unique_ptr<Decoded> reuse) {
   const uint64_t remaining = size_ - offset_;
   const std::string where = "at byte " + std::to_string(offset_);
   const size_t frameSize = ZSTD_findFrameCompressedSize(data_ + offset_, remaining);
@@ -149,7 +149,8 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext() {
     return nullptr;
   }
 
-  auto decoded = std::make_unique<Decoded>();
+  auto decoded = reuse ? std::move(reuse) : std::make_unique<Decoded>();
+  decoded->message.reset();
   decoded->words.resize(contentSize / sizeof(capnp::word));
   const size_t n = ZSTD_decompressDCtx(dctx_.get(), decoded->words.data(), contentSize,
                                        data_ + offset_, frameSize);
@@ -159,7 +160,8 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext() {
     return nullptr;
   }
   try {
-    kj::ArrayPtr<const capnp::word> words(decoded->words.data(), decoded->words.size());
+    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(decoded->words.data()),
+                                          decoded->words.size());
     decoded->message.emplace(words, readerOptions(decoded->words.size()));
     decoded->record = decoded->message->getRoot<schema::Record>();
     decoded->record.which();  // validates the root pointer now, not at first use
@@ -173,13 +175,13 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext() {
 
 std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
   if (end_ != TraceEnd::Reading) return std::nullopt;
-  current_.reset();
+  std::unique_ptr<Decoded> previous = std::move(current_);
   if (offset_ == size_) {
     stop(TraceEnd::Truncated, "file ends after chunk " + std::to_string(chunksRead_) +
                                   " without a footer (recording was cut off)");
     return std::nullopt;
   }
-  auto decoded = decodeNext();
+  auto decoded = decodeNext(std::move(previous));
   if (!decoded) return std::nullopt;
   switch (decoded->record.which()) {
     case schema::Record::CHUNK:

@@ -58,7 +58,8 @@ class TraceReader {
   struct Decoded;
   void readHeader();
   // Decodes the record at offset_; nullptr (with end_/problem_ set) when it cannot.
-  std::unique_ptr<Decoded> decodeNext();
+  // `reuse`: a record no longer needed, whose buffer is reused.
+  std::unique_ptr<Decoded> decodeNext(std::unique_ptr<Decoded> reuse = nullptr);
   void stop(TraceEnd end, std::string problem);
 
   std::filesystem::path path_;

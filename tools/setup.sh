@@ -13,6 +13,7 @@ packages=(
   libboost-program-options-dev       # command lines
   libgtest-dev                       # tests
   binutils util-linux                # tests: readelf/nm oracle, setpriv
+  libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
 )
 missing=()
 for p in "${packages[@]}"; do

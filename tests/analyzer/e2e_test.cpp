@@ -197,7 +197,7 @@ TEST(EndToEnd, EveryCxxOperatorLeakAtItsLineAndNoMismatch) {
 TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
   NEED_ROOT();
   TempDir dir;
-  const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/cpp_mismatch");
+  const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/cpp_mismatch", "--release-stacks");
   ASSERT_EQ(r.status, 0);
   const std::string source = std::string(SAMPLES_SOURCE_DIR) + "/cpp_mismatch.cpp";
   const JsonValue doc = JsonParser::parse(r.json);

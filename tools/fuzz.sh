@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target (clang, ASan + UBSan) and fuzzes the trace reader and the
+# analyzer's replay for SECONDS (default 60), starting from tests/fuzz/corpus. A crash
+# leaves its input in build-fuzz/artifacts/ and fails; add it to the corpus once fixed.
+#   tools/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHEAPTRAIL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz --target trace_fuzzer -j"$(nproc)"
+mkdir -p build-fuzz/corpus build-fuzz/artifacts
+cp tests/fuzz/corpus/* build-fuzz/corpus/
+build-fuzz/tests/fuzz/trace_fuzzer -max_total_time="$seconds" -max_len=65536 \
+  -artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 build-fuzz/corpus 2>&1 | tail -n 20
