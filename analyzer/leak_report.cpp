@@ -79,6 +79,16 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
     w.push_back("the trace is corrupt (" + replay.problem() + "): analyzed up to its last intact chunk (" +
                 std::to_string(stats.chunks) + " chunks, " + formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
                 " of recording)");
+  if (!replay.damage().empty())
+    w.push_back(std::to_string(replay.damage().size()) + " damaged part(s) of the trace were skipped (first: " +
+                replay.damage().front() + "): their events are missing from the analysis");
+  if (stats.timeWentBackwards > 0)
+    w.push_back(std::to_string(stats.timeWentBackwards) +
+                " events are more than a second older than events before them: the trace may be damaged");
+  if (stats.implausibleEvents > 0)
+    w.push_back(std::to_string(stats.implausibleEvents) + " allocations of impossible sizes were ignored: the trace may be damaged");
+  if (s.unknownStacks > 0)
+    w.push_back(std::to_string(s.unknownStacks) + " stacks referenced by events are not in the trace: shown without frames");
   if (stats.missingChunks > 0)
     w.push_back(std::to_string(stats.missingChunks) + " chunks are missing from the trace (sequence gaps): their events are not counted");
   if (stats.reusedLiveAddresses > 0)
@@ -220,6 +230,7 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
   std::stable_sort(report.doubleFrees.begin(), report.doubleFrees.end(),
                    [](const DoubleFreeGroup& a, const DoubleFreeGroup& b) { return a.count > b.count; });
 
+  for (const auto& leak : report.leaks) s.unknownStacks += leak.stack.stackId != 0 && !leak.stack.known;
   report.warnings = warningsFor(replay, s);
   return report;
 }

@@ -87,6 +87,7 @@ struct ReportSummary {
   uint64_t unknownFrees = 0;
   uint64_t doubleFrees = 0;
   uint64_t mismatches = 0;
+  uint64_t unknownStacks = 0;    // shown groups whose stack id is not defined in the trace
   uint64_t failedReallocs = 0;
   std::optional<uint32_t> pid;   // --pid
   std::vector<uint32_t> processes;  // pids with outstanding allocations (before --pid)

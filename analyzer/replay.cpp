@@ -14,6 +14,10 @@ constexpr size_t kOperatorNew = 13, kOperatorNewArray = 14, kOperatorDelete = 15
 
 constexpr uint32_t kDenseStackLimit = 1u << 24;
 constexpr size_t kMaxDoubleFreeRecords = 100000;
+// Threads' timestamps can be a little out of order; more than this is damage.
+constexpr uint64_t kTimeSkewNs = 1'000'000'000;
+// Larger than any address space: an allocation this size cannot have succeeded.
+constexpr uint64_t kMaxPlausibleSize = 1ull << 56;
 
 // Freed blocks are kept to recognise double frees; beyond this many (and twice
 // the live ones) they are dropped so memory follows live allocations, not history.
@@ -57,20 +61,19 @@ void Replay::beginTrace(uint64_t startTimeNs) {
 
 void Replay::run(trace::TraceReader& reader) {
   beginTrace(reader.header().getStartTimeNs());
-  bool corrupt = false;
-  try {
-    while (auto chunk = reader.nextChunk()) {
+  while (auto chunk = reader.nextChunk()) {
+    try {
       if (!applyChunk(*chunk)) {
         stoppedEarly_ = true;
         break;
       }
+    } catch (const kj::Exception& e) {
+      // A record that decoded but does not hold together: skip the rest of it.
+      damage_.push_back("chunk " + std::to_string(reader.chunksRead()) + ": " + e.getDescription().cStr());
     }
-  } catch (const kj::Exception& e) {
-    corrupt = true;
-    problem_ = "corrupt chunk " + std::to_string(reader.chunksRead()) + ": " + e.getDescription().cStr();
   }
+  damage_.insert(damage_.begin(), reader.damage().begin(), reader.damage().end());
   finish(reader);
-  if (corrupt) end_ = trace::TraceEnd::Corrupt;
 }
 
 void Replay::finish(trace::TraceReader& reader) {
@@ -154,6 +157,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
       continue;
     }
     anyInTime = true;
+    if (t + kTimeSkewNs < stats_.lastTimeNs) ++stats_.timeWentBackwards;
     if (t > stats_.lastTimeNs) stats_.lastTimeNs = t;
     ++stats_.events;
     const auto kind = static_cast<size_t>(kinds[i]);
@@ -225,6 +229,10 @@ void Replay::added(uint64_t bytes, uint64_t t) {
 void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,
                       Family family) {
   if (address == 0) return;  // the call failed
+  if (size > kMaxPlausibleSize) {
+    ++stats_.implausibleEvents;  // no allocator succeeds at this size: damage
+    return;
+  }
   ++stats_.allocations;
   stats_.bytesAllocated += size;
   bool inserted = false;

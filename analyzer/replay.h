@@ -95,6 +95,8 @@ struct ReplayStats {
   uint64_t mismatches = 0;         // releases by the wrong family
   uint64_t failedReallocs = 0;
   uint64_t reusedLiveAddresses = 0;  // allocation returned a still-live address: a free was lost
+  uint64_t timeWentBackwards = 0;  // events more than a second older than one before them
+  uint64_t implausibleEvents = 0;  // allocations of impossible sizes, ignored
   uint64_t stacksDefined = 0;
   std::array<uint64_t, kEventKinds> lostByKind{};  // summed over the chunks read
   uint64_t lostUnknownKind = 0;
@@ -137,6 +139,8 @@ class Replay {
   // How reading ended; Reading when --at stopped before the end of the file.
   trace::TraceEnd end() const { return end_; }
   const std::string& problem() const { return problem_; }
+  // Damaged parts that were skipped (reading went on after each).
+  const std::vector<std::string>& damage() const { return damage_; }
   bool hasFooter() const { return hasFooter_; }
   uint64_t footerEndTimeNs() const { return footerEndTimeNs_; }
   // Footer totals, when there is a footer.
@@ -220,6 +224,7 @@ class Replay {
   std::vector<ProcessInfo> processes_;
   std::vector<DoubleFree> doubleFreeList_;
   std::vector<Mismatch> mismatchList_;
+  std::vector<std::string> damage_;
   ReplayStats stats_;
 
   trace::TraceEnd end_ = trace::TraceEnd::Reading;

@@ -173,16 +173,40 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext(std::unique_ptr<De
   return decoded;
 }
 
+bool TraceReader::resync() {
+  // Every record is a zstd frame: look for the next frame start after the damage.
+  static constexpr uint8_t kZstdMagic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+  for (uint64_t at = offset_ + 1; at + sizeof kZstdMagic <= size_; ++at) {
+    if (std::memcmp(data_ + at, kZstdMagic, sizeof kZstdMagic) != 0) continue;
+    const size_t n = ZSTD_findFrameCompressedSize(data_ + at, size_ - at);
+    if (ZSTD_isError(n)) continue;
+    skippedBytes_ += at - offset_;
+    offset_ = at;
+    return true;
+  }
+  return false;
+}
+
 std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
   if (end_ != TraceEnd::Reading) return std::nullopt;
   std::unique_ptr<Decoded> previous = std::move(current_);
-  if (offset_ == size_) {
-    stop(TraceEnd::Truncated, "file ends after chunk " + std::to_string(chunksRead_) +
-                                  " without a footer (recording was cut off)");
-    return std::nullopt;
+  std::unique_ptr<Decoded> decoded;
+  while (!decoded) {
+    if (offset_ == size_) {
+      stop(TraceEnd::Truncated, "file ends after chunk " + std::to_string(chunksRead_) +
+                                    " without a footer (recording was cut off)");
+      return std::nullopt;
+    }
+    decoded = decodeNext(std::move(previous));
+    if (decoded) break;
+    if (end_ != TraceEnd::Corrupt) return std::nullopt;
+    // A damaged record does not hide the intact ones after it.
+    const std::string problem = problem_;
+    if (!resync()) return std::nullopt;
+    damage_.push_back(problem);
+    end_ = TraceEnd::Reading;
+    problem_.clear();
   }
-  auto decoded = decodeNext(std::move(previous));
-  if (!decoded) return std::nullopt;
   switch (decoded->record.which()) {
     case schema::Record::CHUNK:
       current_ = std::move(decoded);
@@ -193,8 +217,8 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
       stop(TraceEnd::Complete, "");
       return std::nullopt;
     default:
-      stop(TraceEnd::Corrupt, "unexpected record kind at chunk " + std::to_string(chunksRead_));
-      return std::nullopt;
+      damage_.push_back("unexpected record kind after chunk " + std::to_string(chunksRead_));
+      return nextChunk();
   }
 }
 

@@ -45,6 +45,10 @@ class TraceReader {
   std::optional<schema::Chunk::Reader> nextChunk();
 
   TraceEnd end() const { return end_; }
+  // Damaged records that were skipped (reading went on with the next intact record),
+  // one description each, and how many bytes were skipped in all.
+  const std::vector<std::string>& damage() const { return damage_; }
+  uint64_t skippedBytes() const { return skippedBytes_; }
   // For Truncated and Corrupt: what was wrong and where, for the user.
   const std::string& problem() const { return problem_; }
   // The footer, once nextChunk() has returned nullopt on a complete trace.
@@ -57,6 +61,8 @@ class TraceReader {
  private:
   struct Decoded;
   void readHeader();
+  // After a damaged record: moves offset_ to the next plausible record; false if none.
+  bool resync();
   // Decodes the record at offset_; nullptr (with end_/problem_ set) when it cannot.
   // `reuse`: a record no longer needed, whose buffer is reused.
   std::unique_ptr<Decoded> decodeNext(std::unique_ptr<Decoded> reuse = nullptr);
@@ -73,6 +79,8 @@ class TraceReader {
   std::unique_ptr<Decoded> footer_;
   TraceEnd end_ = TraceEnd::Reading;
   std::string problem_;
+  std::vector<std::string> damage_;
+  uint64_t skippedBytes_ = 0;
   uint64_t chunksRead_ = 0;
 };
 

@@ -313,17 +313,43 @@ TEST(TraceFormat, RefusesNewerSchemaVersion) {
   }
 }
 
-TEST(TraceFormat, CorruptChunkStopsReadingWithReason) {
+TEST(TraceFormat, CorruptChunkInTheMiddleDoesNotHideTheChunksAfterIt) {
   TempDir dir;
   writeSampleTrace(dir / "t.htr");
   std::string bytes = readFile(dir / "t.htr");
   const auto ends = recordEnds(bytes);
   bytes[ends[1] + (ends[2] - ends[1]) / 2] ^= 0x5a;  // damage chunk 1's compressed data
   writeFile(dir / "bad.htr", bytes);
+  trace::TraceReader reader(dir / "bad.htr");
+  std::vector<uint64_t> sequences;
+  while (auto chunk = reader.nextChunk()) sequences.push_back(chunk->getSequence());
+  EXPECT_EQ(sequences, (std::vector<uint64_t>{0, 2, 3})) << "chunk 1 skipped, the rest read";
+  EXPECT_EQ(reader.end(), TraceEnd::Complete) << "the footer after the damage is intact";
+  ASSERT_EQ(reader.damage().size(), 1u);
+  EXPECT_NE(reader.damage()[0].find("corrupt record at byte"), std::string::npos) << reader.damage()[0];
+  EXPECT_GT(reader.skippedBytes(), 0u);
+
+  // Garbage spliced between two chunks is skipped the same way.
+  std::string spliced = readFile(dir / "t.htr");
+  spliced.insert(ends[2], std::string(300, '\x42'));
+  writeFile(dir / "spliced.htr", spliced);
+  const auto t = testing::loadTrace(dir / "spliced.htr");
+  EXPECT_EQ(t.chunkSequences, (std::vector<uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(t.end, TraceEnd::Complete);
+}
+
+TEST(TraceFormat, DamageAtTheEndIsReportedAsCorrupt) {
+  TempDir dir;
+  writeSampleTrace(dir / "t.htr");
+  std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  bytes[ends[4] + (ends[5] - ends[4]) / 2] ^= 0x5a;  // damage the footer
+  writeFile(dir / "bad.htr", bytes);
   const auto t = testing::loadTrace(dir / "bad.htr");
-  EXPECT_EQ(t.chunkSequences.size(), 1u);
+  EXPECT_EQ(t.chunkSequences.size(), 4u);
   EXPECT_EQ(t.end, TraceEnd::Corrupt);
   EXPECT_NE(t.problem.find("corrupt"), std::string::npos) << t.problem;
+  EXPECT_FALSE(t.hasFooter);
 }
 
 TEST(TraceFormat, SecondWriterOnSameFileIsRefused) {

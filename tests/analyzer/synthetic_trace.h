@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ class SyntheticTrace {
 
   SyntheticTrace& event(EventKind kind, uint64_t t, uint64_t address, uint64_t size, uint32_t stack = 0,
                         uint32_t tid = kPid, uint32_t pid = kPid) {
+    // Like the recorder, define a stack before its first use (a made-up frame unless the
+    // test gave one with stack()).
+    if (stack != 0 && !defined_.count(stack)) this->stack(stack, {0x400000 + stack});
     chunk_.addEvent({kind, kStart + t, pid, tid, address, size, stack});
     lastTime_ = std::max(lastTime_, t);
     return *this;
@@ -80,6 +84,7 @@ class SyntheticTrace {
     return event(EventKind::MUNMAP, t, address, size);
   }
   SyntheticTrace& stack(uint32_t id, std::vector<uint64_t> frames) {
+    defined_.insert(id);
     chunk_.addStack(id, frames);
     return *this;
   }
@@ -120,6 +125,7 @@ class SyntheticTrace {
   trace::TraceWriter writer_;
   trace::ChunkBuilder chunk_;
   uint64_t lastTime_ = 0;
+  std::set<uint32_t> defined_;
 };
 
 struct Analysis {
