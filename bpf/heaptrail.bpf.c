@@ -95,6 +95,21 @@ struct {
 	__type(value, struct ht_event);
 } scratch SEC(".maps");
 
+/* A copy of the top of the user stack, in which the frame-pointer chain is followed:
+ * one copy of 2 KiB costs far less than bpf_get_stack()'s read per frame. The extra 16
+ * bytes let a frame record at any masked offset be read whole. */
+#define STACK_WINDOW 2048
+struct stack_window {
+	__u8 bytes[STACK_WINDOW + 16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_window);
+} stack_windows SEC(".maps");
+
 /* Events the ring buffer could not take, per kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -113,6 +128,54 @@ static __always_inline void count_lost(__u32 kind)
 	__u64 *counter = bpf_map_lookup_elem(&lost, &kind);
 	if (counter)
 		*counter += 1;
+}
+
+/* Walks the frame-pointer chain of the user stack into out[]; returns the bytes
+ * written, or -1 when the stack cannot be copied (the caller falls back to
+ * bpf_get_stack). Frame 0 is the return address into the allocator's caller: the
+ * instruction pointer at a return probe, [sp] at an entry probe. */
+static __always_inline long walk_user_stack(struct pt_regs *regs, __u64 *out, __u32 max_frames,
+					    bool at_entry)
+{
+	/* Registers first: the verifier wants plain loads from the context. */
+	__u64 ip = PT_REGS_IP(regs);
+	__u64 sp = PT_REGS_SP(regs);
+	__u64 fp = PT_REGS_FP(regs);
+	__u32 zero = 0;
+	struct stack_window *w = bpf_map_lookup_elem(&stack_windows, &zero);
+	if (!w)
+		return -1;
+	if (bpf_probe_read_user(w->bytes, STACK_WINDOW, (void *)sp))
+		return -1;
+	out[0] = at_entry ? *(__u64 *)&w->bytes[0] : ip;
+	__u32 n = 1;
+	for (int i = 1; i < HT_MAX_STACK_DEPTH; i++) {
+		if (n >= max_frames || n >= HT_MAX_STACK_DEPTH)
+			break;
+		/* A frame record lies above the stack pointer, 8-byte aligned. */
+		if (fp < sp || (fp & 7))
+			break;
+		__u64 next, ret;
+		__u64 offset = fp - sp;
+		if (offset <= STACK_WINDOW - 16) {
+			offset &= STACK_WINDOW - 1;
+			next = *(__u64 *)&w->bytes[offset];
+			ret = *(__u64 *)&w->bytes[offset + 8];
+		} else {
+			__u64 record[2];
+			if (bpf_probe_read_user(record, sizeof(record), (void *)fp))
+				break;
+			next = record[0];
+			ret = record[1];
+		}
+		if (!ret)
+			break;
+		out[n++] = ret;
+		if (next <= fp)
+			break;
+		fp = next;
+	}
+	return n * sizeof(__u64);
 }
 
 /* with_stack: at a return probe. entry_stack: at an entry probe, where the stack
@@ -137,12 +200,18 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 		__u32 bytes = stack_depth * sizeof(__u64);
 		if (bytes > sizeof(ev->stack))
 			bytes = sizeof(ev->stack);
-		n = bpf_get_stack(ctx, ev->stack, bytes, BPF_F_USER_STACK);
-		if (n < 0)
-			n = 0;
-		if (entry_stack && n >= sizeof(__u64) &&
-		    bpf_probe_read_user(&ev->stack[0], sizeof(__u64), (void *)PT_REGS_SP((struct pt_regs *)ctx)))
-			n = 0;
+		n = walk_user_stack(ctx, ev->stack, bytes / sizeof(__u64), entry_stack);
+		if (n < 0) {
+			/* The top of the stack could not be copied (it ends within the
+			 * window): let the kernel walk it. */
+			n = bpf_get_stack(ctx, ev->stack, bytes, BPF_F_USER_STACK);
+			if (n < 0)
+				n = 0;
+			if (entry_stack && n >= sizeof(__u64) &&
+			    bpf_probe_read_user(&ev->stack[0], sizeof(__u64),
+						(void *)PT_REGS_SP((struct pt_regs *)ctx)))
+				n = 0;
+		}
 	}
 	if (n > sizeof(ev->stack))
 		n = sizeof(ev->stack);

@@ -245,5 +245,16 @@ TEST_F(AllocationPathsTest, ShellThatExecsTheProgramRecordsIt) {
   EXPECT_EQ(functionOf(t, leak[0]), "main");
 }
 
+TEST_F(AllocationPathsTest, DeepStackWithLargeFramesIsComplete) {
+  // The frames beyond the recorder's 2 KiB copy of the stack top are read one by one.
+  const auto t = record({kSamples + "/deep"});
+  const auto leak = t.eventsWithSize(15015);
+  ASSERT_EQ(leak.size(), 1u);
+  const auto& frames = t.stacks.at(leak[0].stackId);
+  ASSERT_GE(frames.size(), 25u);
+  for (size_t i = 0; i < 24; ++i) EXPECT_EQ(functionOf(t, leak[0], i), "recurse") << "frame " << i;
+  EXPECT_EQ(functionOf(t, leak[0], 24), "main");
+}
+
 }  // namespace
 }  // namespace heaptrail
