@@ -372,7 +372,9 @@ void Replay::unmap(uint32_t pid, uint64_t start, uint64_t end) {
 }
 
 Replay::StackInfo& Replay::stackInfo(uint32_t id) {
-  if (id < kDenseStackLimit) {
+  // Recorders hand out ids 1, 2, 3, ...: those live in a vector. An id far beyond the
+  // ones seen (a damaged or hostile file) goes to the map instead of growing the vector.
+  if (id < kDenseStackLimit && id <= 2 * denseStacks_.size() + 4096) {
     if (id >= denseStacks_.size()) denseStacks_.resize(std::max<size_t>(id + 1, denseStacks_.size() * 2));
     return denseStacks_[id];
   }
