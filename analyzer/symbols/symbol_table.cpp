@@ -95,7 +95,10 @@ const std::string* SymbolTable::lookup(uint64_t vaddr, Match match) const {
     const Entry& e = entries_[nearest - k];
     if (e.size > 0 && vaddr - e.addr < e.size) return &nameOf(nearest - k);
   }
-  if (match == Match::NearestPreceding && vaddr < entries_[nearest].sectionEnd) return &nameOf(nearest);
+  // Only a symbol of unknown size may extend to vaddr: one whose size ends before it
+  // would give a wrong name (common in stripped libraries with only .dynsym).
+  if (match == Match::NearestPreceding && entries_[nearest].size == 0 && vaddr < entries_[nearest].sectionEnd)
+    return &nameOf(nearest);
   return nullptr;
 }
 
