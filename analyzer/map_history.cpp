@@ -1,5 +1,7 @@
 #include "analyzer/map_history.h"
 
+#include "schema/record_readers.h"
+
 #include <unordered_set>
 
 namespace heaptrail::analyzer {
@@ -9,13 +11,7 @@ void MapHistory::add(MappingEntry mapping) {
   mappings_.push_back(std::move(mapping));
 }
 
-void MapHistory::add(schema::Mapping::Reader m) {
-  const auto id = m.getBuildId();
-  add(MappingEntry{m.getTimeNs(), m.getPid(), m.getStart(), m.getEnd(), m.getFileOffset(),
-                   std::string(m.getPath().cStr()),
-                   std::string(reinterpret_cast<const char*>(id.begin()), id.size()), m.getSource(),
-                   m.getExecutable()});
-}
+void MapHistory::add(schema::Mapping::Reader m) { add(trace::readMapping(m)); }
 
 void MapHistory::addFork(uint32_t child, uint32_t parent) {
   if (child != parent) parent_.emplace(child, parent);

@@ -7,21 +7,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "schema/chunk_builder.h"
 #include "schema/trace.capnp.h"
 
 namespace heaptrail::analyzer {
 
-struct MappingEntry {
-  uint64_t timeNs = 0;
-  uint32_t pid = 0;
-  uint64_t start = 0;
-  uint64_t end = 0;
-  uint64_t fileOffset = 0;
-  std::string path;
-  std::string buildId;  // raw bytes
-  schema::MappingSource source = schema::MappingSource::PROC_MAPS;
-  bool executable = true;
-};
+using MappingEntry = trace::MappingRecord;
 
 class MapHistory {
  public:

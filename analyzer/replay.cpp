@@ -1,5 +1,7 @@
 #include "analyzer/replay.h"
 
+#include "schema/record_readers.h"
+
 #include <algorithm>
 
 #include <kj/exception.h>
@@ -122,8 +124,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
   }
   for (auto m : chunk.getMappings()) maps_.add(m);
   for (auto p : chunk.getProcesses()) {
-    processes_.push_back({p.getTimeNs(), p.getPid(), p.getKind(), p.getParentPid(), p.getCommand().cStr(),
-                          p.getExitStatusKnown(), p.getExitCode(), p.getSignal(), p.getCoreDumped()});
+    processes_.push_back(trace::readProcess(p));
     if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());
   }
   for (auto lost : chunk.getLost()) {

@@ -15,6 +15,7 @@
 
 #include "analyzer/flat_map.h"
 #include "analyzer/map_history.h"
+#include "schema/chunk_builder.h"
 #include "schema/trace_reader.h"
 
 namespace heaptrail::analyzer {
@@ -66,17 +67,7 @@ struct Mismatch {
   uint64_t timeNs = 0;          // of the release
 };
 
-struct ProcessInfo {
-  uint64_t timeNs = 0;
-  uint32_t pid = 0;
-  schema::ProcessEventKind kind = schema::ProcessEventKind::EXEC;
-  uint32_t parentPid = 0;
-  std::string command;
-  bool exitStatusKnown = false;
-  int32_t exitCode = 0;
-  int32_t signal = 0;
-  bool coreDumped = false;
-};
+using ProcessInfo = trace::ProcessRecord;
 
 struct ReplayStats {
   uint64_t chunks = 0;

@@ -8,10 +8,7 @@
 #include <map>
 #include <set>
 
-#include "tests/support/bpf_required.h"
-#include "tests/support/elf_oracle.h"
-#include "tests/support/run_command.h"
-#include "tests/support/trace_contents.h"
+#include "tests/support/recording_test.h"
 
 namespace heaptrail {
 namespace {
@@ -19,47 +16,7 @@ namespace {
 using schema::EventKind;
 using testing::TraceContents;
 
-const std::string kRecorder = HEAPTRAIL_RECORD_BIN;
-const std::string kSamples = HEAPTRAIL_SAMPLES_DIR;
-
-class AllocationPathsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
-    char pattern[] = "/tmp/heaptrail-paths-XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  TraceContents record(const std::vector<std::string>& command, std::vector<std::string> options = {}) {
-    std::vector<std::string> argv = {kRecorder, "-o", (dir_ / "t.htr").string()};
-    argv.insert(argv.end(), options.begin(), options.end());
-    argv.push_back("--");
-    argv.insert(argv.end(), command.begin(), command.end());
-    const auto r = testing::runCommand(argv);
-    EXPECT_EQ(r.exitCode, 0) << r.err;
-    auto t = testing::loadTrace(dir_ / "t.htr");
-    EXPECT_EQ(t.end, trace::TraceEnd::Complete);
-    EXPECT_TRUE(t.footerLost.empty());
-    return t;
-  }
-
-  std::string functionOf(const TraceContents& t, const trace::EventRecord& e, size_t frame = 0) {
-    const auto& frames = t.stacks.at(e.stackId);
-    if (frame >= frames.size()) return "<no frame>";
-    const uint64_t address = frames[frame] - 1;
-    const auto* m = t.mappingAt(e.pid, address, e.timeNs);
-    if (!m) return "<unmapped>";
-    auto& oracle = oracles_.try_emplace(m->path, m->path).first->second;
-    const std::string name = oracle.functionAt(m->fileOffset + (address - m->start));
-    return name.empty() ? "<in " + m->path + ">" : name;
-  }
-
-  std::filesystem::path dir_;
-  std::map<std::string, testing::ElfOracle> oracles_;
-};
+using AllocationPathsTest = testing::RecordingTest;
 
 struct Expected {
   uint64_t size;

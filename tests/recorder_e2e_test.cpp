@@ -12,10 +12,7 @@
 #include <thread>
 
 #include "recorder/elf_info.h"
-#include "tests/support/bpf_required.h"
-#include "tests/support/elf_oracle.h"
-#include "tests/support/run_command.h"
-#include "tests/support/trace_contents.h"
+#include "tests/support/recording_test.h"
 
 namespace heaptrail {
 namespace {
@@ -23,49 +20,7 @@ namespace {
 using schema::EventKind;
 using testing::TraceContents;
 
-const std::string kRecorder = HEAPTRAIL_RECORD_BIN;
-const std::string kSamples = HEAPTRAIL_SAMPLES_DIR;
-
-class RecorderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
-    char pattern[] = "/tmp/heaptrail-e2e-XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  std::filesystem::path output(const std::string& name = "t.htr") const { return dir_ / name; }
-
-  // Records `command` with `-- command`, expecting success.
-  TraceContents record(const std::vector<std::string>& command, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {kRecorder, "-o", output().string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back("--");
-    argv.insert(argv.end(), command.begin(), command.end());
-    last_ = testing::runCommand(argv);
-    EXPECT_EQ(last_.exitCode, 0) << last_.err;
-    return testing::loadTrace(output());
-  }
-
-  // The function of the sample holding a return address, via binutils.
-  std::string functionOf(const TraceContents& t, const trace::EventRecord& e, size_t frame) {
-    const auto& frames = t.stacks.at(e.stackId);
-    if (frame >= frames.size()) return "<no frame>";
-    const uint64_t address = frames[frame] - 1;  // return address: look at the call
-    const auto* m = t.mappingAt(e.pid, address, e.timeNs);
-    if (!m) return "<unmapped>";
-    auto& oracle = oracles_.try_emplace(m->path, m->path).first->second;
-    const std::string name = oracle.functionAt(m->fileOffset + (address - m->start));
-    return name.empty() ? "<in " + m->path + ">" : name;
-  }
-
-  std::filesystem::path dir_;
-  testing::CommandResult last_;
-  std::map<std::string, testing::ElfOracle> oracles_;
-};
+using RecorderTest = testing::RecordingTest;
 
 void expectWellFormed(const TraceContents& t) {
   EXPECT_EQ(t.end, trace::TraceEnd::Complete) << t.problem;

@@ -1,5 +1,7 @@
 #include "tests/support/trace_contents.h"
 
+#include "schema/record_readers.h"
+
 namespace heaptrail::testing {
 
 std::vector<trace::EventRecord> TraceContents::eventsWithSize(uint64_t size) const {
@@ -74,38 +76,10 @@ TraceContents loadTrace(const std::filesystem::path& path) {
       for (uint64_t f : s.getFrames()) frames.push_back(f);
       if (!t.stacks.emplace(s.getId(), std::move(frames)).second) ++t.duplicateStackIds;
     }
-    for (auto m : chunk->getMappings()) {
-      trace::MappingRecord r;
-      r.timeNs = m.getTimeNs();
-      r.pid = m.getPid();
-      r.start = m.getStart();
-      r.end = m.getEnd();
-      r.fileOffset = m.getFileOffset();
-      r.path = m.getPath();
-      const auto id = m.getBuildId();
-      r.buildId.assign(reinterpret_cast<const char*>(id.begin()), id.size());
-      r.source = m.getSource();
-      r.executable = m.getExecutable();
-      r.inode = m.getInode();
-      t.mappings.push_back(std::move(r));
-    }
-    for (auto p : chunk->getProcesses()) {
-      trace::ProcessRecord r;
-      r.timeNs = p.getTimeNs();
-      r.pid = p.getPid();
-      r.kind = p.getKind();
-      r.parentPid = p.getParentPid();
-      r.command = p.getCommand();
-      r.exitStatusKnown = p.getExitStatusKnown();
-      r.exitCode = p.getExitCode();
-      r.signal = p.getSignal();
-      r.coreDumped = p.getCoreDumped();
-      for (auto a : p.getCommandLine()) r.commandLine.emplace_back(a);
-      t.processes.push_back(std::move(r));
-    }
+    for (auto m : chunk->getMappings()) t.mappings.push_back(trace::readMapping(m));
+    for (auto p : chunk->getProcesses()) t.processes.push_back(trace::readProcess(p));
     for (auto l : chunk->getLost()) t.lostInChunks[l.getKind()] += l.getCount();
-    for (auto f : chunk->getFunctions())
-      t.functions[f.getId()] = {f.getId(), f.getSymbol(), f.getKind(), f.getObject(), f.getCustom()};
+    for (auto f : chunk->getFunctions()) t.functions[f.getId()] = trace::readFunction(f);
   }
   t.end = reader.end();
   t.problem = reader.problem();

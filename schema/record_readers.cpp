@@ -1,0 +1,23 @@
+#include "schema/record_readers.h"
+
+namespace heaptrail::trace {
+
+MappingRecord readMapping(schema::Mapping::Reader m) {
+  const auto id = m.getBuildId();
+  return {m.getTimeNs(), m.getPid(), m.getStart(), m.getEnd(), m.getFileOffset(), m.getPath(),
+          std::string(reinterpret_cast<const char*>(id.begin()), id.size()), m.getSource(), m.getExecutable(),
+          m.getInode()};
+}
+
+ProcessRecord readProcess(schema::ProcessEvent::Reader p) {
+  ProcessRecord r{p.getTimeNs(), p.getPid(), p.getKind(), p.getParentPid(), p.getCommand(),
+                  p.getExitStatusKnown(), p.getExitCode(), p.getSignal(), p.getCoreDumped(), {}};
+  for (auto arg : p.getCommandLine()) r.commandLine.emplace_back(arg);
+  return r;
+}
+
+FunctionRecord readFunction(schema::AllocatorFunction::Reader f) {
+  return {f.getId(), f.getSymbol(), f.getKind(), f.getObject(), f.getCustom()};
+}
+
+}  // namespace heaptrail::trace
