@@ -2,9 +2,15 @@
 /* Uprobes on a process's allocator functions: every allocation (with its user stack,
  * taken at return so that the allocator's immediate caller is in it) and every
  * release, streamed through one ring buffer. Each uprobe's BPF cookie says which
- * function it is on and what kind of event it makes (HT_COOKIE). */
-#include "vmlinux.h"
-#include <bpf/bpf_core_read.h>
+ * function it is on and what kind of event it makes (HT_COOKIE).
+ *
+ * Only user registers are read here, through the UAPI struct pt_regs, so this object
+ * needs no kernel BTF: loading it does not make libbpf parse vmlinux's BTF (several
+ * MiB of the recorder's peak memory). Following forks, which reads kernel structures,
+ * is a separate CO-RE object (heaptrail_fork.bpf.c). */
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -31,8 +37,6 @@ const volatile __u64 alloc_text_start = 0;
 const volatile __u64 alloc_text_end = 0;
 const volatile __u64 mmap_vaddr = 0;
 const volatile __u64 munmap_vaddr = 0;
-/* --follow-forks: children of a recorded process are recorded too. */
-const volatile bool follow_forks = false;
 /* --release-stacks: capture the user stack of releases too (free, delete), for
  * mismatched-family and double-free reports. Off by default: it doubles the cost of a
  * free. */
@@ -43,7 +47,7 @@ struct {
 	__uint(max_entries, 2 << 20); /* replaced by --ringbuf-size */
 } events SEC(".maps");
 
-/* Processes being recorded (tgid -> 1). */
+/* Processes being recorded (tgid -> 1); shared with heaptrail_fork.bpf.c. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -428,19 +432,5 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	}
 	if (address)
 		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, true, false);
-	return 0;
-}
-
-/* --follow-forks: a process forked by a recorded one is recorded from its first
- * instruction (the uprobes are attached for all processes then, filtered here). */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
-{
-	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
-	__u32 child_tgid = BPF_CORE_READ(child, tgid);
-	if (!follow_forks || child_tgid == parent_tgid || !is_target(parent_tgid))
-		return 0;
-	__u8 one = 1;
-	bpf_map_update_elem(&targets, &child_tgid, &one, BPF_ANY);
 	return 0;
 }

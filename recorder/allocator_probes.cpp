@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "heaptrail.skel.h"
+#include "heaptrail_fork.skel.h"
 #include "recorder/elf_info.h"
 #include "recorder/record_error.h"
 
@@ -62,6 +63,10 @@ void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_bpf* skel) const {
   heaptrail_bpf__destroy(skel);
 }
 
+void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_fork_bpf* skel) const {
+  heaptrail_fork_bpf__destroy(skel);
+}
+
 void AllocatorProbes::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
 AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc) {
@@ -72,7 +77,6 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   rodata->max_size = config.maxSize;
   rodata->stack_depth = config.stackDepth;
   rodata->wakeup_bytes = config.ringBufferBytes / 4;
-  rodata->follow_forks = config.followForks;
   rodata->release_stacks = config.releaseStacks;
   if (libc) {
     if (const auto index = indexFunctions(libc->attachPath, {"mmap", "munmap"})) {
@@ -86,7 +90,6 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
       rodata->munmap_vaddr = vaddrOf("munmap");
     }
   }
-  bpf_program__set_autoload(skel_->progs.follow_fork, config.followForks);
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
     throw RecordError("invalid ring buffer size");
   if (const int err = heaptrail_bpf__load(skel_.get()); err != 0) {
@@ -96,7 +99,14 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
                       (detail.empty() ? "" : " (" + detail + ")") + "; rerun with --verbose for details");
   }
   if (config.followForks) {
-    bpf_link* link = bpf_program__attach(skel_->progs.follow_fork);
+    // A separate object so that recording without it never loads the kernel's BTF.
+    forkSkel_.reset(heaptrail_fork_bpf__open());
+    if (!forkSkel_ ||
+        bpf_map__reuse_fd(forkSkel_->maps.targets, bpf_map__fd(skel_->maps.targets)) != 0 ||
+        heaptrail_fork_bpf__load(forkSkel_.get()) != 0)
+      throw RecordError(std::string("cannot follow forks: loading the fork tracker failed: ") +
+                        std::strerror(errno) + "; rerun with --verbose for details");
+    bpf_link* link = bpf_program__attach(forkSkel_->progs.follow_fork);
     if (!link) throw RecordError(std::string("cannot follow forks: ") + std::strerror(errno));
     links_.emplace_back(link);
   }

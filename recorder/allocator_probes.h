@@ -18,6 +18,7 @@
 #include "schema/chunk_builder.h"
 
 struct heaptrail_bpf;
+struct heaptrail_fork_bpf;
 struct bpf_link;
 
 namespace heaptrail::recorder {
@@ -59,11 +60,13 @@ class AllocatorProbes {
  private:
   struct SkeletonDeleter {
     void operator()(heaptrail_bpf* skel) const;
+    void operator()(heaptrail_fork_bpf* skel) const;
   };
   struct LinkDeleter {
     void operator()(bpf_link* link) const;
   };
   std::unique_ptr<heaptrail_bpf, SkeletonDeleter> skel_;
+  std::unique_ptr<heaptrail_fork_bpf, SkeletonDeleter> forkSkel_;  // --follow-forks only
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::set<std::tuple<dev_t, ino_t, uint64_t>> hooked_;  // file and offset of each uprobe
   uint16_t nextFunctionId_ = 1;
