@@ -338,6 +338,10 @@ TEST_F(RecorderTest, KilledRecorderLeavesATraceReadableToItsLastChunk) {
   EXPECT_EQ(t.targetPids.at(0), static_cast<uint32_t>(target.pid()));
   EXPECT_GE(t.chunkSequences.size(), 2u) << "a chunk is flushed at least once a second";
   EXPECT_FALSE(t.mappings.empty()) << "the memory map written at start survived";
+  // `heaptrail info` says the recording was cut off.
+  const auto info = testing::runCommand({HEAPTRAIL_BIN, "info", output().string()});
+  EXPECT_EQ(info.exitCode, 0) << info.err;
+  EXPECT_NE(info.out.find("cut off"), std::string::npos) << info.out;
 }
 
 TEST_F(RecorderTest, LostEventsAreCountedExactlyByKind) {
