@@ -81,12 +81,12 @@ AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
   // Seen from the recorder, the target's files live under /proc/PID/root (they differ
   // when the target runs in a container).
   AllocatorObjects result;
-  result.objects.push_back({root + exe.string(), exe.string(), false});
+  result.objects.push_back({root + exe.string(), exe.string()});
   std::set<std::string> seen = {exe.string()};
   for (const auto& entry : maps) {
     if (!entry.executable || entry.path.empty() || entry.path.front() != '/') continue;
     if (!seen.insert(entry.path).second) continue;
-    AllocatorObject object{root + entry.path, entry.path, true};
+    AllocatorObject object{root + entry.path, entry.path};
     if (!result.libc && isLibcName(std::filesystem::path(entry.path).filename())) result.libc = object;
     result.objects.push_back(std::move(object));
   }
@@ -97,7 +97,7 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& exec
   AllocatorObjects result;
   std::filesystem::path program = executable;
   if (auto interpreter = scriptInterpreter(executable); !interpreter.empty()) program = interpreter;
-  result.objects.push_back({program, program.string(), false});
+  result.objects.push_back({program, program.string()});
 
   const auto dirs = librarySearchPath();
   std::set<std::string> seen;
@@ -120,7 +120,7 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& exec
     for (const auto& name : wanted) {
       const auto path = findLibrary(name, searched);
       if (path.empty() || !seen.insert(path.string()).second) continue;
-      AllocatorObject object{path, path.string(), true};
+      AllocatorObject object{path, path.string()};
       if (!result.libc && isLibcName(path.filename())) result.libc = object;
       result.objects.push_back(object);
       queue.push_back(path);

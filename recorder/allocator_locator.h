@@ -13,7 +13,6 @@ namespace heaptrail::recorder {
 struct AllocatorObject {
   std::filesystem::path attachPath;  // usable from the recorder (may go through /proc/PID/root)
   std::string displayPath;           // as the target sees it
-  bool isLibrary = true;             // false when it is the program's own executable
 };
 
 // What the target can call: its executable first (static programs, interposed or

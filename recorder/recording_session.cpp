@@ -175,7 +175,7 @@ void Session::onProcessEvent(trace::ProcessRecord p) {
     std::error_code ec;
     const std::string proc = "/proc/" + std::to_string(p.pid);
     const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
-    if (!ec) hook({proc + "/root" + exe.string(), exe.string(), false});
+    if (!ec) hook({proc + "/root" + exe.string(), exe.string()});
   }
   chunk_.addProcessEvent(std::move(p));
 }
@@ -225,7 +225,7 @@ void Session::drainAll() {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
         if (m.executable && !m.path.empty() && m.path.front() == '/')
-          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path, true});
+          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path});
         chunk_.addMapping(std::move(m));
       },
       [this](trace::ProcessRecord p) { onProcessEvent(std::move(p)); },
@@ -397,8 +397,7 @@ RecordSummary runRecording(const RecordOptions& options) {
     std::error_code ec;
     if (!std::filesystem::exists(options.allocatorObject, ec))
       throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
-    const AllocatorObject object{options.allocatorObject, options.allocatorObject.string(),
-                                 !std::filesystem::equivalent(options.allocatorObject, target.executable(), ec)};
+    const AllocatorObject object{options.allocatorObject, options.allocatorObject.string()};
     allocators.objects.push_back(object);
     if (isLibcName(options.allocatorObject.filename())) allocators.libc = object;
   } else {

@@ -397,5 +397,20 @@ TEST_F(RecorderTest, StaticallyLinkedProgramIsItsOwnAllocator) {
   EXPECT_EQ(functionOf(t, leak[0], 0), "main");
 }
 
+TEST_F(RecorderTest, ObjOptionChoosesTheAllocator) {
+  const std::string libc = testing::runCommand({"/usr/bin/find", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                                                "-maxdepth", "1", "-name", "libc.so.6"}).out;
+  ASSERT_FALSE(libc.empty());
+  const std::string path = libc.substr(0, libc.find('\n'));
+  const auto t = record({kSamples + "/quick"}, {"--obj", path});
+  EXPECT_EQ(t.allocatorObject, path);
+  EXPECT_EQ(t.eventsWithSize(11011).size(), 1u);
+  // An object without an allocator is refused with a reason.
+  const auto r = testing::runCommand({kRecorder, "-o", output("x.htr").string(), "--obj", "/bin/true", "--", kSamples + "/quick"});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("no allocator found"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(output("x.htr")));
+}
+
 }  // namespace
 }  // namespace heaptrail
