@@ -40,7 +40,7 @@ const volatile __u64 munmap_vaddr = 0;
 /* --release-stacks: capture the user stack of releases too (free, delete), for
  * mismatched-family and double-free reports. Off by default: it doubles the cost of a
  * free. */
-const volatile bool release_stacks = false;
+const volatile __u8 release_stacks = 0;  /* a __u8: the skeleton is also compiled as C++ */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
