@@ -135,18 +135,15 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
       stats_.lostUnknownKind += lost.getCount();
   }
 
-  const auto events = chunk.getEvents();
-  const auto kinds = events.getKind();
-  const auto deltas = events.getTimeDeltaNs();
-  const auto pids = events.getPid();
-  const auto tids = events.getTid();
-  const auto addresses = events.getAddress();
-  const auto sizes = events.getSize();
-  const auto stackIds = events.getStackId();
-  const unsigned n = kinds.size();
-  if (deltas.size() != n || pids.size() != n || tids.size() != n || addresses.size() != n ||
-      sizes.size() != n || stackIds.size() != n)
-    KJ_FAIL_REQUIRE("event columns have different lengths");
+  const trace::EventColumns columns(chunk);
+  const auto& kinds = columns.kind;
+  const auto& deltas = columns.timeDeltaNs;
+  const auto& pids = columns.pid;
+  const auto& tids = columns.tid;
+  const auto& addresses = columns.address;
+  const auto& sizes = columns.sizeBytes;
+  const auto& stackIds = columns.stackId;
+  const unsigned n = columns.size();
 
   const uint64_t base = chunk.getBaseTimeNs();
   uint64_t t = base;

@@ -47,14 +47,7 @@ struct {
 	__uint(max_entries, 2 << 20); /* replaced by --ringbuf-size */
 } events SEC(".maps");
 
-/* Processes being recorded (tgid -> 1); shared with heaptrail_fork.bpf.c. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u8);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} targets SEC(".maps");
+#include "heaptrail_targets.h"
 
 /* An allocator call between its entry and its return, per thread. Calls that an
  * allocator function makes to another (realloc -> malloc, new -> malloc, malloc ->

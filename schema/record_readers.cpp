@@ -1,6 +1,24 @@
 #include "schema/record_readers.h"
 
+#include <kj/debug.h>
+
 namespace heaptrail::trace {
+
+EventColumns::EventColumns(schema::Chunk::Reader chunk) {
+  const auto events = chunk.getEvents();
+  kind = events.getKind();
+  timeDeltaNs = events.getTimeDeltaNs();
+  pid = events.getPid();
+  tid = events.getTid();
+  address = events.getAddress();
+  sizeBytes = events.getSize();
+  stackId = events.getStackId();
+  function = events.getFunction();
+  const unsigned n = kind.size();
+  KJ_REQUIRE(timeDeltaNs.size() == n && pid.size() == n && tid.size() == n && address.size() == n &&
+                 sizeBytes.size() == n && stackId.size() == n,
+             "event columns have different lengths");
+}
 
 MappingRecord readMapping(schema::Mapping::Reader m) {
   const auto id = m.getBuildId();

@@ -55,21 +55,12 @@ TraceContents loadTrace(const std::filesystem::path& path) {
 
   while (auto chunk = reader.nextChunk()) {
     t.chunkSequences.push_back(chunk->getSequence());
-    // Each getter counts against the reader's traversal limit: fetch every list once.
-    const auto ev = chunk->getEvents();
-    const auto kind = ev.getKind();
-    const auto delta = ev.getTimeDeltaNs();
-    const auto pid = ev.getPid();
-    const auto tid = ev.getTid();
-    const auto address = ev.getAddress();
-    const auto size = ev.getSize();
-    const auto stack = ev.getStackId();
-    const auto function = ev.getFunction();
+    const trace::EventColumns c(*chunk);
     uint64_t time = chunk->getBaseTimeNs();
-    for (unsigned i = 0; i < kind.size(); ++i) {
-      time += static_cast<uint64_t>(delta[i]);
-      t.events.push_back({kind[i], time, pid[i], tid[i], address[i], size[i], stack[i],
-                          i < function.size() ? function[i] : uint16_t{0}});
+    for (unsigned i = 0; i < c.size(); ++i) {
+      time += static_cast<uint64_t>(c.timeDeltaNs[i]);
+      t.events.push_back({c.kind[i], time, c.pid[i], c.tid[i], c.address[i], c.sizeBytes[i], c.stackId[i],
+                          c.functionAt(i)});
     }
     for (auto s : chunk->getStacks()) {
       std::vector<uint64_t> frames;
