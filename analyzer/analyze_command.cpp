@@ -14,7 +14,7 @@
 #include "analyzer/text_output.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace po = boost::program_options;
 
@@ -52,7 +52,7 @@ std::string helpText(const po::options_description& visible) {
 }
 
 uint64_t parseDurationOption(const std::string& name, const std::string& text) {
-  const auto v = parseDuration(text);
+  const auto v = common::parseDuration(text);
   if (!v) throw UsageError("invalid duration '" + text + "' for --" + name + " (e.g. 60s, 500ms, 5m)");
   return *v;
 }
@@ -106,7 +106,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
     o.report.top = n;
   }
   if (!minBytes.empty()) {
-    const auto v = parseSize(minBytes);
+    const auto v = common::parseSize(minBytes);
     if (!v) throw UsageError("invalid size '" + minBytes + "' for --min-bytes (e.g. 4096, 64k, 1M)");
     o.report.minBytes = *v;
   }
@@ -153,7 +153,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
   try {
     std::unique_ptr<FrameResolver> resolver;
 
-    trace::TraceReader reader(options->trace);
+    schema::TraceReader reader(options->trace);
     Replay replay(options->replay);
     replay.run(reader);
 
@@ -178,7 +178,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     }
     out.flush();
     return kExitOk;
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     err << "heaptrail analyze: " << e.what() << "\n";
   } catch (const kj::Exception& e) {
     // A damaged record that got past the reader's checks: one line, never a crash.

@@ -11,7 +11,7 @@
 #include "analyzer/replay.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace po = boost::program_options;
 
@@ -52,9 +52,9 @@ std::string endReasonName(schema::EndReason reason) {
   return "unknown";
 }
 
-std::string sizeOrNone(uint64_t v, const char* none) { return v == 0 ? std::string(none) : formatBytes(v); }
+std::string sizeOrNone(uint64_t v, const char* none) { return v == 0 ? std::string(none) : common::formatBytes(v); }
 
-void printInfo(std::ostream& out, trace::TraceReader& reader, const Replay& replay) {
+void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& replay) {
   const auto h = reader.header();
   const auto& stats = replay.stats();
   const uint64_t start = h.getStartTimeNs();
@@ -70,57 +70,59 @@ void printInfo(std::ostream& out, trace::TraceReader& reader, const Replay& repl
   const auto anchor = h.getWallClockAnchor();
   const uint64_t startWall = anchor.getRealtimeNs() + (start - anchor.getClockNs());
   out << "started:          " << wallClock(startWall) << " (monotonic clock " << start << " ns)\n";
-  const uint64_t end = replay.hasFooter() ? std::max(replay.footerEndTimeNs(), stats.lastTimeNs) : stats.lastTimeNs;
-  out << "duration:         " << formatDuration(end - std::min(end, start))
-      << (replay.hasFooter() ? "" : " (up to the last event read)") << "\n";
+  const auto& footer = replay.recordingEnd();
+  const uint64_t end = footer ? std::max(footer->endTimeNs, stats.lastTimeNs) : stats.lastTimeNs;
+  out << "duration:         " << common::formatDuration(end - std::min(end, start))
+      << (footer ? "" : " (up to the last event read)") << "\n";
   const auto o = h.getOptions();
   out << "recorder options: allocator " << o.getAllocatorObject().cStr() << ", min size " << sizeOrNone(o.getMinSize(), "none")
       << ", max size " << sizeOrNone(o.getMaxSize(), "none") << ", stack depth " << o.getStackDepth()
-      << ", ring buffer " << formatBytes(o.getRingBufferBytes()) << ", duration "
-      << (o.getDurationNs() == 0 ? std::string("none") : formatDuration(o.getDurationNs())) << "\n";
+      << ", ring buffer " << common::formatBytes(o.getRingBufferBytes()) << ", duration "
+      << (o.getDurationNs() == 0 ? std::string("none") : common::formatDuration(o.getDurationNs())) << "\n";
   out << "probed functions:";
   for (auto f : o.getProbedFunctions()) out << " " << f.cStr();
   out << "\n";
 
   out << "status:           ";
   switch (replay.end()) {
-    case trace::TraceEnd::Complete: out << "complete\n"; break;
-    case trace::TraceEnd::Truncated: out << "TRUNCATED: " << replay.problem() << "\n"; break;
-    case trace::TraceEnd::Corrupt: out << "CORRUPT: " << replay.problem() << "\n"; break;
-    case trace::TraceEnd::Reading: out << "not read to the end\n"; break;
+    case schema::TraceEnd::Complete: out << "complete\n"; break;
+    case schema::TraceEnd::Truncated: out << "TRUNCATED: " << replay.problem() << "\n"; break;
+    case schema::TraceEnd::Corrupt: out << "CORRUPT: " << replay.problem() << "\n"; break;
+    case schema::TraceEnd::Reading: out << "not read to the end\n"; break;
   }
-  if (replay.hasFooter()) {
-    out << "end reason:       " << endReasonName(replay.endReason());
-    if (!replay.endError().empty()) out << ": " << replay.endError();
+  if (footer) {
+    out << "end reason:       " << endReasonName(footer->reason);
+    if (!footer->error.empty()) out << ": " << footer->error;
     out << "\n";
   }
   out << "chunks:           " << stats.chunks;
   if (stats.missingChunks > 0) out << " (" << stats.missingChunks << " missing)";
   out << "\n";
   out << "events:           " << stats.events << "\n";
-  for (size_t k = 0; k < kEventKinds; ++k)
-    if (stats.eventsByKind[k] > 0) out << "  " << eventKindName(k) << ": " << stats.eventsByKind[k] << "\n";
+  for (const auto& kind : schema::kEventKinds)
+    if (const uint64_t n = stats.eventsByKind[static_cast<size_t>(kind.kind)]) out << "  " << kind.name << ": " << n << "\n";
   if (stats.unknownKindEvents > 0) out << "  unknown kinds: " << stats.unknownKindEvents << "\n";
   out << "stacks:           " << stats.stacksDefined << "\n";
 
   uint64_t lostTotal = stats.lostUnknownKind;
   std::ostringstream lost;
-  for (size_t k = 0; k < kEventKinds; ++k) {
-    const uint64_t n = std::max(stats.lostByKind[k], replay.footerLostByKind()[k]);
+  for (const auto& kind : schema::kEventKinds) {
+    const auto k = static_cast<size_t>(kind.kind);
+    const uint64_t n = std::max(stats.lostByKind[k], footer ? footer->lostByKind[k] : 0);
     if (n == 0) continue;
     lostTotal += n;
-    lost << "  " << eventKindName(k) << ": " << n << "\n";
+    lost << "  " << kind.name << ": " << n << "\n";
   }
   out << "lost events:      " << (lostTotal == 0 ? std::string("none") : std::to_string(lostTotal) + " (WARNING: lost frees show up as leaks)") << "\n"
       << lost.str();
-  if (replay.hasFooter() && replay.footerEvents() != stats.events)
-    out << "footer totals:    " << replay.footerEvents() << " events, " << replay.footerStacks() << " stacks, "
-        << replay.footerChunks() << " chunks\n";
+  if (footer && footer->events != stats.events)
+    out << "footer totals:    " << footer->events << " events, " << footer->stacks << " stacks, " << footer->chunks
+        << " chunks\n";
 
   out << "processes:\n";
   if (replay.processes().empty()) out << "  (none recorded)\n";
   for (const auto& p : replay.processes()) {
-    out << "  +" << formatDuration(p.timeNs - std::min(p.timeNs, start)) << " pid " << p.pid << " ";
+    out << "  +" << common::formatDuration(p.timeNs - std::min(p.timeNs, start)) << " pid " << p.pid << " ";
     switch (p.kind) {
       case schema::ProcessEventKind::EXEC: out << "exec " << p.command; break;
       case schema::ProcessEventKind::FORK: out << "forked from " << p.parentPid; break;
@@ -139,7 +141,7 @@ void printInfo(std::ostream& out, trace::TraceReader& reader, const Replay& repl
     out << "  pid " << m.pid << " " << hex(m.start) << "-" << hex(m.end) << " offset " << hex(m.fileOffset) << " "
         << m.path << " build-id " << (m.buildId.empty() ? std::string("none") : hexBytes(m.buildId)) << " ("
         << (m.source == schema::MappingSource::PROC_MAPS ? "proc maps" : "mmap") << ", +"
-        << formatDuration(m.timeNs - std::min(m.timeNs, start)) << ")\n";
+        << common::formatDuration(m.timeNs - std::min(m.timeNs, start)) << ")\n";
   }
 }
 
@@ -177,12 +179,12 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitUsage;
   }
   try {
-    trace::TraceReader reader(traces[0]);
+    schema::TraceReader reader(traces[0]);
     Replay replay;
     replay.run(reader);
     printInfo(out, reader, replay);
     return kExitOk;
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     err << "heaptrail info: " << e.what() << "\n";
   } catch (const kj::Exception& e) {
     // A damaged record that got past the reader's checks: one line, never a crash.

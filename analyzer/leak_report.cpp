@@ -6,7 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace heaptrail::analyzer {
 namespace {
@@ -52,12 +52,12 @@ class StackResolver {
   std::map<std::pair<const MappingEntry*, uint64_t>, FrameSymbol> cache_;
 };
 
-std::string statusName(trace::TraceEnd end) {
+std::string statusName(schema::TraceEnd end) {
   switch (end) {
-    case trace::TraceEnd::Complete: return "complete";
-    case trace::TraceEnd::Truncated: return "truncated";
-    case trace::TraceEnd::Corrupt: return "corrupt";
-    case trace::TraceEnd::Reading: break;
+    case schema::TraceEnd::Complete: return "complete";
+    case schema::TraceEnd::Truncated: return "truncated";
+    case schema::TraceEnd::Corrupt: return "corrupt";
+    case schema::TraceEnd::Reading: break;
   }
   return "partial";
 }
@@ -71,13 +71,13 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
     w.push_back("the recorder lost " + std::to_string(s.lostTotal) + " events (" + kinds +
                 "): a lost free makes its allocation look leaked, a lost allocation hides one");
   }
-  if (replay.end() == trace::TraceEnd::Truncated)
+  if (replay.end() == schema::TraceEnd::Truncated)
     w.push_back("the trace is truncated (" + replay.problem() + "): analyzed up to its last complete chunk (" +
-                std::to_string(stats.chunks) + " chunks, " + formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
+                std::to_string(stats.chunks) + " chunks, " + common::formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
                 " of recording)");
-  if (replay.end() == trace::TraceEnd::Corrupt)
+  if (replay.end() == schema::TraceEnd::Corrupt)
     w.push_back("the trace is corrupt (" + replay.problem() + "): analyzed up to its last intact chunk (" +
-                std::to_string(stats.chunks) + " chunks, " + formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
+                std::to_string(stats.chunks) + " chunks, " + common::formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
                 " of recording)");
   if (!replay.damage().empty())
     w.push_back(std::to_string(replay.damage().size()) + " damaged part(s) of the trace were skipped (first: " +
@@ -96,11 +96,11 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
                 " allocations returned an address that was still allocated: the frees in between were not recorded");
   if (stats.unknownKindEvents > 0)
     w.push_back(std::to_string(stats.unknownKindEvents) + " events of kinds this heaptrail does not know were ignored");
-  if (replay.hasFooter() && replay.endReason() == schema::EndReason::ERROR)
-    w.push_back("the recording ended with an error: " + replay.endError());
-  if (s.atNs && replay.end() != trace::TraceEnd::Reading && replay.startTimeNs() + *s.atNs > stats.lastTimeNs)
-    w.push_back("--at " + formatDuration(*s.atNs) + " is after the last event of the trace (" +
-                formatDuration(stats.lastTimeNs - replay.startTimeNs()) + ")");
+  if (replay.recordingEnd() && replay.recordingEnd()->reason == schema::EndReason::ERROR)
+    w.push_back("the recording ended with an error: " + replay.recordingEnd()->error);
+  if (s.atNs && replay.end() != schema::TraceEnd::Reading && replay.startTimeNs() + *s.atNs > stats.lastTimeNs)
+    w.push_back("--at " + common::formatDuration(*s.atNs) + " is after the last event of the trace (" +
+                common::formatDuration(stats.lastTimeNs - replay.startTimeNs()) + ")");
   return w;
 }
 
@@ -130,11 +130,13 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
   s.pid = options.pid;
   s.failedReallocs = stats.failedReallocs;
   // Footer totals cover the whole trace; chunk sums only what was read.
-  const bool whole = replay.end() == trace::TraceEnd::Complete;
-  for (size_t k = 0; k < kEventKinds; ++k) {
-    const uint64_t n = whole ? std::max(stats.lostByKind[k], replay.footerLostByKind()[k]) : stats.lostByKind[k];
+  const bool whole = replay.end() == schema::TraceEnd::Complete;
+  for (const auto& kind : schema::kEventKinds) {
+    const auto k = static_cast<size_t>(kind.kind);
+    const uint64_t n =
+        whole && replay.recordingEnd() ? std::max(stats.lostByKind[k], replay.recordingEnd()->lostByKind[k]) : stats.lostByKind[k];
     if (n == 0) continue;
-    s.lost.emplace_back(std::string(eventKindName(k)), n);
+    s.lost.emplace_back(std::string(kind.name), n);
     s.lostTotal += n;
   }
   if (stats.lostUnknownKind > 0) {
@@ -217,8 +219,8 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, Frame
     if (inserted) {
       it->second.pid = m.pid;
       it->second.bytes = m.size;
-      it->second.allocFamily = familyAllocName(m.allocFamily);
-      it->second.releaseFamily = familyReleaseName(m.releaseFamily);
+      it->second.allocFamily = schema::familyAllocName(m.allocFamily);
+      it->second.releaseFamily = schema::familyReleaseName(m.releaseFamily);
       it->second.allocStack = stacks.resolve(m.allocStackId);
       it->second.releaseStack = stacks.resolve(m.releaseStackId);
     }

@@ -11,7 +11,7 @@ void MapHistory::add(MappingEntry mapping) {
   mappings_.push_back(std::move(mapping));
 }
 
-void MapHistory::add(schema::Mapping::Reader m) { add(trace::readMapping(m)); }
+void MapHistory::add(schema::Mapping::Reader m) { add(schema::readMapping(m)); }
 
 void MapHistory::addFork(uint32_t child, uint32_t parent) {
   if (child != parent) parent_.emplace(child, parent);

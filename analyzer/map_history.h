@@ -12,7 +12,7 @@
 
 namespace heaptrail::analyzer {
 
-using MappingEntry = trace::MappingRecord;
+using MappingEntry = schema::MappingRecord;
 
 class MapHistory {
  public:

@@ -9,11 +9,6 @@
 namespace heaptrail::analyzer {
 namespace {
 
-constexpr size_t kind_of(schema::EventKind kind) { return static_cast<size_t>(kind); }
-// Written by numbers so this builds against schemas from before their addition; same
-// meaning as malloc and free.
-constexpr size_t kOperatorNew = 13, kOperatorNewArray = 14, kOperatorDelete = 15, kOperatorDeleteArray = 16;
-
 constexpr uint32_t kDenseStackLimit = 1u << 24;
 constexpr size_t kMaxDoubleFreeRecords = 100000;
 // Threads' timestamps can be a little out of order; more than this is damage.
@@ -27,32 +22,6 @@ constexpr uint64_t kMinFreedToPurge = 1u << 18;
 
 }  // namespace
 
-std::string_view familyAllocName(Family family) {
-  switch (family) {
-    case Family::Malloc: return "malloc";
-    case Family::New: return "new";
-    case Family::NewArray: return "new[]";
-  }
-  return "?";
-}
-
-std::string_view familyReleaseName(Family family) {
-  switch (family) {
-    case Family::Malloc: return "free";
-    case Family::New: return "delete";
-    case Family::NewArray: return "delete[]";
-  }
-  return "?";
-}
-
-std::string_view eventKindName(size_t kind) {
-  static constexpr std::array<std::string_view, kEventKinds> names = {
-      "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
-      "valloc", "pvalloc", "free", "realloc (release)", "mmap", "munmap", "operator new", "operator new[]",
-      "operator delete", "operator delete[]"};
-  return kind < names.size() ? names[kind] : std::string_view("unknown");
-}
-
 Replay::Replay(ReplayOptions options) : options_(options) {}
 
 void Replay::beginTrace(uint64_t startTimeNs) {
@@ -61,7 +30,7 @@ void Replay::beginTrace(uint64_t startTimeNs) {
   stats_.lastTimeNs = startTimeNs;
 }
 
-void Replay::run(trace::TraceReader& reader) {
+void Replay::run(schema::TraceReader& reader) {
   beginTrace(reader.header().getStartTimeNs());
   while (auto chunk = reader.nextChunk()) {
     try {
@@ -78,28 +47,16 @@ void Replay::run(trace::TraceReader& reader) {
   finish(reader);
 }
 
-void Replay::finish(trace::TraceReader& reader) {
+void Replay::finish(schema::TraceReader& reader) {
   if (!stoppedEarly_) {
     end_ = reader.end();
     if (problem_.empty()) problem_ = reader.problem();
   }
-  if (const auto footer = reader.footer()) {
-    hasFooter_ = true;
-    footerEndTimeNs_ = footer->getEndTimeNs();
-    footerEvents_ = footer->getEventsTotal();
-    footerStacks_ = footer->getStacksTotal();
-    footerChunks_ = footer->getChunksTotal();
-    endReason_ = footer->getEndReason();
-    endError_ = footer->getErrorMessage().cStr();
-    for (auto lost : footer->getLost()) {
-      const auto kind = static_cast<size_t>(lost.getKind());
-      if (kind < kEventKinds) footerLost_[kind] += lost.getCount();
-    }
-  }
+  recordingEnd_ = readRecordingEnd(reader);
   if (options_.atNs)
     analysisTimeNs_ = cutoffNs_;
-  else if (hasFooter_)
-    analysisTimeNs_ = std::max(footerEndTimeNs_, stats_.lastTimeNs);
+  else if (recordingEnd_)
+    analysisTimeNs_ = std::max(recordingEnd_->endTimeNs, stats_.lastTimeNs);
   else
     analysisTimeNs_ = stats_.lastTimeNs;
 }
@@ -124,18 +81,18 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
   }
   for (auto m : chunk.getMappings()) maps_.add(m);
   for (auto p : chunk.getProcesses()) {
-    processes_.push_back(trace::readProcess(p));
+    processes_.push_back(schema::readProcess(p));
     if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());
   }
   for (auto lost : chunk.getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
-    if (kind < kEventKinds)
+    if (kind < schema::kEventKindCount)
       stats_.lostByKind[kind] += lost.getCount();
     else
       stats_.lostUnknownKind += lost.getCount();
   }
 
-  const trace::EventColumns columns(chunk);
+  const schema::EventColumns columns(chunk);
   const auto& kinds = columns.kind;
   const auto& deltas = columns.timeDeltaNs;
   const auto& pids = columns.pid;
@@ -158,52 +115,34 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
     if (t + kTimeSkewNs < stats_.lastTimeNs) ++stats_.timeWentBackwards;
     if (t > stats_.lastTimeNs) stats_.lastTimeNs = t;
     ++stats_.events;
-    const auto kind = static_cast<size_t>(kinds[i]);
-    if (kind >= kEventKinds) {
+    const schema::EventKindInfo* info = schema::eventKindInfo(kinds[i]);
+    if (!info) {
       ++stats_.unknownKindEvents;
       continue;
     }
-    ++stats_.eventsByKind[kind];
+    ++stats_.eventsByKind[static_cast<size_t>(info->kind)];
     const uint32_t pid = pids[i];
     const uint64_t address = addresses[i];
-    switch (kind) {
-      case kind_of(schema::EventKind::MALLOC):
-      case kind_of(schema::EventKind::CALLOC):
-      case kind_of(schema::EventKind::POSIX_MEMALIGN):
-      case kind_of(schema::EventKind::ALIGNED_ALLOC):
-      case kind_of(schema::EventKind::MEMALIGN):
-      case kind_of(schema::EventKind::VALLOC):
-      case kind_of(schema::EventKind::PVALLOC):
-        allocate(pid, address, sizes[i], t, stackIds[i]);
+    switch (info->role) {
+      case schema::EventRole::Allocate:
+        allocate(pid, address, sizes[i], t, stackIds[i], info->family);
         break;
-      case kOperatorNew:
-        allocate(pid, address, sizes[i], t, stackIds[i], Family::New);
-        break;
-      case kOperatorNewArray:
-        allocate(pid, address, sizes[i], t, stackIds[i], Family::NewArray);
-        break;
-      case kind_of(schema::EventKind::FREE):
-      case kOperatorDelete:
-      case kOperatorDeleteArray:
+      case schema::EventRole::Release:
         if (address != 0) {
           ++stats_.frees;
-          const Family family = kind == kOperatorDelete        ? Family::New
-                                : kind == kOperatorDeleteArray ? Family::NewArray
-                                                               : Family::Malloc;
-          release(pid, address, t, nullptr, family, stackIds[i]);
+          release(pid, address, t, nullptr, info->family, stackIds[i]);
         }
         break;
-      case kind_of(schema::EventKind::REALLOC_RELEASE):
+      case schema::EventRole::ReallocRelease:
         reallocRelease(pid, tids[i], address, t);
         break;
-      case kind_of(schema::EventKind::REALLOC):
-      case kind_of(schema::EventKind::REALLOCARRAY):
+      case schema::EventRole::Reallocate:
         reallocReturn(pid, tids[i], address, sizes[i], t, stackIds[i]);
         break;
-      case kind_of(schema::EventKind::MMAP):
+      case schema::EventRole::Map:
         mapAnonymous(pid, address, sizes[i], t, stackIds[i]);
         break;
-      case kind_of(schema::EventKind::MUNMAP):
+      case schema::EventRole::Unmap:
         ++stats_.frees;
         if (sizes[i] != 0) unmap(pid, address, address + std::min(sizes[i], UINT64_MAX - address));
         break;

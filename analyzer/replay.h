@@ -15,15 +15,14 @@
 
 #include "analyzer/flat_map.h"
 #include "analyzer/map_history.h"
-#include "schema/chunk_builder.h"
+#include "analyzer/recording_end.h"
+#include "schema/event_kinds.h"
+#include "schema/records.h"
 #include "schema/trace_reader.h"
 
 namespace heaptrail::analyzer {
 
-// EventKind values this analyzer knows: malloc (0) .. munmap (12), and the C++
-// operators new, new[], delete, delete[] (13 .. 16).
-inline constexpr size_t kEventKinds = 17;
-std::string_view eventKindName(size_t kind);
+using schema::Family;
 
 struct ReplayOptions {
   // Stop at this time (ns after Header.startTimeNs): later events are ignored.
@@ -49,12 +48,6 @@ struct DoubleFree {
   uint32_t freeStackId = 0;   // stack of the offending free (0: not recorded)
 };
 
-// Which allocator family a block came from and a release belongs to: memory must go
-// back to the family it came from (malloc -> free, new -> delete, new[] -> delete[]).
-enum class Family : uint8_t { Malloc, New, NewArray };
-std::string_view familyAllocName(Family family);    // "malloc", "new", "new[]"
-std::string_view familyReleaseName(Family family);  // "free", "delete", "delete[]"
-
 // A block released by the wrong family (new[] released with delete, ...).
 struct Mismatch {
   uint32_t pid = 0;
@@ -67,7 +60,7 @@ struct Mismatch {
   uint64_t timeNs = 0;          // of the release
 };
 
-using ProcessInfo = trace::ProcessRecord;
+using ProcessInfo = schema::ProcessRecord;
 
 struct ReplayStats {
   uint64_t chunks = 0;
@@ -75,7 +68,7 @@ struct ReplayStats {
   uint64_t events = 0;             // events applied (up to the analysis point)
   uint64_t eventsAfterAt = 0;      // events read but later than --at
   uint64_t unknownKindEvents = 0;  // kinds newer than this analyzer: ignored
-  std::array<uint64_t, kEventKinds> eventsByKind{};
+  std::array<uint64_t, schema::kEventKindCount> eventsByKind{};
   uint64_t allocations = 0;        // successful allocation calls, realloc and mmap included
   uint64_t frees = 0;              // free(non-null) and munmap calls
   uint64_t bytesAllocated = 0;
@@ -89,7 +82,7 @@ struct ReplayStats {
   uint64_t timeWentBackwards = 0;  // events more than a second older than one before them
   uint64_t implausibleEvents = 0;  // allocations of impossible sizes, ignored
   uint64_t stacksDefined = 0;
-  std::array<uint64_t, kEventKinds> lostByKind{};  // summed over the chunks read
+  std::array<uint64_t, schema::kEventKindCount> lostByKind{};  // summed over the chunks read
   uint64_t lostUnknownKind = 0;
   uint64_t lastTimeNs = 0;         // latest time seen in the part replayed
 };
@@ -99,13 +92,13 @@ class Replay {
   explicit Replay(ReplayOptions options = {});
 
   // Reads the header and chunks up to the analysis point.
-  void run(trace::TraceReader& reader);
+  void run(schema::TraceReader& reader);
 
   // Called by run(); public so the state can be built without a file.
   void beginTrace(uint64_t startTimeNs);
   // Returns false once every later chunk can only hold events after --at.
   bool applyChunk(schema::Chunk::Reader chunk);
-  void finish(trace::TraceReader& reader);
+  void finish(schema::TraceReader& reader);
 
   template <typename F>
   void forEachOutstanding(F&& f) const;
@@ -128,19 +121,12 @@ class Replay {
   // Absolute time of the analysis point: start + --at, or the end of the recording.
   uint64_t analysisTimeNs() const { return analysisTimeNs_; }
   // How reading ended; Reading when --at stopped before the end of the file.
-  trace::TraceEnd end() const { return end_; }
+  schema::TraceEnd end() const { return end_; }
   const std::string& problem() const { return problem_; }
   // Damaged parts that were skipped (reading went on after each).
   const std::vector<std::string>& damage() const { return damage_; }
-  bool hasFooter() const { return hasFooter_; }
-  uint64_t footerEndTimeNs() const { return footerEndTimeNs_; }
-  // Footer totals, when there is a footer.
-  const std::array<uint64_t, kEventKinds>& footerLostByKind() const { return footerLost_; }
-  uint64_t footerEvents() const { return footerEvents_; }
-  uint64_t footerStacks() const { return footerStacks_; }
-  uint64_t footerChunks() const { return footerChunks_; }
-  schema::EndReason endReason() const { return endReason_; }
-  const std::string& endError() const { return endError_; }
+  // What the footer says, when the trace has one.
+  const std::optional<RecordingEnd>& recordingEnd() const { return recordingEnd_; }
 
  private:
   struct Block {
@@ -218,14 +204,9 @@ class Replay {
   std::vector<std::string> damage_;
   ReplayStats stats_;
 
-  trace::TraceEnd end_ = trace::TraceEnd::Reading;
+  schema::TraceEnd end_ = schema::TraceEnd::Reading;
   std::string problem_;
-  bool hasFooter_ = false;
-  uint64_t footerEndTimeNs_ = 0;
-  std::array<uint64_t, kEventKinds> footerLost_{};
-  uint64_t footerEvents_ = 0, footerStacks_ = 0, footerChunks_ = 0;
-  schema::EndReason endReason_ = schema::EndReason::ERROR;
-  std::string endError_;
+  std::optional<RecordingEnd> recordingEnd_;
 };
 
 template <typename F>

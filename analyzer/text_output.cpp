@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace heaptrail::analyzer {
 namespace {
@@ -72,16 +72,16 @@ void writeText(std::ostream& out, const LeakReport& report) {
   }
   out << "\n";
   if (s.atNs)
-    out << "  analysis point:       " << formatDuration(*s.atNs) << " after the start (--at)\n";
+    out << "  analysis point:       " << common::formatDuration(*s.atNs) << " after the start (--at)\n";
   else
-    out << "  analysis point:       end of the recording, " << formatDuration(s.analysisNs) << " after the start\n";
+    out << "  analysis point:       end of the recording, " << common::formatDuration(s.analysisNs) << " after the start\n";
   out << "  events:               " << s.events << "\n";
   out << "  allocations:          " << s.allocations << " (" << s.bytesAllocated << " bytes, "
-      << formatBytes(s.bytesAllocated) << ")\n";
+      << common::formatBytes(s.bytesAllocated) << ")\n";
   out << "  frees:                " << s.frees << "\n";
-  out << "  peak outstanding:     " << s.peakBytes << " bytes (" << formatBytes(s.peakBytes) << ") at "
-      << formatDuration(s.peakNs) << "\n";
-  out << "  outstanding:          " << s.outstandingBytes << " bytes (" << formatBytes(s.outstandingBytes) << ") in "
+  out << "  peak outstanding:     " << s.peakBytes << " bytes (" << common::formatBytes(s.peakBytes) << ") at "
+      << common::formatDuration(s.peakNs) << "\n";
+  out << "  outstanding:          " << s.outstandingBytes << " bytes (" << common::formatBytes(s.outstandingBytes) << ") in "
       << plural(s.outstandingAllocations, "allocation", "allocations") << "\n";
   out << "  frees of unknown addresses: " << s.unknownFrees << "\n";
   out << "  double frees:         " << s.doubleFrees << "\n";
@@ -97,7 +97,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
   out << "\n";
 
   std::string filters;
-  if (s.sinceNs > 0) filters += "outstanding for at least " + formatDuration(s.sinceNs);
+  if (s.sinceNs > 0) filters += "outstanding for at least " + common::formatDuration(s.sinceNs);
   if (s.minBytes > 0) filters += std::string(filters.empty() ? "" : ", ") + "at least " + std::to_string(s.minBytes) + " bytes per stack";
   out << plural(s.stackGroups, "stack", "stacks") << " with outstanding allocations";
   if (!filters.empty()) out << " (" << filters << ")";
@@ -107,7 +107,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
     out << "\n" << leak.bytes << " bytes in " << plural(leak.count, "allocation", "allocations")
         << " from stack (";
     if (s.processes.size() > 1) out << "pid " << leak.pid << ", ";
-    out << "oldest " << formatDuration(leak.oldestAgeNs) << ", youngest " << formatDuration(leak.youngestAgeNs) << ")\n";
+    out << "oldest " << common::formatDuration(leak.oldestAgeNs) << ", youngest " << common::formatDuration(leak.youngestAgeNs) << ")\n";
     writeStackText(out, leak.stack);
   }
 
@@ -115,7 +115,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
     out << "\n" << plural(s.doubleFrees, "double free", "double frees") << ", by where the block was allocated:\n";
     for (const auto& d : report.doubleFrees) {
       out << "\n" << plural(d.count, "double free", "double frees") << " of a " << d.bytes
-          << "-byte block (first at " << formatDuration(d.firstTimeNs) << ") allocated at\n";
+          << "-byte block (first at " << common::formatDuration(d.firstTimeNs) << ") allocated at\n";
       writeStackText(out, d.stack);
       if (d.freeStack.stackId != 0) {
         out << "  freed again at\n";

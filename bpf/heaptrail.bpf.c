@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "heaptrail_event.h"
+#include "user_stack.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -92,21 +93,6 @@ struct {
 	__type(value, struct ht_event);
 } scratch SEC(".maps");
 
-/* A copy of the top of the user stack, in which the frame-pointer chain is followed:
- * one copy of 2 KiB costs far less than bpf_get_stack()'s read per frame. The extra 16
- * bytes let a frame record at any masked offset be read whole. */
-#define STACK_WINDOW 2048
-struct stack_window {
-	__u8 bytes[STACK_WINDOW + 16];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stack_window);
-} stack_windows SEC(".maps");
-
 /* Events the ring buffer could not take, per kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -127,59 +113,9 @@ static __always_inline void count_lost(__u32 kind)
 		*counter += 1;
 }
 
-/* Walks the frame-pointer chain of the user stack into out[]; returns the bytes
- * written, or -1 when the stack cannot be copied (the caller falls back to
- * bpf_get_stack). Frame 0 is the return address into the allocator's caller: the
- * instruction pointer at a return probe, [sp] at an entry probe. */
-static __always_inline long walk_user_stack(struct pt_regs *regs, __u64 *out, __u32 max_frames,
-					    bool at_entry)
-{
-	/* Registers first: the verifier wants plain loads from the context. */
-	__u64 ip = PT_REGS_IP(regs);
-	__u64 sp = PT_REGS_SP(regs);
-	__u64 fp = PT_REGS_FP(regs);
-	__u32 zero = 0;
-	struct stack_window *w = bpf_map_lookup_elem(&stack_windows, &zero);
-	if (!w)
-		return -1;
-	if (bpf_probe_read_user(w->bytes, STACK_WINDOW, (void *)sp))
-		return -1;
-	out[0] = at_entry ? *(__u64 *)&w->bytes[0] : ip;
-	__u32 n = 1;
-	for (int i = 1; i < HT_MAX_STACK_DEPTH; i++) {
-		if (n >= max_frames || n >= HT_MAX_STACK_DEPTH)
-			break;
-		/* A frame record lies above the stack pointer, 8-byte aligned. */
-		if (fp < sp || (fp & 7))
-			break;
-		__u64 next, ret;
-		__u64 offset = fp - sp;
-		if (offset <= STACK_WINDOW - 16) {
-			offset &= STACK_WINDOW - 1;
-			next = *(__u64 *)&w->bytes[offset];
-			ret = *(__u64 *)&w->bytes[offset + 8];
-		} else {
-			__u64 record[2];
-			if (bpf_probe_read_user(record, sizeof(record), (void *)fp))
-				break;
-			next = record[0];
-			ret = record[1];
-		}
-		if (!ret)
-			break;
-		out[n++] = ret;
-		if (next <= fp)
-			break;
-		fp = next;
-	}
-	return n * sizeof(__u64);
-}
-
-/* with_stack: at a return probe. entry_stack: at an entry probe, where the stack
- * would start in the probed function and miss its caller (whose return address is at
- * [sp], not yet in the frame chain): frame 0 is replaced by that return address. */
+/* Sends one event; `stack_at` says whether and where the user stack is taken. */
 static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 function,
-				 __u64 address, __u64 size, bool with_stack, bool entry_stack)
+				 __u64 address, __u64 size, enum ht_stack_at stack_at)
 {
 	__u32 zero = 0;
 	struct ht_event *ev = bpf_map_lookup_elem(&scratch, &zero);
@@ -193,22 +129,9 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 	ev->kind = kind;
 	ev->function = function;
 	long n = 0;
-	if (with_stack || entry_stack) {
-		__u32 bytes = stack_depth * sizeof(__u64);
-		if (bytes > sizeof(ev->stack))
-			bytes = sizeof(ev->stack);
-		n = walk_user_stack(ctx, ev->stack, bytes / sizeof(__u64), entry_stack);
-		if (n < 0) {
-			/* The top of the stack could not be copied (it ends within the
-			 * window): let the kernel walk it. */
-			n = bpf_get_stack(ctx, ev->stack, bytes, BPF_F_USER_STACK);
-			if (n < 0)
-				n = 0;
-			if (entry_stack && n >= sizeof(__u64) &&
-			    bpf_probe_read_user(&ev->stack[0], sizeof(__u64),
-						(void *)PT_REGS_SP((struct pt_regs *)ctx)))
-				n = 0;
-		}
+	if (stack_at != HT_STACK_NONE) {
+		__u32 frames = stack_depth < HT_MAX_STACK_DEPTH ? stack_depth : HT_MAX_STACK_DEPTH;
+		n = capture_user_stack(ctx, ev->stack, frames, stack_at);
 	}
 	if (n > sizeof(ev->stack))
 		n = sizeof(ev->stack);
@@ -221,13 +144,41 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 		count_lost(kind);
 }
 
-/* Records the entry of an allocator call. Returns true for an outermost call, false
- * for one nested in another allocator call of the same thread. */
-static __always_inline bool enter(struct pt_regs *ctx, __u32 kind, __u32 function, __u64 size,
-				  __u64 arg)
+/* The stack of a release (free, delete) is only taken with --release-stacks. */
+static __always_inline enum ht_stack_at release_stack_at(void)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	return release_stacks ? HT_STACK_AT_ENTRY : HT_STACK_NONE;
+}
+
+/* Which process and thread hit a probe, and the function and event kind its cookie
+ * names (HT_COOKIE). */
+struct probe_hit {
+	__u64 pid_tgid;
+	__u32 tid;
+	__u32 kind;
+	__u32 function;
+};
+
+/* False when the calling process is not recorded: the probe does nothing. */
+static __always_inline bool hit_of_target(void *ctx, struct probe_hit *hit)
+{
+	hit->pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_target(hit->pid_tgid >> 32))
+		return false;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	hit->tid = (__u32)hit->pid_tgid;
+	hit->kind = HT_COOKIE_KIND(cookie);
+	hit->function = HT_COOKIE_FUNCTION(cookie);
+	return true;
+}
+
+/* Records the entry of an allocator call. Returns true for an outermost call, false
+ * for one nested in another allocator call of the same thread. `kind` is the hit's,
+ * or HT_IGNORED for a call whose return is not recorded. */
+static __always_inline bool enter(struct pt_regs *ctx, const struct probe_hit *hit, __u32 kind,
+				  __u64 size, __u64 arg)
+{
+	__u32 tid = hit->tid;
 	__u64 sp = PT_REGS_SP(ctx);
 	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
 	/* Nested calls run at or below the outer call's stack pointer (at it for a tail
@@ -241,7 +192,7 @@ static __always_inline bool enter(struct pt_regs *ctx, __u32 kind, __u32 functio
 	    ((min_size && size < min_size) || (max_size && size > max_size)))
 		kind = HT_IGNORED;
 	struct pending_call call = {
-		.size = size, .arg = arg, .sp = sp, .kind = kind, .function = function};
+		.size = size, .arg = arg, .sp = sp, .kind = kind, .function = hit->function};
 	bpf_map_update_elem(&pending, &tid, &call, BPF_ANY);
 	return true;
 }
@@ -274,19 +225,13 @@ static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 fun
 	return caller >= alloc_text_start && caller < alloc_text_end;
 }
 
-#define ENTRY_GUARD()                                                  \
-	if (!is_target(bpf_get_current_pid_tgid() >> 32))              \
-		return 0;                                              \
-	__u64 cookie = bpf_get_attach_cookie(ctx);                     \
-	__u32 kind = HT_COOKIE_KIND(cookie);                           \
-	__u32 function = HT_COOKIE_FUNCTION(cookie);
-
 /* malloc, valloc, pvalloc, operator new and new[] (all variants): size first. */
 SEC("uprobe")
 int BPF_KPROBE(alloc_size1_enter, __u64 size)
 {
-	ENTRY_GUARD();
-	enter(ctx, kind, function, size, 0);
+	struct probe_hit hit;
+	if (hit_of_target(ctx, &hit))
+		enter(ctx, &hit, hit.kind, size, 0);
 	return 0;
 }
 
@@ -294,65 +239,75 @@ int BPF_KPROBE(alloc_size1_enter, __u64 size)
 SEC("uprobe")
 int BPF_KPROBE(alloc_size2_enter, __u64 alignment, __u64 size)
 {
-	ENTRY_GUARD();
-	enter(ctx, kind, function, size, 0);
+	struct probe_hit hit;
+	if (hit_of_target(ctx, &hit))
+		enter(ctx, &hit, hit.kind, size, 0);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(calloc_enter, __u64 nmemb, __u64 size)
 {
-	ENTRY_GUARD();
-	enter(ctx, kind, function, nmemb * size, 0);
+	struct probe_hit hit;
+	if (hit_of_target(ctx, &hit))
+		enter(ctx, &hit, hit.kind, nmemb * size, 0);
 	return 0;
+}
+
+/* realloc releases the old block at entry (recorded even if the call then fails: the
+ * return says so). */
+static __always_inline void enter_realloc(struct pt_regs *ctx, __u64 ptr, __u64 size)
+{
+	struct probe_hit hit;
+	if (!hit_of_target(ctx, &hit))
+		return;
+	if (enter(ctx, &hit, hit.kind, size, 0) && ptr)
+		emit(ctx, hit.pid_tgid, HT_REALLOC_RELEASE, hit.function, ptr, size, HT_STACK_NONE);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
 {
-	ENTRY_GUARD();
-	if (enter(ctx, kind, function, size, 0) && ptr)
-		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, size, false, false);
+	enter_realloc(ctx, ptr, size);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 nmemb, __u64 size)
 {
-	ENTRY_GUARD();
-	if (enter(ctx, kind, function, nmemb * size, 0) && ptr)
-		emit(ctx, bpf_get_current_pid_tgid(), HT_REALLOC_RELEASE, function, ptr, nmemb * size,
-		     false, false);
+	enter_realloc(ctx, ptr, nmemb * size);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(posix_memalign_enter, __u64 memptr, __u64 alignment, __u64 size)
 {
-	ENTRY_GUARD();
-	enter(ctx, kind, function, size, memptr);
+	struct probe_hit hit;
+	if (hit_of_target(ctx, &hit))
+		enter(ctx, &hit, hit.kind, size, memptr);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(mmap_enter, __u64 addr, __u64 length, __u64 prot, __u64 flags)
 {
-	ENTRY_GUARD();
+	struct probe_hit hit;
+	if (!hit_of_target(ctx, &hit))
+		return 0;
 	/* File mappings and libc's own are not the program's heap; they still take a slot
 	 * so that the return probe pairs with the right call. */
 	bool heap = (flags & MAP_ANONYMOUS) && !called_from_allocator(ctx, mmap_vaddr);
-	enter(ctx, heap ? kind : HT_IGNORED, function, length, 0);
+	enter(ctx, &hit, heap ? hit.kind : HT_IGNORED, length, 0);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
 {
-	ENTRY_GUARD();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (nested(ctx, (__u32)pid_tgid) || called_from_allocator(ctx, munmap_vaddr))
+	struct probe_hit hit;
+	if (!hit_of_target(ctx, &hit) || nested(ctx, hit.tid) || called_from_allocator(ctx, munmap_vaddr))
 		return 0;
-	emit(ctx, pid_tgid, kind, function, addr, length, false, false);
+	emit(ctx, hit.pid_tgid, hit.kind, hit.function, addr, length, HT_STACK_NONE);
 	return 0;
 }
 
@@ -360,16 +315,14 @@ int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
-	ENTRY_GUARD();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	if (!ptr || nested(ctx, tid))
+	struct probe_hit hit;
+	if (!ptr || !hit_of_target(ctx, &hit) || nested(ctx, hit.tid))
 		return 0;
-	if (in_release_of(ctx, tid, ptr)) {
-		bpf_map_delete_elem(&releasing, &tid);
+	if (in_release_of(ctx, hit.tid, ptr)) {
+		bpf_map_delete_elem(&releasing, &hit.tid);
 		return 0;
 	}
-	emit(ctx, pid_tgid, kind, function, ptr, 0, false, release_stacks);
+	emit(ctx, hit.pid_tgid, hit.kind, hit.function, ptr, 0, release_stack_at());
 	return 0;
 }
 
@@ -377,14 +330,12 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 SEC("uprobe")
 int BPF_KPROBE(release_enter, __u64 ptr)
 {
-	ENTRY_GUARD();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	if (!ptr || nested(ctx, tid) || in_release_of(ctx, tid, ptr))
+	struct probe_hit hit;
+	if (!ptr || !hit_of_target(ctx, &hit) || nested(ctx, hit.tid) || in_release_of(ctx, hit.tid, ptr))
 		return 0;
 	struct release_call r = {.ptr = ptr, .sp = PT_REGS_SP(ctx)};
-	bpf_map_update_elem(&releasing, &tid, &r, BPF_ANY);
-	emit(ctx, pid_tgid, kind, function, ptr, 0, false, release_stacks);
+	bpf_map_update_elem(&releasing, &hit.tid, &r, BPF_ANY);
+	emit(ctx, hit.pid_tgid, hit.kind, hit.function, ptr, 0, release_stack_at());
 	return 0;
 }
 
@@ -411,7 +362,8 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	case HT_REALLOC:
 	case HT_REALLOCARRAY:
 		/* Recorded even when it failed: the release at entry must be undone. */
-		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, address != 0, false);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size,
+		     address ? HT_STACK_AT_RETURN : HT_STACK_NONE);
 		return 0;
 	case HT_POSIX_MEMALIGN:
 		address = 0;
@@ -424,6 +376,6 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		break;
 	}
 	if (address)
-		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, true, false);
+		emit(ctx, pid_tgid, call.kind, call.function, address, call.size, HT_STACK_AT_RETURN);
 	return 0;
 }

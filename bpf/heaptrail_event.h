@@ -10,7 +10,8 @@
  * default). --stack-depth chooses a value up to this. */
 #define HT_MAX_STACK_DEPTH 127
 
-/* Values are the ordinals of `EventKind` in schema/trace.capnp: keep them equal. */
+/* Values are the ordinals of `EventKind` in schema/trace.capnp; schema/event_kinds.h
+ * static-asserts that every value here equals its schema counterpart. */
 enum ht_event_kind {
 	HT_MALLOC = 0,
 	HT_CALLOC = 1,
@@ -35,7 +36,8 @@ enum ht_event_kind {
 };
 
 /* One record in the ring buffer. Only the first stack_bytes bytes of stack[] are
- * sent, so a free costs 40 bytes of ring space and an allocation 40 + 8 per frame. */
+ * sent, so a free costs HT_EVENT_HEADER_SIZE bytes of ring space and an allocation
+ * HT_EVENT_HEADER_SIZE + 8 per frame. */
 struct ht_event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 address;
@@ -48,7 +50,12 @@ struct ht_event {
 	__u64 stack[HT_MAX_STACK_DEPTH];
 };
 
-#define HT_EVENT_HEADER_SIZE 40
+#define HT_EVENT_HEADER_SIZE __builtin_offsetof(struct ht_event, stack)
+#ifdef __cplusplus
+static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep it packed");
+#else
+_Static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep it packed");
+#endif
 
 /* The BPF cookie of every uprobe: which function it sits on and what kind of event
  * that function makes. One generic program serves all functions of a calling

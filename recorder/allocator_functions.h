@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/heaptrail_event.h"
+#include "schema/trace.capnp.h"
 
 namespace heaptrail::recorder {
 
@@ -24,7 +24,7 @@ enum class CallShape {
 
 struct FunctionSpec {
   std::string symbol;
-  ht_event_kind kind;
+  schema::EventKind kind;
   CallShape shape;
   bool custom = false;
   std::string argument = {};  // --alloc-fn text it came from

@@ -124,7 +124,7 @@ void AllocatorProbes::addTarget(pid_t pid) {
                       std::strerror(errno));
 }
 
-std::vector<trace::FunctionRecord> AllocatorProbes::attach(const AllocatorObject& object,
+std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObject& object,
                                                            const std::vector<FunctionSpec>& specs, pid_t pid) {
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.symbol);
@@ -132,7 +132,7 @@ std::vector<trace::FunctionRecord> AllocatorProbes::attach(const AllocatorObject
   struct stat st {};
   if (!index || ::stat(object.attachPath.c_str(), &st) != 0) return {};
 
-  std::vector<trace::FunctionRecord> hooked;
+  std::vector<schema::FunctionRecord> hooked;
   for (const auto& spec : specs) {
     const auto it = index->functions.find(spec.symbol);
     if (it == index->functions.end()) continue;
@@ -140,7 +140,7 @@ std::vector<trace::FunctionRecord> AllocatorProbes::attach(const AllocatorObject
     if (!hooked_.insert({st.st_dev, st.st_ino, offset}).second) continue;
     const uint16_t id = nextFunctionId_++;
     const auto attachOne = [&](bpf_program* program, bool retprobe) {
-      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = HT_COOKIE(spec.kind, id), .retprobe = retprobe);
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = HT_COOKIE(static_cast<uint32_t>(spec.kind), id), .retprobe = retprobe);
       bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object.attachPath.c_str(), offset, &opts);
       if (!link)
         throw RecordError("cannot attach a uprobe to " + spec.symbol + " in " + object.displayPath + ": " +
@@ -149,7 +149,7 @@ std::vector<trace::FunctionRecord> AllocatorProbes::attach(const AllocatorObject
     };
     attachOne(entryProgram(skel_.get(), spec.shape), false);
     if (hasReturnProbe(spec.shape)) attachOne(skel_->progs.alloc_return, true);
-    hooked.push_back({id, spec.symbol, static_cast<schema::EventKind>(spec.kind), object.displayPath, spec.custom});
+    hooked.push_back({id, spec.symbol, spec.kind, object.displayPath, spec.custom});
   }
   return hooked;
 }

@@ -50,7 +50,7 @@ class AllocatorProbes {
   // processes, filtered by the target map). A function at an address already hooked
   // (an alias, or the same file seen twice) is skipped. Returns what was hooked;
   // throws RecordError when a uprobe cannot be attached.
-  std::vector<trace::FunctionRecord> attach(const AllocatorObject& object,
+  std::vector<schema::FunctionRecord> attach(const AllocatorObject& object,
                                             const std::vector<FunctionSpec>& specs, pid_t pid);
 
   int ringBufferFd() const;

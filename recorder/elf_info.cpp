@@ -9,32 +9,13 @@
 #include <cstring>
 #include <memory>
 
+#include "common/build_id.h"
+#include "common/unique_fd.h"
+
 namespace heaptrail::recorder {
 namespace {
 
-constexpr unsigned kNoteGnuBuildId = 3;  // NT_GNU_BUILD_ID
-
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 using ElfHandle = std::unique_ptr<Elf, decltype(&elf_end)>;
-
-std::string buildIdFromNotes(Elf_Data* data) {
-  size_t offset = 0;
-  GElf_Nhdr note;
-  size_t nameOffset = 0, descOffset = 0;
-  while ((offset = gelf_getnote(data, offset, &note, &nameOffset, &descOffset)) > 0) {
-    const char* bytes = static_cast<const char*>(data->d_buf);
-    if (note.n_type == kNoteGnuBuildId && note.n_namesz == 4 &&
-        std::memcmp(bytes + nameOffset, "GNU", 4) == 0)
-      return std::string(bytes + descOffset, note.n_descsz);
-  }
-  return {};
-}
 
 void readNeeded(Elf* elf, ElfInfo& info) {
   Elf_Scn* scn = nullptr;
@@ -65,28 +46,13 @@ void readNeeded(Elf* elf, ElfInfo& info) {
   }
 }
 
-std::string buildIdFromProgramHeaders(Elf* elf) {
-  size_t phnum = 0;
-  if (elf_getphdrnum(elf, &phnum) != 0) return {};
-  for (size_t i = 0; i < phnum; ++i) {
-    GElf_Phdr phdr;
-    if (!gelf_getphdr(elf, static_cast<int>(i), &phdr) || phdr.p_type != PT_NOTE) continue;
-    Elf_Data* data =
-        elf_getdata_rawchunk(elf, static_cast<int64_t>(phdr.p_offset), phdr.p_filesz, ELF_T_NHDR);
-    if (!data) continue;
-    std::string id = buildIdFromNotes(data);
-    if (!id.empty()) return id;
-  }
-  return {};
-}
-
 }  // namespace
 
 std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
   if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (fd.fd < 0) return std::nullopt;
-  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  ElfHandle elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
 
   ElfInfo info;
@@ -103,7 +69,7 @@ std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
       }
     }
   }
-  info.buildId = buildIdFromProgramHeaders(elf.get());
+  info.buildId = common::buildIdOf(elf.get());
   readNeeded(elf.get(), info);
   return info;
 }
@@ -111,9 +77,9 @@ std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
 std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
                                             const std::vector<std::string>& names) {
   if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (fd.fd < 0) return std::nullopt;
-  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  ElfHandle elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
 
   FunctionIndex index;
@@ -155,15 +121,6 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
     }
   }
   return index;
-}
-
-std::string readElfBuildId(const std::filesystem::path& path) {
-  if (elf_version(EV_CURRENT) == EV_NONE) return {};
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (fd.fd < 0) return {};
-  ElfHandle elf(elf_begin(fd.fd, ELF_C_READ_MMAP, nullptr), elf_end);
-  if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return {};
-  return buildIdFromProgramHeaders(elf.get());
 }
 
 }  // namespace heaptrail::recorder

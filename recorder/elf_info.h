@@ -34,7 +34,5 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
 
 // nullopt when the file cannot be opened or is not ELF.
 std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path);
-// Just the build-id ("" when none or unreadable).
-std::string readElfBuildId(const std::filesystem::path& path);
 
 }  // namespace heaptrail::recorder

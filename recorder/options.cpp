@@ -7,7 +7,7 @@
 
 #include "bpf/heaptrail_event.h"
 #include "recorder/allocator_functions.h"
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace po = boost::program_options;
 
@@ -107,18 +107,18 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     options.output = output;
     if (!obj.empty()) options.allocatorObject = obj;
     if (!duration.empty()) {
-      options.durationNs = parseOrThrow<uint64_t>("duration", duration, parseDuration);
+      options.durationNs = parseOrThrow<uint64_t>("duration", duration, common::parseDuration);
       if (options.durationNs == 0) throw po::error("--duration must be positive");
     }
-    if (!minSize.empty()) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, parseSize);
-    if (!maxSize.empty()) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, parseSize);
+    if (!minSize.empty()) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, common::parseSize);
+    if (!maxSize.empty()) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, common::parseSize);
     if (options.maxSize && options.maxSize < options.minSize)
       throw po::error("--max-size is smaller than --min-size");
     if (stackDepth < 1 || stackDepth > HT_MAX_STACK_DEPTH)
       throw po::error("--stack-depth must be between 1 and " + std::to_string(HT_MAX_STACK_DEPTH));
     options.stackDepth = stackDepth;
     if (!ringSize.empty()) {
-      options.ringBufferBytes = parseOrThrow<uint64_t>("ringbuf-size", ringSize, parseSize);
+      options.ringBufferBytes = parseOrThrow<uint64_t>("ringbuf-size", ringSize, common::parseSize);
       const uint64_t r = options.ringBufferBytes;
       if (r < 4096 || (r & (r - 1)) != 0 || r > (1ull << 30))
         throw po::error("--ringbuf-size must be a power of two between 4k and 1G");

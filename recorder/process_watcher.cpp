@@ -13,7 +13,7 @@
 #include <ctime>
 #include <algorithm>
 
-#include "recorder/elf_info.h"
+#include "common/build_id.h"
 #include "recorder/proc_maps.h"
 #include "recorder/record_error.h"
 
@@ -136,7 +136,7 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
     case PERF_RECORD_MMAP2: {
       constexpr size_t kFixed = 4 + 4 + 8 * 3 + 24 + 4 + 4;
       if (size < sizeof(perf_event_header) + kFixed + sizeof(SampleId)) return;
-      trace::MappingRecord m;
+      schema::MappingRecord m;
       m.timeNs = sample.time;
       m.pid = pid;
       m.start = load<uint64_t>(body + 8);
@@ -162,7 +162,7 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
     }
     case PERF_RECORD_COMM: {
       if (!(header.misc & PERF_RECORD_MISC_COMM_EXEC)) return;  // a thread renaming itself
-      trace::ProcessRecord p;
+      schema::ProcessRecord p;
       p.timeNs = sample.time;
       p.pid = pid;
       p.kind = schema::ProcessEventKind::EXEC;
@@ -176,7 +176,7 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
       const uint32_t ppid = load<uint32_t>(body + 4);
       const uint32_t tid = load<uint32_t>(body + 8);
       if (tid != pid) return;  // a thread, not a process
-      trace::ProcessRecord p;
+      schema::ProcessRecord p;
       p.timeNs = sample.time;
       p.pid = pid;
       p.parentPid = ppid;
@@ -195,16 +195,16 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
 std::string mappedFileBuildId(pid_t pid, uint64_t start, uint64_t end, const std::string& path) {
   char mapFile[96];
   std::snprintf(mapFile, sizeof mapFile, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, start, end);
-  std::string id = readElfBuildId(mapFile);
-  if (id.empty()) id = readElfBuildId("/proc/" + std::to_string(pid) + "/root" + path);
+  std::string id = common::readBuildId(mapFile);
+  if (id.empty()) id = common::readBuildId("/proc/" + std::to_string(pid) + "/root" + path);
   return id;
 }
 
-std::vector<trace::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs) {
-  std::vector<trace::MappingRecord> result;
+std::vector<schema::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs) {
+  std::vector<schema::MappingRecord> result;
   for (const auto& entry : readMaps(pid)) {
     if (!entry.executable) continue;
-    trace::MappingRecord m;
+    schema::MappingRecord m;
     m.timeNs = timeNs;
     m.pid = static_cast<uint32_t>(pid);
     m.start = entry.start;

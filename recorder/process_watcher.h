@@ -28,8 +28,8 @@ class ProcessWatcher {
   const std::set<uint32_t>& targets() const { return targets_; }
 
   struct Sink {
-    std::function<void(trace::MappingRecord)> mapping;
-    std::function<void(trace::ProcessRecord)> process;
+    std::function<void(schema::MappingRecord)> mapping;
+    std::function<void(schema::ProcessRecord)> process;
   };
   // Hands every record of a target received so far to `sink`.
   void drain(const Sink& sink);
@@ -50,7 +50,7 @@ class ProcessWatcher {
 };
 
 // Executable mappings of a running process, as the first entries of its map history.
-std::vector<trace::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs);
+std::vector<schema::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs);
 // The build-id of a file mapped by `pid`, read through /proc so that it works for
 // files in other mount namespaces and for deleted files still mapped.
 std::string mappedFileBuildId(pid_t pid, uint64_t start, uint64_t end, const std::string& path);

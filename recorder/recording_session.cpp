@@ -17,6 +17,7 @@
 #include <set>
 
 #include "bpf/heaptrail_event.h"
+#include "schema/event_kinds.h"
 #include "recorder/allocator_locator.h"
 #include "recorder/allocator_probes.h"
 #include "recorder/preflight.h"
@@ -25,7 +26,7 @@
 #include "recorder/stack_table.h"
 #include "schema/trace_error.h"
 #include "schema/trace_writer.h"
-#include "schema/units.h"
+#include "common/units.h"
 
 namespace heaptrail::recorder {
 namespace {
@@ -71,15 +72,10 @@ class StopSignals {
   int fd_ = -1;
 };
 
-bool isAllocation(uint32_t kind) {
-  return kind != HT_FREE && kind != HT_REALLOC_RELEASE && kind != HT_MUNMAP &&
-         kind != HT_OPERATOR_DELETE && kind != HT_OPERATOR_DELETE_ARRAY;
-}
-
 class Session {
  public:
   Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
-          trace::TraceWriter& writer)
+          schema::TraceWriter& writer)
       : options_(options), target_(std::move(target)), allocators_(std::move(allocators)), writer_(writer) {}
 
   RecordSummary run();
@@ -92,7 +88,7 @@ class Session {
   void addEvent(const ht_event* event, size_t size);
   void hookAllocators();
   void hook(const AllocatorObject& object);
-  void onProcessEvent(trace::ProcessRecord p);
+  void onProcessEvent(schema::ProcessRecord p);
   void writeHeader();
   void drainAll();
   void flush(bool sync);
@@ -101,16 +97,16 @@ class Session {
   const RecordOptions& options_;
   TargetProcess target_;
   AllocatorObjects allocators_;
-  trace::TraceWriter& writer_;
+  schema::TraceWriter& writer_;
   std::vector<FunctionSpec> specs_;
-  std::vector<trace::FunctionRecord> hooked_;
+  std::vector<schema::FunctionRecord> hooked_;
   std::set<std::pair<dev_t, ino_t>> scannedObjects_;
   std::set<uint32_t> liveChildren_;  // --follow-forks: processes besides the main target
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
   ring_buffer* ring_ = nullptr;
   StackTable stacks_;
-  trace::ChunkBuilder chunk_;
+  schema::ChunkBuilder chunk_;
   std::array<uint64_t, HT_KIND_COUNT> lostWritten_{};
   RecordSummary summary_;
   uint64_t startNs_ = 0;
@@ -128,7 +124,7 @@ void Session::addEvent(const ht_event* event, size_t size) {
   chunk_.addEvent({static_cast<schema::EventKind>(event->kind), event->ts_ns, event->pid, event->tid,
                    event->address, event->size, stackId, event->function});
   ++summary_.events;
-  if (isAllocation(event->kind))
+  if (schema::isAllocation(static_cast<schema::EventKind>(event->kind)))
     ++summary_.allocations;
   else
     ++summary_.frees;
@@ -161,7 +157,7 @@ void Session::hookAllocators() {
                         " in the program or its libraries");
 }
 
-void Session::onProcessEvent(trace::ProcessRecord p) {
+void Session::onProcessEvent(schema::ProcessRecord p) {
   using Kind = schema::ProcessEventKind;
   if (p.kind == Kind::FORK) liveChildren_.insert(p.pid);
   if (p.kind == Kind::EXIT) {
@@ -221,14 +217,14 @@ void Session::drainAll() {
   // Mappings first: a mapping is always reported before any event that uses it, so it
   // lands in the same chunk as that event or an earlier one.
   watcher_->drain({
-      [this](trace::MappingRecord m) {
+      [this](schema::MappingRecord m) {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
         if (m.executable && !m.path.empty() && m.path.front() == '/')
           hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path});
         chunk_.addMapping(std::move(m));
       },
-      [this](trace::ProcessRecord p) { onProcessEvent(std::move(p)); },
+      [this](schema::ProcessRecord p) { onProcessEvent(std::move(p)); },
   });
   const int n = ring_buffer__consume(ring_);
   if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
@@ -248,7 +244,7 @@ void Session::recordExit() {
   const auto status = target_.pollExit();
   if (!status) return;
   summary_.exitStatus = status;
-  trace::ProcessRecord p;
+  schema::ProcessRecord p;
   p.timeNs = nowNs();
   p.pid = static_cast<uint32_t>(target_.pid());
   p.kind = schema::ProcessEventKind::EXIT;
@@ -408,10 +404,10 @@ RecordSummary runRecording(const RecordOptions& options) {
   const std::filesystem::path output =
       options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
                              : options.output;
-  std::unique_ptr<trace::TraceWriter> writer;
+  std::unique_ptr<schema::TraceWriter> writer;
   try {
-    writer = std::make_unique<trace::TraceWriter>(output);
-  } catch (const trace::TraceError& e) {
+    writer = std::make_unique<schema::TraceWriter>(output);
+  } catch (const schema::TraceError& e) {
     throw RecordError(e.what());
   }
   try {
@@ -443,8 +439,8 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
     char ratioText[32];
     std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
     std::cerr << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees
-              << " frees) in " << formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, "
-              << s.lost << " lost, " << formatBytes(s.bytesWritten) << " written to " << s.output.string()
+              << " frees) in " << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, "
+              << s.lost << " lost, " << common::formatBytes(s.bytesWritten) << " written to " << s.output.string()
               << " (compression " << ratioText << "); " << describeEnd(s) << "\n";
     if (s.lost) std::cerr << program << ": warning: " << s.lost << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
     if (s.lostMappingRecords)

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 void ChunkBuilder::addEvent(const EventRecord& event) {
   kinds_.push_back(event.kind);
@@ -150,4 +150,4 @@ void ChunkBuilder::clear() {
   functions_.clear();
 }
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

@@ -2,61 +2,14 @@
 
 #include <cstdint>
 #include <span>
-#include <string>
 #include <vector>
 
 #include <capnp/message.h>
 
+#include "schema/records.h"
 #include "schema/trace.capnp.h"
 
-namespace heaptrail::trace {
-
-using schema::EventKind;
-
-struct EventRecord {
-  EventKind kind = EventKind::MALLOC;
-  uint64_t timeNs = 0;
-  uint32_t pid = 0;
-  uint32_t tid = 0;
-  uint64_t address = 0;
-  uint64_t size = 0;
-  uint32_t stackId = 0;  // 0: no stack
-  uint16_t function = 0;  // 0: unknown
-};
-
-struct FunctionRecord {
-  uint16_t id = 0;
-  std::string symbol;
-  EventKind kind = EventKind::MALLOC;
-  std::string object;
-  bool custom = false;
-};
-
-struct MappingRecord {
-  uint64_t timeNs = 0;
-  uint32_t pid = 0;
-  uint64_t start = 0;
-  uint64_t end = 0;
-  uint64_t fileOffset = 0;
-  std::string path;
-  std::string buildId;  // raw bytes
-  schema::MappingSource source = schema::MappingSource::PROC_MAPS;
-  bool executable = true;
-  uint64_t inode = 0;
-};
-
-struct ProcessRecord {
-  uint64_t timeNs = 0;
-  uint32_t pid = 0;
-  schema::ProcessEventKind kind = schema::ProcessEventKind::EXEC;
-  uint32_t parentPid = 0;
-  std::string command;
-  bool exitStatusKnown = false;
-  int32_t exitCode = 0;
-  int32_t signal = 0;
-  bool coreDumped = false;
-  std::vector<std::string> commandLine;
-};
+namespace heaptrail::schema {
 
 // Accumulates one chunk's worth of events, new stacks, mappings, process events and
 // lost counts, then turns them into a `Chunk` message.
@@ -97,4 +50,4 @@ class ChunkBuilder {
   std::vector<FunctionRecord> functions_;
 };
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

@@ -2,7 +2,7 @@
 
 #include <kj/debug.h>
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 EventColumns::EventColumns(schema::Chunk::Reader chunk) {
   const auto events = chunk.getEvents();
@@ -38,4 +38,4 @@ FunctionRecord readFunction(schema::AllocatorFunction::Reader f) {
   return {f.getId(), f.getSymbol(), f.getKind(), f.getObject(), f.getCustom()};
 }
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

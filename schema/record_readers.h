@@ -3,7 +3,7 @@
 #include "schema/chunk_builder.h"
 #include "schema/trace.capnp.h"
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 // The event columns of a chunk, each list fetched once: Cap'n Proto counts every getter
 // against the reader's traversal limit. Throws kj::Exception when the columns that must
@@ -28,4 +28,4 @@ MappingRecord readMapping(schema::Mapping::Reader mapping);
 ProcessRecord readProcess(schema::ProcessEvent::Reader process);
 FunctionRecord readFunction(schema::AllocatorFunction::Reader function);
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

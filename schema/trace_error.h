@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 // A trace file cannot be written or read; what() is a one-line message for the user
 // that names the file.
@@ -12,4 +12,4 @@ class TraceError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

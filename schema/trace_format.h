@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 // The file starts with a zstd skippable frame (so `zstd -d` still works on the file)
 // whose payload is kFileMagic. See trace.capnp for the whole layout.
@@ -17,4 +17,4 @@ inline constexpr size_t kPreambleSize = 8 + kFileMagic.size();
 // not make it allocate without bound. The writer stays far below it.
 inline constexpr uint64_t kMaxRecordBytes = 512ull << 20;
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

@@ -15,7 +15,7 @@
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 struct TraceReader::Decoded {
   std::vector<uint64_t> words;  // capnp::word storage, reused from chunk to chunk
@@ -222,4 +222,4 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
   }
 }
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

@@ -13,7 +13,7 @@
 
 struct ZSTD_DCtx_s;
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 // How reading a trace ended.
 enum class TraceEnd {
@@ -84,4 +84,4 @@ class TraceReader {
   uint64_t chunksRead_ = 0;
 };
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

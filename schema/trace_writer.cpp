@@ -13,7 +13,7 @@
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 namespace {
 
 std::string errnoText(int err) { return std::strerror(err); }
@@ -129,4 +129,4 @@ void TraceWriter::discard() {
   std::filesystem::remove(path_, ignored);
 }
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

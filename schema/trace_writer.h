@@ -10,7 +10,7 @@
 
 struct ZSTD_CCtx_s;
 
-namespace heaptrail::trace {
+namespace heaptrail::schema {
 
 // Writes a trace file: header, chunks, footer, each its own zstd frame, so that a file
 // cut anywhere stays readable up to its last complete chunk.
@@ -56,4 +56,4 @@ class TraceWriter {
   bool headerWritten_ = false;
 };
 
-}  // namespace heaptrail::trace
+}  // namespace heaptrail::schema

@@ -84,10 +84,10 @@ TEST_F(AllocationPathsTest, MismatchedFamiliesAreRecordedWithWhatWasCalled) {
     EXPECT_EQ(events.size(), 1u) << size;
     return events.at(0);
   };
-  const auto releaseOf = [&](const trace::EventRecord& alloc) {
+  const auto releaseOf = [&](const schema::EventRecord& alloc) {
     for (const auto& e : t.events)
       if (e.address == alloc.address && e.timeNs >= alloc.timeNs && e.size == 0) return e;
-    return trace::EventRecord{};
+    return schema::EventRecord{};
   };
   const auto array = find(160);
   EXPECT_EQ(array.kind, EventKind::OPERATOR_NEW_ARRAY);

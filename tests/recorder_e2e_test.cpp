@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "recorder/elf_info.h"
+#include "common/build_id.h"
 #include "tests/support/recording_test.h"
 
 namespace heaptrail {
@@ -23,7 +23,7 @@ using testing::TraceContents;
 using RecorderTest = testing::RecordingTest;
 
 void expectWellFormed(const TraceContents& t) {
-  EXPECT_EQ(t.end, trace::TraceEnd::Complete) << t.problem;
+  EXPECT_EQ(t.end, schema::TraceEnd::Complete) << t.problem;
   EXPECT_TRUE(t.hasFooter);
   EXPECT_EQ(t.footerEvents, t.events.size());
   EXPECT_EQ(t.footerStacks, t.stacks.size());
@@ -37,7 +37,7 @@ void expectWellFormed(const TraceContents& t) {
   EXPECT_TRUE(t.lostInChunks.empty() && t.footerLost.empty()) << "events were lost";
 }
 
-const trace::ProcessRecord* exitOf(const TraceContents& t, uint32_t pid) {
+const schema::ProcessRecord* exitOf(const TraceContents& t, uint32_t pid) {
   for (const auto& p : t.processes)
     if (p.pid == pid && p.kind == schema::ProcessEventKind::EXIT) return &p;
   return nullptr;
@@ -153,7 +153,7 @@ TEST_F(RecorderTest, LeakySampleIsRecordedExactly) {
   EXPECT_EQ(munmaps[0].size, 4u * 4096);
 
   // The executable's mapping is recorded from its exec, with its build-id.
-  const auto buildId = recorder::readElfBuildId(kSamples + "/leaky");
+  const auto buildId = common::readBuildId(kSamples + "/leaky");
   ASSERT_FALSE(buildId.empty());
   bool found = false;
   for (const auto& m : t.mappings)
@@ -203,7 +203,7 @@ TEST_F(RecorderTest, DlclosedPluginKeepsItsMappingAndBuildId) {
     const auto* m = t.mappingAt(e.pid, address, e.timeNs);
     ASSERT_NE(m, nullptr) << "the plugin's mapping is in the trace";
     EXPECT_EQ(m->path, plugin);
-    EXPECT_EQ(m->buildId, recorder::readElfBuildId(plugin));
+    EXPECT_EQ(m->buildId, common::readBuildId(plugin));
     EXPECT_EQ(m->source, schema::MappingSource::MMAP_EVENT);
     EXPECT_GT(m->timeNs, t.startTimeNs) << "mapped after the recording started";
     EXPECT_EQ(functionOf(t, e, 0), "plugin_make");
@@ -287,7 +287,7 @@ TEST_F(RecorderTest, DurationAndSignalsEndTheRecordingWithAFooter) {
     const auto r = recorder.wait();
     EXPECT_EQ(r.exitCode, 0) << r.err;
     const auto t = testing::loadTrace(file);
-    EXPECT_EQ(t.end, trace::TraceEnd::Complete) << "signal " << sig;
+    EXPECT_EQ(t.end, schema::TraceEnd::Complete) << "signal " << sig;
     EXPECT_EQ(t.endReason, schema::EndReason::INTERRUPTED);
   }
 }
@@ -333,7 +333,7 @@ TEST_F(RecorderTest, KilledRecorderLeavesATraceReadableToItsLastChunk) {
   recorder.signal(SIGKILL);
   recorder.wait();
   const auto t = testing::loadTrace(output());
-  EXPECT_EQ(t.end, trace::TraceEnd::Truncated);
+  EXPECT_EQ(t.end, schema::TraceEnd::Truncated);
   EXPECT_FALSE(t.hasFooter);
   EXPECT_EQ(t.targetPids.at(0), static_cast<uint32_t>(target.pid()));
   EXPECT_GE(t.chunkSequences.size(), 2u) << "a chunk is flushed at least once a second";
@@ -361,7 +361,7 @@ TEST_F(RecorderTest, LostEventsAreCountedExactlyByKind) {
   ASSERT_EQ(result.exitCode, 0) << result.err;
   EXPECT_NE(result.err.find("lost"), std::string::npos) << result.err;
   const auto tiny = testing::loadTrace(file);
-  EXPECT_EQ(tiny.end, trace::TraceEnd::Complete);
+  EXPECT_EQ(tiny.end, schema::TraceEnd::Complete);
   uint64_t lost = 0;
   for (const auto& [kind, n] : tiny.footerLost) lost += n;
   ASSERT_GT(lost, 0u) << "a 4 KiB ring buffer that nobody reads must overflow";
@@ -383,7 +383,7 @@ TEST_F(RecorderTest, SizeFilterAndStackDepth) {
   EXPECT_EQ(t.eventsWithSize(6006).size(), 1u);
   EXPECT_EQ(t.eventsWithSize(4004).size(), 1u);
   for (const auto& [id, frames] : t.stacks) EXPECT_EQ(frames.size(), 1u);
-  trace::TraceReader reader(output());
+  schema::TraceReader reader(output());
   EXPECT_EQ(reader.header().getOptions().getMinSize(), 4000u);
   EXPECT_EQ(reader.header().getOptions().getStackDepth(), 1u);
 }

@@ -51,7 +51,7 @@ TEST_F(RecorderRobustnessTest, FullDiskStopsWithAClearErrorAndAValidFile) {
   EXPECT_EQ(r.exitCode, 1) << r.err;
   EXPECT_NE(r.err.find("disk full"), std::string::npos) << r.err;
   const auto t = testing::loadTrace(file);  // readable: no exception
-  EXPECT_NE(t.end, trace::TraceEnd::Corrupt) << t.problem;
+  EXPECT_NE(t.end, schema::TraceEnd::Corrupt) << t.problem;
   if (t.hasFooter) {
     EXPECT_EQ(t.endReason, schema::EndReason::ERROR);
   }
@@ -73,8 +73,8 @@ TEST_F(RecorderRobustnessTest, TwoRecordersOnOneTargetBothRecordEverything) {
   target.wait();
   const auto a = testing::loadTrace(dir_ / "a.htr");
   const auto b = testing::loadTrace(dir_ / "b.htr");
-  EXPECT_EQ(a.end, trace::TraceEnd::Complete);
-  EXPECT_EQ(b.end, trace::TraceEnd::Complete);
+  EXPECT_EQ(a.end, schema::TraceEnd::Complete);
+  EXPECT_EQ(b.end, schema::TraceEnd::Complete);
   EXPECT_EQ(a.eventsWithSize(8008).size(), 400u);
   EXPECT_EQ(b.eventsWithSize(8008).size(), 400u);
 }

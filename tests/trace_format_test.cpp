@@ -8,9 +8,11 @@
 #include <fstream>
 #include <iterator>
 
+#include <capnp/schema.h>
 #include <capnp/serialize.h>
 #include <zstd.h>
 
+#include "schema/event_kinds.h"
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
 #include "schema/trace_reader.h"
@@ -21,7 +23,7 @@ namespace heaptrail {
 namespace {
 
 using schema::EventKind;
-using trace::TraceEnd;
+using schema::TraceEnd;
 
 class TempDir {
  public:
@@ -76,9 +78,9 @@ void fillHeader(schema::Header::Builder h) {
 
 // Three chunks with every kind of content, then a footer.
 void writeSampleTrace(const std::filesystem::path& path, bool footer = true) {
-  trace::TraceWriter writer(path);
+  schema::TraceWriter writer(path);
   writer.writeHeader(fillHeader);
-  trace::ChunkBuilder chunk;
+  schema::ChunkBuilder chunk;
   chunk.addMapping({900, 4242, 0x400000, 0x401000, 0x1000, "/app", std::string("\x01\x02\xff", 3),
                     schema::MappingSource::PROC_MAPS, true, 77});
   chunk.addProcessEvent({950, 4242, schema::ProcessEventKind::EXEC, 0, "app", false, 0, 0, false, {"./app", "-x"}});
@@ -110,6 +112,19 @@ void writeSampleTrace(const std::filesystem::path& path, bool footer = true) {
   }
 }
 
+// Every EventKind of the schema has its entry in the one table of kind meanings (the
+// BPF kinds are tied to the schema's by static asserts in schema/event_kinds.h).
+TEST(TraceFormat, EveryEventKindOfTheSchemaIsDescribed) {
+  const auto enumerants = capnp::Schema::from<EventKind>().getEnumerants();
+  ASSERT_EQ(enumerants.size(), schema::kEventKindCount);
+  for (const auto e : enumerants) {
+    const auto* info = schema::eventKindInfo(static_cast<EventKind>(e.getOrdinal()));
+    ASSERT_NE(info, nullptr) << e.getProto().getName().cStr();
+    EXPECT_EQ(static_cast<unsigned>(info->kind), e.getOrdinal());
+  }
+  EXPECT_EQ(schema::eventKindInfo(static_cast<EventKind>(schema::kEventKindCount)), nullptr);
+}
+
 TEST(TraceFormat, RoundTripsEveryField) {
   TempDir dir;
   writeSampleTrace(dir / "t.htr");
@@ -127,7 +142,7 @@ TEST(TraceFormat, RoundTripsEveryField) {
   EXPECT_EQ(t.allocatorObject, "/lib/libc.so.6");
   EXPECT_EQ(t.probedFunctions, (std::vector<std::string>{"malloc", "free"}));
 
-  trace::TraceReader reader(dir / "t.htr");
+  schema::TraceReader reader(dir / "t.htr");
   const auto o = reader.header().getOptions();
   EXPECT_EQ(o.getMinSize(), 16u);
   EXPECT_EQ(o.getMaxSize(), 1u << 20);
@@ -215,7 +230,7 @@ TEST(TraceFormat, FileIsAPlainZstdStream) {
 // Byte offsets at which each record (header, chunks, footer) ends.
 std::vector<size_t> recordEnds(const std::string& bytes) {
   std::vector<size_t> ends;
-  size_t offset = trace::kPreambleSize;
+  size_t offset = schema::kPreambleSize;
   while (offset < bytes.size()) {
     offset += ZSTD_findFrameCompressedSize(bytes.data() + offset, bytes.size() - offset);
     ends.push_back(offset);
@@ -268,9 +283,9 @@ TEST(TraceFormat, TruncatedHeaderIsAnError) {
   writeSampleTrace(dir / "t.htr");
   const std::string bytes = readFile(dir / "t.htr");
   const auto ends = recordEnds(bytes);
-  for (size_t cut : {size_t{0}, size_t{5}, trace::kPreambleSize, trace::kPreambleSize + 3, ends[0] - 1}) {
+  for (size_t cut : {size_t{0}, size_t{5}, schema::kPreambleSize, schema::kPreambleSize + 3, ends[0] - 1}) {
     writeFile(dir / "cut.htr", bytes.substr(0, cut));
-    EXPECT_THROW(trace::TraceReader{dir / "cut.htr"}, trace::TraceError) << "cut at " << cut;
+    EXPECT_THROW(schema::TraceReader{dir / "cut.htr"}, schema::TraceError) << "cut at " << cut;
   }
 }
 
@@ -278,15 +293,15 @@ TEST(TraceFormat, RefusesFilesThatAreNotTraces) {
   TempDir dir;
   writeFile(dir / "text", "hello, this is not a trace at all\n");
   try {
-    trace::TraceReader reader(dir / "text");
+    schema::TraceReader reader(dir / "text");
     FAIL() << "accepted a text file";
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     EXPECT_NE(std::string(e.what()).find("not a heaptrail trace"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("text"), std::string::npos) << "names the file: " << e.what();
   }
-  EXPECT_THROW(trace::TraceReader{dir / "missing"}, trace::TraceError);
+  EXPECT_THROW(schema::TraceReader{dir / "missing"}, schema::TraceError);
   writeFile(dir / "empty", "");
-  EXPECT_THROW(trace::TraceReader{dir / "empty"}, trace::TraceError);
+  EXPECT_THROW(schema::TraceReader{dir / "empty"}, schema::TraceError);
 }
 
 TEST(TraceFormat, RefusesNewerSchemaVersion) {
@@ -299,16 +314,16 @@ TEST(TraceFormat, RefusesNewerSchemaVersion) {
   std::string compressed(ZSTD_compressBound(flat.asBytes().size()), '\0');
   compressed.resize(ZSTD_compress(compressed.data(), compressed.size(), flat.asBytes().begin(),
                                   flat.asBytes().size(), 3));
-  std::string bytes(trace::kPreambleSize, '\0');
-  const uint32_t magic = trace::kSkippableFrameMagic, length = trace::kFileMagic.size();
+  std::string bytes(schema::kPreambleSize, '\0');
+  const uint32_t magic = schema::kSkippableFrameMagic, length = schema::kFileMagic.size();
   std::memcpy(bytes.data(), &magic, 4);
   std::memcpy(bytes.data() + 4, &length, 4);
-  std::memcpy(bytes.data() + 8, trace::kFileMagic.data(), length);
+  std::memcpy(bytes.data() + 8, schema::kFileMagic.data(), length);
   writeFile(dir / "future.htr", bytes + compressed);
   try {
-    trace::TraceReader reader(dir / "future.htr");
+    schema::TraceReader reader(dir / "future.htr");
     FAIL() << "accepted a newer schema";
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
   }
 }
@@ -320,7 +335,7 @@ TEST(TraceFormat, CorruptChunkInTheMiddleDoesNotHideTheChunksAfterIt) {
   const auto ends = recordEnds(bytes);
   bytes[ends[1] + (ends[2] - ends[1]) / 2] ^= 0x5a;  // damage chunk 1's compressed data
   writeFile(dir / "bad.htr", bytes);
-  trace::TraceReader reader(dir / "bad.htr");
+  schema::TraceReader reader(dir / "bad.htr");
   std::vector<uint64_t> sequences;
   while (auto chunk = reader.nextChunk()) sequences.push_back(chunk->getSequence());
   EXPECT_EQ(sequences, (std::vector<uint64_t>{0, 2, 3})) << "chunk 1 skipped, the rest read";
@@ -354,25 +369,25 @@ TEST(TraceFormat, DamageAtTheEndIsReportedAsCorrupt) {
 
 TEST(TraceFormat, SecondWriterOnSameFileIsRefused) {
   TempDir dir;
-  trace::TraceWriter first(dir / "t.htr");
+  schema::TraceWriter first(dir / "t.htr");
   first.writeHeader(fillHeader);
   try {
-    trace::TraceWriter second(dir / "t.htr");
+    schema::TraceWriter second(dir / "t.htr");
     FAIL() << "two writers on one file";
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     EXPECT_NE(std::string(e.what()).find("another heaptrail recorder"), std::string::npos) << e.what();
   }
   // The first writer's file is untouched.
-  trace::ChunkBuilder chunk;
+  schema::ChunkBuilder chunk;
   first.writeChunk(chunk);
-  EXPECT_NO_THROW(trace::TraceReader{dir / "t.htr"});
+  EXPECT_NO_THROW(schema::TraceReader{dir / "t.htr"});
 }
 
 TEST(TraceFormat, UnwritableOutputIsAClearError) {
   try {
-    trace::TraceWriter writer("/nonexistent-dir/t.htr");
+    schema::TraceWriter writer("/nonexistent-dir/t.htr");
     FAIL();
-  } catch (const trace::TraceError& e) {
+  } catch (const schema::TraceError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/t.htr"), std::string::npos) << e.what();
   }
 }

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "schema/units.h"
+#include "common/units.h"
 
-namespace heaptrail {
+namespace heaptrail::common {
 namespace {
 
 TEST(Units, ParsesDurations) {
@@ -39,4 +39,4 @@ TEST(Units, Formats) {
 }
 
 }  // namespace
-}  // namespace heaptrail
+}  // namespace heaptrail::common

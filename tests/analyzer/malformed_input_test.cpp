@@ -70,10 +70,10 @@ TEST(MalformedInput, FilesThatAreNotUsableTracesAreOneLineErrors) {
   t.malloc(1 * kMs, 0x1000, 10, 1);
   t.finish(2 * kMs);
   const std::string good = readFile(dir / "good.htr");
-  writeFile(dir / "cut-header.htr", good.substr(0, trace::kPreambleSize + 10));
+  writeFile(dir / "cut-header.htr", good.substr(0, schema::kPreambleSize + 10));
   expectOneLineError(dir / "cut-header.htr", "truncated header");
   std::string badHeader = good;
-  badHeader[trace::kPreambleSize + 20] ^= 0x77;  // inside the header's zstd frame
+  badHeader[schema::kPreambleSize + 20] ^= 0x77;  // inside the header's zstd frame
   writeFile(dir / "bad-header.htr", badHeader);
   expectOneLineError(dir / "bad-header.htr", "header");
 }
@@ -87,7 +87,7 @@ TEST(MalformedInput, DamagedChunkIsSkippedAndTheRestAnalyzed) {
   t.finish(4 * kMs);
   std::string bytes = readFile(dir / "t.htr");
   // Find the second chunk's frame and damage its middle.
-  size_t at = trace::kPreambleSize;
+  size_t at = schema::kPreambleSize;
   std::vector<size_t> starts;
   while (at < bytes.size()) {
     starts.push_back(at);
@@ -105,7 +105,7 @@ TEST(MalformedInput, DamagedChunkIsSkippedAndTheRestAnalyzed) {
 // Writes a trace whose single chunk is built by `fill` (bypassing ChunkBuilder's checks).
 void writeRawChunkTrace(const std::filesystem::path& path, const std::function<void(schema::Chunk::Builder)>& fill) {
   {
-    trace::TraceWriter writer(path);
+    schema::TraceWriter writer(path);
     writer.writeHeader(header);
   }
   capnp::MallocMessageBuilder message;
@@ -131,7 +131,7 @@ TEST(MalformedInput, InconsistentChunkContentIsWarnedAboutNotCrashedOn) {
 
   // Unknown stack, a size no allocator returns, and time going backwards by an hour.
   writeRawChunkTrace(dir / "odd.htr", [](schema::Chunk::Builder c) {
-    trace::ChunkBuilder b;
+    schema::ChunkBuilder b;
     b.addEvent({schema::EventKind::MALLOC, kStart + 3600 * kSec, kPid, kPid, 0x1000, 64, 77, 0});
     b.addEvent({schema::EventKind::MALLOC, kStart + 1 * kSec, kPid, kPid, 0x2000, 32, 0, 0});
     b.addEvent({schema::EventKind::MALLOC, kStart + 3600 * kSec, kPid, kPid, 0x3000, ~uint64_t{0}, 0, 0});

@@ -122,8 +122,8 @@ class SyntheticTrace {
   }
 
  private:
-  trace::TraceWriter writer_;
-  trace::ChunkBuilder chunk_;
+  schema::TraceWriter writer_;
+  schema::ChunkBuilder chunk_;
   uint64_t lastTime_ = 0;
   std::set<uint32_t> defined_;
 };
@@ -135,7 +135,7 @@ struct Analysis {
 
 inline Analysis analyze(const std::filesystem::path& path, analyzer::ReportOptions options = {},
                         analyzer::FrameResolver* resolver = nullptr) {
-  trace::TraceReader reader(path);
+  schema::TraceReader reader(path);
   analyzer::Replay replay(analyzer::ReplayOptions{options.atNs});
   replay.run(reader);
   return {replay.stats(), analyzer::buildReport(replay, options, resolver)};

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   std::ifstream in(argv[1], std::ios::binary);
   const std::string bytes{std::istreambuf_iterator<char>(in), {}};
   std::string out(heaptrail::fuzz::kRawMagic);
-  size_t at = heaptrail::trace::kPreambleSize;
+  size_t at = heaptrail::schema::kPreambleSize;
   while (at < bytes.size()) {
     const size_t n = ZSTD_findFrameCompressedSize(bytes.data() + at, bytes.size() - at);
     if (ZSTD_isError(n)) break;

@@ -20,11 +20,11 @@ inline constexpr std::string_view kRawMagic = "HTRAW";
 // Builds trace file bytes from raw input; false if `input` is not in the raw format.
 inline bool rawToTrace(const uint8_t* data, size_t size, std::string& trace) {
   if (size < kRawMagic.size() || std::memcmp(data, kRawMagic.data(), kRawMagic.size()) != 0) return false;
-  trace.assign(trace::kPreambleSize, '\0');
-  const uint32_t magic = trace::kSkippableFrameMagic, length = trace::kFileMagic.size();
+  trace.assign(schema::kPreambleSize, '\0');
+  const uint32_t magic = schema::kSkippableFrameMagic, length = schema::kFileMagic.size();
   std::memcpy(trace.data(), &magic, 4);
   std::memcpy(trace.data() + 4, &length, 4);
-  std::memcpy(trace.data() + 8, trace::kFileMagic.data(), length);
+  std::memcpy(trace.data() + 8, schema::kFileMagic.data(), length);
   size_t at = kRawMagic.size();
   std::string frame;
   while (at + 4 <= size) {

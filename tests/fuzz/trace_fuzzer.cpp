@@ -21,13 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size = built.size();
   }
   try {
-    heaptrail::trace::TraceReader reader("fuzz-input", data, size);
+    heaptrail::schema::TraceReader reader("fuzz-input", data, size);
     heaptrail::analyzer::Replay replay;
     replay.run(reader);
     heaptrail::analyzer::ReportOptions options;
     options.top = 0;
     (void)heaptrail::analyzer::buildReport(replay, options, nullptr);
-  } catch (const heaptrail::trace::TraceError&) {
+  } catch (const heaptrail::schema::TraceError&) {
   } catch (const kj::Exception&) {
   }
   return 0;

@@ -47,7 +47,7 @@ class RecordingTest : public ::testing::Test {
   }
 
   // The function (as nm names it) holding frame `frame` of an event's stack.
-  std::string functionOf(const TraceContents& t, const trace::EventRecord& e, size_t frame = 0) {
+  std::string functionOf(const TraceContents& t, const schema::EventRecord& e, size_t frame = 0) {
     const auto& frames = t.stacks.at(e.stackId);
     if (frame >= frames.size()) return "<no frame>";
     const uint64_t address = frames[frame] - 1;  // a return address: look at the call

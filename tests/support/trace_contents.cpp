@@ -4,27 +4,27 @@
 
 namespace heaptrail::testing {
 
-std::vector<trace::EventRecord> TraceContents::eventsWithSize(uint64_t size) const {
-  std::vector<trace::EventRecord> out;
+std::vector<schema::EventRecord> TraceContents::eventsWithSize(uint64_t size) const {
+  std::vector<schema::EventRecord> out;
   for (const auto& e : events)
     if (e.size == size) out.push_back(e);
   return out;
 }
 
-std::vector<trace::EventRecord> TraceContents::eventsOfKind(schema::EventKind kind) const {
-  std::vector<trace::EventRecord> out;
+std::vector<schema::EventRecord> TraceContents::eventsOfKind(schema::EventKind kind) const {
+  std::vector<schema::EventRecord> out;
   for (const auto& e : events)
     if (e.kind == kind) out.push_back(e);
   return out;
 }
 
-std::string TraceContents::functionName(const trace::EventRecord& e) const {
+std::string TraceContents::functionName(const schema::EventRecord& e) const {
   const auto it = functions.find(e.function);
   return it == functions.end() ? "" : it->second.symbol;
 }
 
-const trace::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const {
-  const trace::MappingRecord* best = nullptr;
+const schema::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const {
+  const schema::MappingRecord* best = nullptr;
   for (const auto& m : mappings) {
     if (m.pid != pid || address < m.start || address >= m.end || m.timeNs > timeNs) continue;
     if (!best || m.timeNs >= best->timeNs) best = &m;
@@ -33,7 +33,7 @@ const trace::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t addr
 }
 
 TraceContents loadTrace(const std::filesystem::path& path) {
-  trace::TraceReader reader(path);
+  schema::TraceReader reader(path);
   TraceContents t;
   const auto h = reader.header();
   t.schemaVersion = h.getSchemaVersion();
@@ -55,7 +55,7 @@ TraceContents loadTrace(const std::filesystem::path& path) {
 
   while (auto chunk = reader.nextChunk()) {
     t.chunkSequences.push_back(chunk->getSequence());
-    const trace::EventColumns c(*chunk);
+    const schema::EventColumns c(*chunk);
     uint64_t time = chunk->getBaseTimeNs();
     for (unsigned i = 0; i < c.size(); ++i) {
       time += static_cast<uint64_t>(c.timeDeltaNs[i]);
@@ -67,10 +67,10 @@ TraceContents loadTrace(const std::filesystem::path& path) {
       for (uint64_t f : s.getFrames()) frames.push_back(f);
       if (!t.stacks.emplace(s.getId(), std::move(frames)).second) ++t.duplicateStackIds;
     }
-    for (auto m : chunk->getMappings()) t.mappings.push_back(trace::readMapping(m));
-    for (auto p : chunk->getProcesses()) t.processes.push_back(trace::readProcess(p));
+    for (auto m : chunk->getMappings()) t.mappings.push_back(schema::readMapping(m));
+    for (auto p : chunk->getProcesses()) t.processes.push_back(schema::readProcess(p));
     for (auto l : chunk->getLost()) t.lostInChunks[l.getKind()] += l.getCount();
-    for (auto f : chunk->getFunctions()) t.functions[f.getId()] = trace::readFunction(f);
+    for (auto f : chunk->getFunctions()) t.functions[f.getId()] = schema::readFunction(f);
   }
   t.end = reader.end();
   t.problem = reader.problem();

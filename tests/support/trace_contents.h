@@ -22,29 +22,29 @@ struct TraceContents {
   std::vector<std::vector<std::string>> targetCommands;
   std::vector<std::string> probedFunctions;
 
-  std::vector<trace::EventRecord> events;
+  std::vector<schema::EventRecord> events;
   std::map<uint32_t, std::vector<uint64_t>> stacks;
-  std::vector<trace::MappingRecord> mappings;
-  std::vector<trace::ProcessRecord> processes;
-  std::map<uint16_t, trace::FunctionRecord> functions;
+  std::vector<schema::MappingRecord> mappings;
+  std::vector<schema::ProcessRecord> processes;
+  std::map<uint16_t, schema::FunctionRecord> functions;
   bool followForks = false;
   std::map<schema::EventKind, uint64_t> lostInChunks;
   std::vector<uint64_t> chunkSequences;
   uint64_t duplicateStackIds = 0;
 
-  trace::TraceEnd end = trace::TraceEnd::Reading;
+  schema::TraceEnd end = schema::TraceEnd::Reading;
   std::string problem;
   bool hasFooter = false;
   schema::EndReason endReason = schema::EndReason::ERROR;
   uint64_t footerEvents = 0, footerStacks = 0, footerChunks = 0;
   std::map<schema::EventKind, uint64_t> footerLost;
 
-  std::vector<trace::EventRecord> eventsWithSize(uint64_t size) const;
-  std::vector<trace::EventRecord> eventsOfKind(schema::EventKind kind) const;
+  std::vector<schema::EventRecord> eventsWithSize(uint64_t size) const;
+  std::vector<schema::EventRecord> eventsOfKind(schema::EventKind kind) const;
   // The symbol of the function an event came from ("" if unknown).
-  std::string functionName(const trace::EventRecord& e) const;
+  std::string functionName(const schema::EventRecord& e) const;
   // The mapping of `pid` holding `address` that was newest at `timeNs`.
-  const trace::MappingRecord* mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const;
+  const schema::MappingRecord* mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const;
 };
 
 TraceContents loadTrace(const std::filesystem::path& path);

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     return 1 + static_cast<uint32_t>((r >> 8) % stackCount);
   };
 
-  trace::TraceWriter writer(argv[1]);
+  schema::TraceWriter writer(argv[1]);
   uint64_t now = 1'000'000'000;
   writer.writeHeader([&](schema::Header::Builder h) {
     h.setRecorderVersion("gen_trace");
@@ -116,9 +116,9 @@ int main(int argc, char** argv) {
     fns.set(3, "realloc");
   });
 
-  trace::ChunkBuilder chunk;
+  schema::ChunkBuilder chunk;
   for (const Module& m : kModules) {
-    trace::MappingRecord rec;
+    schema::MappingRecord rec;
     rec.timeNs = now;
     rec.pid = kPid;
     rec.start = m.start;
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   uint64_t events = 0, leaked = 0;
   auto add = [&](EventKind kind, uint64_t address, uint64_t size, uint32_t stackId) {
     now += 50 + rng.below(300);
-    trace::EventRecord e;
+    schema::EventRecord e;
     e.kind = kind;
     e.timeNs = now;
     e.pid = kPid;

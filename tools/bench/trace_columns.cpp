@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: trace_columns TRACE\n");
     return 2;
   }
-  heaptrail::trace::TraceReader reader(argv[1]);
+  heaptrail::schema::TraceReader reader(argv[1]);
   std::map<std::string, Column> cols;
   uint64_t events = 0;
   while (auto chunk = reader.nextChunk()) {

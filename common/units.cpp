@@ -1,4 +1,4 @@
-#include "schema/units.h"
+#include "common/units.h"
 
 #include <array>
 #include <cctype>
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <utility>
 
-namespace heaptrail {
+namespace heaptrail::common {
 namespace {
 
 // Splits "1.5ms" into 1.5 and "ms"; nullopt if there is no leading non-negative number.
@@ -104,4 +104,4 @@ std::string formatBytes(uint64_t bytes) {
   return buf;
 }
 
-}  // namespace heaptrail
+}  // namespace heaptrail::common

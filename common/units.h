@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace heaptrail {
+namespace heaptrail::common {
 
 // "250ms", "60s", "5m", "1h", "1.5s", "30" (seconds) -> nanoseconds; nullopt if malformed.
 std::optional<uint64_t> parseDuration(std::string_view text);
@@ -17,4 +17,4 @@ std::string formatDuration(uint64_t ns);
 // 123 B, 4.0 KiB, 1.5 MiB, ...
 std::string formatBytes(uint64_t bytes);
 
-}  // namespace heaptrail
+}  // namespace heaptrail::common
