@@ -1,6 +1,12 @@
 #include "analyzer/cli.h"
 
-#include "recorder/recording_session.h"
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
 
 #ifndef HEAPTRAIL_VERSION
 #define HEAPTRAIL_VERSION "unknown"
@@ -35,6 +41,44 @@ const char* const kHelp =
     "Run `heaptrail COMMAND --help` for the options of a command.\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
+// The recorder binary: next to this one (an installed or built pair), else on PATH.
+std::filesystem::path findRecorder() {
+  constexpr const char* kName = "heaptrail-record";
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto beside = self.parent_path() / kName;
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / kName;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
+}
+
+// `heaptrail record ...` becomes `heaptrail-record ...`: the workstation's analyzer does
+// not carry the recorder (nor libbpf). Returns only when the recorder cannot be run.
+int runRecorder(const std::vector<std::string>& args, std::ostream& err) {
+  const auto recorder = findRecorder();
+  if (recorder.empty()) {
+    err << "heaptrail record: heaptrail-record is not installed next to heaptrail nor on PATH\n";
+    return kExitError;
+  }
+  std::vector<std::string> argv = {recorder.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  err.flush();
+  ::execv(raw[0], raw.data());
+  err << "heaptrail record: cannot run " << recorder.string() << ": " << std::strerror(errno) << "\n";
+  return kExitError;
+}
+
 }  // namespace
 
 int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -54,7 +98,7 @@ int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::
   }
   if (command == "analyze") return analyzeMain(rest, out, err);
   if (command == "info") return infoMain(rest, out, err);
-  if (command == "record") return recorder::recordMain(rest, "heaptrail record");
+  if (command == "record") return runRecorder(rest, err);
   if (command == "help") {
     if (rest.empty()) {
       out << kHelp;
@@ -62,7 +106,7 @@ int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::
     }
     if (rest[0] == "analyze") return analyzeMain({"--help"}, out, err);
     if (rest[0] == "info") return infoMain({"--help"}, out, err);
-    if (rest[0] == "record") return recorder::recordMain({"--help"}, "heaptrail record");
+    if (rest[0] == "record") return runRecorder({"--help"}, err);
     err << "heaptrail: unknown command '" << rest[0] << "' (see heaptrail --help)\n";
     return kExitUsage;
   }

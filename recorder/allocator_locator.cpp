@@ -129,4 +129,14 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& exec
   return result;
 }
 
+AllocatorObjects namedAllocator(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw RecordError("--obj " + path.string() + ": no such file");
+  AllocatorObjects allocators;
+  const AllocatorObject object{path, path.string()};
+  allocators.objects.push_back(object);
+  if (isLibcName(path.filename())) allocators.libc = object;
+  return allocators;
+}
+
 }  // namespace heaptrail::recorder

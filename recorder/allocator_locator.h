@@ -30,6 +30,9 @@ AllocatorObjects locateAllocatorsInProcess(pid_t pid);
 // libraries it needs (DT_NEEDED, transitively, found where the loader looks).
 AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& executable);
 
+// The object named with --obj; throws RecordError when it does not exist.
+AllocatorObjects namedAllocator(const std::filesystem::path& object);
+
 bool isLibcName(const std::string& filename);
 
 }  // namespace heaptrail::recorder

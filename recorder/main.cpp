@@ -1,7 +1,7 @@
 #include <string>
 #include <vector>
 
-#include "recorder/recording_session.h"
+#include "recorder/record_command.h"
 
 int main(int argc, char** argv) {
   return heaptrail::recorder::recordMain(std::vector<std::string>(argv + 1, argv + argc), "heaptrail-record");

@@ -1,9 +1,9 @@
 #include "recorder/process_watcher.h"
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/perf_event.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,17 +35,20 @@ T load(const uint8_t* p) {
   return value;
 }
 
+// Copies a record out of the perf buffer, with its time, for sorting.
+bpf_perf_event_ret collectRecord(void* ctx, int, perf_event_header* header) {
+  auto& pending = *static_cast<std::vector<std::pair<uint64_t, std::vector<uint8_t>>>*>(ctx);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(header);
+  const uint64_t time = header->size >= sizeof *header + sizeof(SampleId)
+                            ? load<SampleId>(bytes + header->size - sizeof(SampleId)).time
+                            : 0;
+  pending.emplace_back(time, std::vector<uint8_t>(bytes, bytes + header->size));
+  return LIBBPF_PERF_EVENT_CONT;
+}
+
 }  // namespace
 
-struct ProcessWatcher::CpuBuffer {
-  int fd = -1;
-  void* base = nullptr;
-  size_t mappedBytes = 0;
-  ~CpuBuffer() {
-    if (base) ::munmap(base, mappedBytes);
-    if (fd >= 0) ::close(fd);
-  }
-};
+void ProcessWatcher::BufferDeleter::operator()(perf_buffer* buffer) const { perf_buffer__free(buffer); }
 
 ProcessWatcher::ProcessWatcher(bool followForks) : followForks_(followForks) {
   perf_event_attr attr{};
@@ -63,55 +66,26 @@ ProcessWatcher::ProcessWatcher(bool followForks) : followForks_(followForks) {
   attr.use_clockid = 1;
   attr.clockid = CLOCK_MONOTONIC;  // the clock of bpf_ktime_get_ns()
 
-  const long pageSize = ::sysconf(_SC_PAGESIZE);
-  const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
-  for (long cpu = 0; cpu < cpus; ++cpu) {
-    auto buffer = std::make_unique<CpuBuffer>();
-    buffer->fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-    if (buffer->fd < 0) {
-      if (errno == ENODEV || errno == ENOENT) continue;  // offline CPU
-      if (errno == EACCES || errno == EPERM)
-        throw RecordError("cannot watch process mappings: perf_event_open denied; run as root or with CAP_PERFMON");
-      throw RecordError(std::string("cannot watch process mappings: perf_event_open: ") + std::strerror(errno));
-    }
-    buffer->mappedBytes = static_cast<size_t>(pageSize) * (1 + kDataPages);
-    buffer->base = ::mmap(nullptr, buffer->mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, buffer->fd, 0);
-    if (buffer->base == MAP_FAILED) {
-      buffer->base = nullptr;
-      throw RecordError(std::string("cannot map a perf buffer: ") + std::strerror(errno));
-    }
-    buffers_.push_back(std::move(buffer));
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) throw RecordError("cannot watch process mappings: cannot count the CPUs");
+  cpuMap_.reset(bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "ht_watch", sizeof(int), sizeof(int),
+                               static_cast<uint32_t>(cpus), nullptr));
+  if (!cpuMap_)
+    throw RecordError(std::string("cannot watch process mappings: ") + std::strerror(errno));
+  buffer_.reset(perf_buffer__new_raw(cpuMap_.get(), kDataPages, &attr, collectRecord, &pending_, nullptr));
+  if (!buffer_) {
+    if (errno == EACCES || errno == EPERM)
+      throw RecordError("cannot watch process mappings: perf_event_open denied; run as root or with CAP_PERFMON");
+    throw RecordError(std::string("cannot watch process mappings: perf_event_open: ") + std::strerror(errno));
   }
-  if (buffers_.empty()) throw RecordError("cannot watch process mappings: no CPU accepted a perf event");
 }
 
 ProcessWatcher::~ProcessWatcher() = default;
 
 void ProcessWatcher::drain(const Sink& sink) {
   pending_.clear();
-  for (auto& buffer : buffers_) {
-    auto* meta = static_cast<perf_event_mmap_page*>(buffer->base);
-    const uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
-    uint64_t tail = meta->data_tail;
-    const auto* data = static_cast<const uint8_t*>(buffer->base) + meta->data_offset;
-    const uint64_t size = meta->data_size;
-    while (tail < head) {
-      const uint64_t offset = tail % size;
-      perf_event_header header;
-      std::vector<uint8_t> record(sizeof header);
-      for (size_t i = 0; i < sizeof header; ++i) record[i] = data[(offset + i) % size];
-      std::memcpy(&header, record.data(), sizeof header);
-      if (header.size < sizeof header) break;  // cannot happen; do not spin on it
-      record.resize(header.size);
-      for (size_t i = sizeof header; i < header.size; ++i) record[i] = data[(offset + i) % size];
-      const uint64_t time = header.size >= sizeof header + sizeof(SampleId)
-                                ? load<SampleId>(record.data() + header.size - sizeof(SampleId)).time
-                                : 0;
-      pending_.emplace_back(time, std::move(record));
-      tail += header.size;
-    }
-    __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
-  }
+  const int err = perf_buffer__consume(buffer_.get());
+  if (err < 0) throw RecordError(std::string("reading process events failed: ") + std::strerror(-err));
   std::stable_sort(pending_.begin(), pending_.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [time, record] : pending_) handle(record.data(), record.size(), sink);

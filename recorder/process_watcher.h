@@ -8,14 +8,18 @@
 #include <set>
 #include <vector>
 
-#include "schema/chunk_builder.h"
+#include "common/unique_fd.h"
+#include "schema/records.h"
+
+struct perf_buffer;
 
 namespace heaptrail::recorder {
 
 // Follows what the kernel tells perf about processes: executable mappings (exec,
 // dlopen; with the file's path and build-id, from the kernel, so even a library that
 // is unloaded a millisecond later is captured), execs, forks and exits. One dummy perf
-// event per CPU, system wide, filtered to the target processes here.
+// event per CPU, system wide (read through libbpf's perf_buffer), filtered to the target
+// processes here.
 class ProcessWatcher {
  public:
   // `followForks`: processes forked by a target become targets.
@@ -37,11 +41,14 @@ class ProcessWatcher {
   uint64_t lostRecords() const { return lostRecords_; }
 
  private:
-  struct CpuBuffer;
+  struct BufferDeleter {
+    void operator()(perf_buffer* buffer) const;
+  };
   void handle(const uint8_t* record, size_t size, const Sink& sink);
 
   bool followForks_;
-  std::vector<std::unique_ptr<CpuBuffer>> buffers_;
+  common::UniqueFd cpuMap_;  // the PERF_EVENT_ARRAY perf_buffer keeps its per-CPU events in
+  std::unique_ptr<perf_buffer, BufferDeleter> buffer_;
   // Records of one drain from all CPUs, put in time order before they are handled:
   // a child's first mapping must not be seen before the fork that made it a target.
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pending_;

@@ -2,31 +2,26 @@
 
 #include <bpf/libbpf.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <ctime>
-#include <iostream>
 #include <set>
 
 #include "bpf/heaptrail_event.h"
-#include "schema/event_kinds.h"
 #include "recorder/allocator_locator.h"
 #include "recorder/allocator_probes.h"
+#include "recorder/clock.h"
 #include "recorder/preflight.h"
 #include "recorder/process_watcher.h"
 #include "recorder/record_error.h"
 #include "recorder/stack_table.h"
+#include "recorder/stop_signals.h"
+#include "recorder/trace_header.h"
+#include "schema/event_kinds.h"
 #include "schema/trace_error.h"
 #include "schema/trace_writer.h"
-#include "common/units.h"
 
 namespace heaptrail::recorder {
 namespace {
@@ -39,44 +34,15 @@ constexpr int kPollIntervalMs = 100;
 // After Ctrl-C, how long a started command gets to exit so its status is recorded.
 constexpr uint64_t kChildGraceNs = 500'000'000;
 
-uint64_t nowNs(clockid_t clock = CLOCK_MONOTONIC) {
-  timespec ts{};
-  ::clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// Blocks the stop signals for the whole recorder and reads them from a signalfd, so
-// that no signal interrupts a write half-way. Restores the mask on destruction.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
-    ::sigprocmask(SIG_BLOCK, &set_, &old_);
-    fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd_ < 0) throw RecordError(std::string("signalfd: ") + std::strerror(errno));
-  }
-  ~StopSignals() {
-    ::close(fd_);
-    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
-  }
-  int fd() const { return fd_; }
-  // The signal received, 0 if none.
-  int take() {
-    signalfd_siginfo info{};
-    return ::read(fd_, &info, sizeof info) == sizeof info ? static_cast<int>(info.ssi_signo) : 0;
-  }
-
- private:
-  sigset_t set_{}, old_{};
-  int fd_ = -1;
-};
-
 class Session {
  public:
   Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
-          schema::TraceWriter& writer)
-      : options_(options), target_(std::move(target)), allocators_(std::move(allocators)), writer_(writer) {}
+          schema::TraceWriter& writer, std::function<void(const RecordSummary&)> onStarted)
+      : options_(options),
+        target_(std::move(target)),
+        allocators_(std::move(allocators)),
+        writer_(writer),
+        onStarted_(std::move(onStarted)) {}
 
   RecordSummary run();
 
@@ -89,7 +55,6 @@ class Session {
   void hookAllocators();
   void hook(const AllocatorObject& object);
   void onProcessEvent(schema::ProcessRecord p);
-  void writeHeader();
   void drainAll();
   void flush(bool sync);
   void recordExit();
@@ -98,6 +63,7 @@ class Session {
   TargetProcess target_;
   AllocatorObjects allocators_;
   schema::TraceWriter& writer_;
+  std::function<void(const RecordSummary&)> onStarted_;
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
   std::set<std::pair<dev_t, ino_t>> scannedObjects_;
@@ -176,43 +142,6 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
   chunk_.addProcessEvent(std::move(p));
 }
 
-void Session::writeHeader() {
-  utsname uts{};
-  ::uname(&uts);
-  const uint64_t monotonic = nowNs();
-  const uint64_t realtime = nowNs(CLOCK_REALTIME);
-  writer_.writeHeader([&](schema::Header::Builder h) {
-    h.setRecorderVersion(HEAPTRAIL_VERSION);
-    h.setKernelRelease(uts.release);
-    h.setMachine(uts.machine);
-    h.setHostname(uts.nodename);
-    h.setPageSize(static_cast<uint32_t>(::sysconf(_SC_PAGESIZE)));
-    h.setClock(schema::Clock::MONOTONIC);
-    h.getWallClockAnchor().setClockNs(monotonic);
-    h.getWallClockAnchor().setRealtimeNs(realtime);
-    h.setStartTimeNs(startNs_);
-    auto target = h.initTargets(1)[0];
-    target.setPid(static_cast<uint32_t>(target_.pid()));
-    const auto& argv = target_.commandLine();
-    auto args = target.initCommandLine(static_cast<unsigned>(argv.size()));
-    for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
-    target.setStartedByRecorder(target_.launched());
-    auto o = h.initOptions();
-    o.setAllocatorObject(allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath);
-    o.setMinSize(options_.minSize);
-    o.setMaxSize(options_.maxSize);
-    o.setStackDepth(options_.stackDepth);
-    o.setRingBufferBytes(options_.ringBufferBytes);
-    o.setDurationNs(options_.durationNs);
-    auto functions = o.initProbedFunctions(static_cast<unsigned>(hooked_.size()));
-    for (unsigned i = 0; i < hooked_.size(); ++i) functions.set(i, hooked_[i].symbol);
-    o.setFollowForks(options_.followForks);
-    o.setReleaseStacks(options_.releaseStacks);
-    auto custom = o.initCustomFunctions(static_cast<unsigned>(options_.customFunctions.size()));
-    for (unsigned i = 0; i < options_.customFunctions.size(); ++i) custom.set(i, options_.customFunctions[i]);
-  });
-}
-
 void Session::drainAll() {
   // Mappings first: a mapping is always reported before any event that uses it, so it
   // lands in the same chunk as that event or an earlier one.
@@ -245,7 +174,7 @@ void Session::recordExit() {
   if (!status) return;
   summary_.exitStatus = status;
   schema::ProcessRecord p;
-  p.timeNs = nowNs();
+  p.timeNs = clockNs();
   p.pid = static_cast<uint32_t>(target_.pid());
   p.kind = schema::ProcessEventKind::EXIT;
   p.exitStatusKnown = true;
@@ -273,16 +202,16 @@ RecordSummary Session::run() {
   if (!ring) throw RecordError(std::string("cannot read the BPF ring buffer: ") + std::strerror(errno));
   ring_ = ring.get();
 
-  startNs_ = nowNs();
+  startNs_ = clockNs();
   if (!target_.launched()) {
     // The watcher is already running, so nothing mapped from here on is missed.
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
   }
-  writeHeader();
+  const std::string allocator =
+      allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
+  writeTraceHeader(writer_, options_, {startNs_, target_, allocator, hooked_});
   target_.release();
-  if (options_.verbose)
-    std::cerr << "heaptrail-record: recording pid " << target_.pid() << ", " << hooked_.size()
-              << " allocator functions hooked\n";
+  if (onStarted_) onStarted_(summary_);
 
   const uint64_t deadline = options_.durationNs ? startNs_ + options_.durationNs : 0;
   uint64_t lastFlush = startNs_;
@@ -295,12 +224,12 @@ RecordSummary Session::run() {
       if (ready < 0 && errno != EINTR) throw RecordError(std::string("poll: ") + std::strerror(errno));
       if (fds[0].revents & POLLIN) {
         if (signals.take() != 0 && !stopRequestedAt) {
-          stopRequestedAt = nowNs();
+          stopRequestedAt = clockNs();
           summary_.endReason = schema::EndReason::INTERRUPTED;
         }
       }
       drainAll();
-      const uint64_t now = nowNs();
+      const uint64_t now = clockNs();
       if (target_.exited()) {
         drainAll();  // the process is gone: everything it did is in the buffers now
         recordExit();
@@ -330,7 +259,7 @@ RecordSummary Session::run() {
     summary_.error = e.what();
   }
 
-  const uint64_t end = nowNs();
+  const uint64_t end = clockNs();
   summary_.durationNs = end - startNs_;
   summary_.stacks = stacks_.size();
   const auto lost = probes_->lostCounts();
@@ -363,43 +292,15 @@ RecordSummary Session::run() {
   return summary_;
 }
 
-std::string describeEnd(const RecordSummary& s) {
-  switch (s.endReason) {
-    case schema::EndReason::TARGET_EXITED:
-      if (s.exitStatus) {
-        if (s.exitStatus->signal)
-          return "target killed by signal " + std::to_string(s.exitStatus->signal) + " (" +
-                 strsignal(s.exitStatus->signal) + ")";
-        return "target exited with status " + std::to_string(s.exitStatus->exitCode);
-      }
-      return "target exited";
-    case schema::EndReason::INTERRUPTED:
-      return "stopped by signal";
-    case schema::EndReason::DURATION:
-      return "duration reached";
-    case schema::EndReason::ERROR:
-      return "stopped by an error";
-  }
-  return "";
-}
-
 }  // namespace
 
-RecordSummary runRecording(const RecordOptions& options) {
+RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
   checkPrivilegesAndKernel();
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
-  AllocatorObjects allocators;
-  if (!options.allocatorObject.empty()) {
-    std::error_code ec;
-    if (!std::filesystem::exists(options.allocatorObject, ec))
-      throw RecordError("--obj " + options.allocatorObject.string() + ": no such file");
-    const AllocatorObject object{options.allocatorObject, options.allocatorObject.string()};
-    allocators.objects.push_back(object);
-    if (isLibcName(options.allocatorObject.filename())) allocators.libc = object;
-  } else {
-    allocators = target.launched() ? locateAllocatorsForExecutable(target.executable())
-                                   : locateAllocatorsInProcess(target.pid());
-  }
+  AllocatorObjects allocators = options.allocatorObject.empty()
+                                    ? (target.launched() ? locateAllocatorsForExecutable(target.executable())
+                                                         : locateAllocatorsInProcess(target.pid()))
+                                    : namedAllocator(options.allocatorObject);
 
   const std::filesystem::path output =
       options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
@@ -411,48 +312,12 @@ RecordSummary runRecording(const RecordOptions& options) {
     throw RecordError(e.what());
   }
   try {
-    Session session(options, std::move(target), std::move(allocators), *writer);
+    Session session(options, std::move(target), std::move(allocators), *writer, onStarted);
     return session.run();
   } catch (...) {
     // Recording never started: leave no file that looks like a trace.
     if (writer->chunksWritten() == 0) writer->discard();
     throw;
-  }
-}
-
-int recordMain(const std::vector<std::string>& args, const std::string& program) {
-  const auto parsed = parseRecordOptions(args, program);
-  switch (parsed.action) {
-    case ParsedCommandLine::Action::ShowHelp:
-      std::cout << parsed.message;
-      return 0;
-    case ParsedCommandLine::Action::UsageError:
-      std::cerr << parsed.message << "\n";
-      return 2;
-    case ParsedCommandLine::Action::Record:
-      break;
-  }
-  configureLibbpfLogging(parsed.options.verbose);
-  try {
-    const RecordSummary s = runRecording(parsed.options);
-    const double ratio = s.bytesWritten ? static_cast<double>(s.uncompressedBytes) / static_cast<double>(s.bytesWritten) : 0;
-    char ratioText[32];
-    std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
-    std::cerr << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees
-              << " frees) in " << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, "
-              << s.lost << " lost, " << common::formatBytes(s.bytesWritten) << " written to " << s.output.string()
-              << " (compression " << ratioText << "); " << describeEnd(s) << "\n";
-    if (s.lost) std::cerr << program << ": warning: " << s.lost << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
-    if (s.lostMappingRecords)
-      std::cerr << program << ": warning: " << s.lostMappingRecords << " mapping records were lost\n";
-    if (s.endReason == schema::EndReason::ERROR) {
-      std::cerr << program << ": error: " << s.error << " (the trace is readable up to this point)\n";
-      return 1;
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
-    return 1;
   }
 }
 

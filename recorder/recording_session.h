@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,10 +32,9 @@ struct RecordSummary {
 
 // Runs one recording from start to end. Throws RecordError when it cannot start (no
 // file is left behind then); errors while recording end it with a footer that says so.
-RecordSummary runRecording(const RecordOptions& options);
-
-// The whole command: parse args, record, print the summary. Returns the exit code
-// (0 ok, 1 error, 2 usage). Shared by heaptrail-record and `heaptrail record`.
-int recordMain(const std::vector<std::string>& args, const std::string& program);
+// `onStarted` is called once everything is attached and the target runs (output and
+// pid of the summary are set then).
+RecordSummary runRecording(const RecordOptions& options,
+                           const std::function<void(const RecordSummary&)>& onStarted = {});
 
 }  // namespace heaptrail::recorder

@@ -1,6 +1,10 @@
 // A long-lived leak and a young one, for age filtering: one 9009-byte block leaked at
-// start, then a pause (argv[1] seconds, default 2), then one 9109-byte block leaked.
+// start, then a pause, then one 9109-byte block leaked. The pause is argv[1] seconds
+// (default 2), or with argv[1] = "stdin": until a line (or the end) on stdin, after
+// printing "ready" on stdout, so that a test can attach to it in between.
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static void* volatile sink;
@@ -9,9 +13,16 @@ __attribute__((noinline)) static void leak_old(void) { sink = malloc(9009); }   
 __attribute__((noinline)) static void leak_young(void) { sink = malloc(9109); }  // ALLOC:leak_young
 
 int main(int argc, char** argv) {
-  const double pause = argc > 1 ? atof(argv[1]) : 2.0;
   leak_old();
-  usleep((useconds_t)(pause * 1e6));
+  if (argc > 1 && strcmp(argv[1], "stdin") == 0) {
+    char line[64];
+    write(1, "ready\n", 6);
+    ssize_t n;
+    do n = read(0, line, sizeof line);
+    while (n > 0 && memchr(line, '\n', (size_t)n) == NULL);
+  } else {
+    usleep((useconds_t)((argc > 1 ? atof(argv[1]) : 2.0) * 1e6));
+  }
   leak_young();
   return 0;
 }

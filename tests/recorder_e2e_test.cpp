@@ -248,9 +248,12 @@ TEST_F(RecorderTest, CommandKeepsItsOutputAndExitStatus) {
 }
 
 TEST_F(RecorderTest, AttachToRunningProcessAndStopOnItsExit) {
-  testing::BackgroundCommand target({kSamples + "/aged", "1.5"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const auto result = testing::runCommand({kRecorder, "-p", std::to_string(target.pid()), "-o", output().string()});
+  testing::BackgroundCommand target({kSamples + "/aged", "stdin"});
+  ASSERT_TRUE(target.waitForOutput("ready")) << "the old block is allocated";
+  testing::BackgroundCommand recorder({kRecorder, "-p", std::to_string(target.pid()), "-o", output().string()});
+  ASSERT_TRUE(recorder.waitForError("recording pid")) << "the recorder is attached";
+  target.closeInput();  // now the young block
+  const auto result = recorder.wait();
   ASSERT_EQ(result.exitCode, 0) << result.err;
   const auto t = testing::loadTrace(output());
   expectWellFormed(t);
@@ -282,7 +285,7 @@ TEST_F(RecorderTest, DurationAndSignalsEndTheRecordingWithAFooter) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     const auto file = output("s" + std::to_string(sig) + ".htr");
     testing::BackgroundCommand recorder({kRecorder, "-p", std::to_string(target.pid()), "-o", file.string()});
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    ASSERT_TRUE(recorder.waitForError("recording pid"));
     recorder.signal(sig);
     const auto r = recorder.wait();
     EXPECT_EQ(r.exitCode, 0) << r.err;
@@ -329,7 +332,9 @@ TEST_F(RecorderTest, ErrorsAreOneLineAndLeaveNoFile) {
 TEST_F(RecorderTest, KilledRecorderLeavesATraceReadableToItsLastChunk) {
   testing::BackgroundCommand target({kSamples + "/aged", "30"});
   testing::BackgroundCommand recorder({kRecorder, "-p", std::to_string(target.pid()), "-o", output().string()});
-  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+  ASSERT_TRUE(recorder.waitForError("recording pid"));
+  // Long enough for the chunks a recorder flushes at least once a second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2300));
   recorder.signal(SIGKILL);
   recorder.wait();
   const auto t = testing::loadTrace(output());
@@ -353,7 +358,7 @@ TEST_F(RecorderTest, LostEventsAreCountedExactlyByKind) {
   const auto file = output("tiny.htr");
   testing::BackgroundCommand recorder(
       {kRecorder, "-o", file.string(), "--ringbuf-size", "4k", "--", kSamples + "/threads", "0.8"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(recorder.waitForError("recording pid"));
   recorder.signal(SIGSTOP);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   recorder.signal(SIGCONT);

@@ -6,9 +6,9 @@ tools/setup.sh
 mkdir -p out
 echo
 echo "== heaptrail-record -o out/leaky.htr -- build/samples/leaky"
-build/recorder/heaptrail-record -o out/leaky.htr -- build/samples/leaky
-if [[ -x build/analyzer/heaptrail ]]; then
+build/bin/heaptrail-record -o out/leaky.htr -- build/samples/leaky
+if [[ -x build/bin/heaptrail ]]; then
   echo
   echo "== heaptrail analyze out/leaky.htr"
-  build/analyzer/heaptrail analyze out/leaky.htr
+  build/bin/heaptrail analyze out/leaky.htr
 fi

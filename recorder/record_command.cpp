@@ -1,0 +1,82 @@
+#include "recorder/record_command.h"
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "common/units.h"
+#include "recorder/allocator_probes.h"
+#include "recorder/options.h"
+#include "recorder/recording_session.h"
+
+namespace heaptrail::recorder {
+namespace {
+
+std::string describeEnd(const RecordSummary& s) {
+  switch (s.endReason) {
+    case schema::EndReason::TARGET_EXITED:
+      if (s.exitStatus) {
+        if (s.exitStatus->signal)
+          return "target killed by signal " + std::to_string(s.exitStatus->signal) + " (" +
+                 strsignal(s.exitStatus->signal) + ")";
+        return "target exited with status " + std::to_string(s.exitStatus->exitCode);
+      }
+      return "target exited";
+    case schema::EndReason::INTERRUPTED:
+      return "stopped by signal";
+    case schema::EndReason::DURATION:
+      return "duration reached";
+    case schema::EndReason::ERROR:
+      return "stopped by an error";
+  }
+  return "";
+}
+
+void printSummary(std::ostream& err, const std::string& program, const RecordSummary& s) {
+  const double ratio =
+      s.bytesWritten ? static_cast<double>(s.uncompressedBytes) / static_cast<double>(s.bytesWritten) : 0;
+  char ratioText[32];
+  std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
+  err << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees << " frees) in "
+      << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, " << s.lost << " lost, "
+      << common::formatBytes(s.bytesWritten) << " written to " << s.output.string() << " (compression " << ratioText
+      << "); " << describeEnd(s) << "\n";
+  if (s.lost)
+    err << program << ": warning: " << s.lost
+        << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
+  if (s.lostMappingRecords) err << program << ": warning: " << s.lostMappingRecords << " mapping records were lost\n";
+}
+
+}  // namespace
+
+int recordMain(const std::vector<std::string>& args, const std::string& program) {
+  const auto parsed = parseRecordOptions(args, program);
+  switch (parsed.action) {
+    case ParsedCommandLine::Action::ShowHelp:
+      std::cout << parsed.message;
+      return 0;
+    case ParsedCommandLine::Action::UsageError:
+      std::cerr << parsed.message << "\n";
+      return 2;
+    case ParsedCommandLine::Action::Record:
+      break;
+  }
+  configureLibbpfLogging(parsed.options.verbose);
+  try {
+    const RecordSummary s = runRecording(parsed.options, [&](const RecordSummary& started) {
+      std::cerr << program << ": recording pid " << started.pid << " into " << started.output.string()
+                << "; Ctrl-C to stop\n";
+    });
+    printSummary(std::cerr, program, s);
+    if (s.endReason == schema::EndReason::ERROR) {
+      std::cerr << program << ": error: " << s.error << " (the trace is readable up to this point)\n";
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace heaptrail::recorder

@@ -1,0 +1,52 @@
+#include "recorder/trace_header.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "recorder/clock.h"
+
+#ifndef HEAPTRAIL_VERSION
+#define HEAPTRAIL_VERSION "unknown"
+#endif
+
+namespace heaptrail::recorder {
+
+void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options, const RecordingStart& start) {
+  utsname uts{};
+  ::uname(&uts);
+  const uint64_t monotonic = clockNs();
+  const uint64_t realtime = clockNs(CLOCK_REALTIME);
+  writer.writeHeader([&](schema::Header::Builder h) {
+    h.setRecorderVersion(HEAPTRAIL_VERSION);
+    h.setKernelRelease(uts.release);
+    h.setMachine(uts.machine);
+    h.setHostname(uts.nodename);
+    h.setPageSize(static_cast<uint32_t>(::sysconf(_SC_PAGESIZE)));
+    h.setClock(schema::Clock::MONOTONIC);
+    h.getWallClockAnchor().setClockNs(monotonic);
+    h.getWallClockAnchor().setRealtimeNs(realtime);
+    h.setStartTimeNs(start.startNs);
+    auto target = h.initTargets(1)[0];
+    target.setPid(static_cast<uint32_t>(start.target.pid()));
+    const auto& argv = start.target.commandLine();
+    auto args = target.initCommandLine(static_cast<unsigned>(argv.size()));
+    for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
+    target.setStartedByRecorder(start.target.launched());
+
+    auto o = h.initOptions();
+    o.setAllocatorObject(start.allocatorObject);
+    o.setMinSize(options.minSize);
+    o.setMaxSize(options.maxSize);
+    o.setStackDepth(options.stackDepth);
+    o.setRingBufferBytes(options.ringBufferBytes);
+    o.setDurationNs(options.durationNs);
+    auto functions = o.initProbedFunctions(static_cast<unsigned>(start.hooked.size()));
+    for (unsigned i = 0; i < start.hooked.size(); ++i) functions.set(i, start.hooked[i].symbol);
+    o.setFollowForks(options.followForks);
+    o.setReleaseStacks(options.releaseStacks);
+    auto custom = o.initCustomFunctions(static_cast<unsigned>(options.customFunctions.size()));
+    for (unsigned i = 0; i < options.customFunctions.size(); ++i) custom.set(i, options.customFunctions[i]);
+  });
+}
+
+}  // namespace heaptrail::recorder

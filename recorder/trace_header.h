@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recorder/options.h"
+#include "recorder/target_process.h"
+#include "schema/records.h"
+#include "schema/trace_writer.h"
+
+namespace heaptrail::recorder {
+
+// What the header says about one recording besides the options it ran with.
+struct RecordingStart {
+  uint64_t startNs = 0;  // CLOCK_MONOTONIC
+  const TargetProcess& target;
+  std::string allocatorObject;  // as the target sees it
+  const std::vector<schema::FunctionRecord>& hooked;
+};
+
+// Writes the trace's header: this machine, the clocks, the target, the options.
+void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options, const RecordingStart& start);
+
+}  // namespace heaptrail::recorder
