@@ -12,6 +12,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "common/unique_fd.h"
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
 
@@ -36,40 +37,41 @@ capnp::ReaderOptions readerOptions(size_t words) {
 
 }  // namespace
 
-TraceReader::TraceReader(std::filesystem::path path)
-    : path_(std::move(path)), dctx_(ZSTD_createDCtx(), ZSTD_freeDCtx) {
-  const std::string name = path_.string();
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw TraceError("cannot open " + name + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw TraceError("cannot read " + name + ": " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw TraceError(name + " is not a regular file");
-  }
-  size_ = static_cast<uint64_t>(st.st_size);
-  if (size_ > 0) {
-    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapped == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      throw TraceError("cannot read " + name + ": " + std::strerror(err));
-    }
+// The whole file, mapped read-only.
+class TraceReader::MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw TraceError("cannot open " + name + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw TraceError("cannot read " + name + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw TraceError(name + " is not a regular file");
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return;
+    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (mapped == MAP_FAILED) throw TraceError("cannot read " + name + ": " + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(mapped);
     ::madvise(mapped, size_, MADV_SEQUENTIAL);
   }
-  ::close(fd);
-  mapped_ = data_ != nullptr;
-  try {
-    readHeader();
-  } catch (...) {
-    if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);  // no destructor after a throw
-    throw;
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
   }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+TraceReader::TraceReader(std::filesystem::path path)
+    : path_(std::move(path)), file_(std::make_unique<MappedFile>(path_)), dctx_(ZSTD_createDCtx(), ZSTD_freeDCtx) {
+  data_ = file_->data();
+  size_ = file_->size();
+  readHeader();
 }
 
 TraceReader::TraceReader(std::string name, const uint8_t* bytes, size_t size)
@@ -107,9 +109,7 @@ void TraceReader::readHeader() {
   if (version == 0) throw TraceError(name + ": corrupt header (schema version 0)");
 }
 
-TraceReader::~TraceReader() {
-  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
-}
+TraceReader::~TraceReader() = default;
 
 schema::Header::Reader TraceReader::header() const { return header_->record.getHeader(); }
 

@@ -60,6 +60,7 @@ class TraceReader {
 
  private:
   struct Decoded;
+  class MappedFile;
   void readHeader();
   // After a damaged record: moves offset_ to the next plausible record; false if none.
   bool resync();
@@ -71,7 +72,7 @@ class TraceReader {
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  bool mapped_ = false;
+  std::unique_ptr<MappedFile> file_;  // unless reading from memory
   uint64_t offset_ = 0;
   std::unique_ptr<ZSTD_DCtx_s, size_t (*)(ZSTD_DCtx_s*)> dctx_;
   std::unique_ptr<Decoded> header_;

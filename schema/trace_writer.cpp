@@ -24,46 +24,35 @@ TraceWriter::TraceWriter(std::filesystem::path path, int compressionLevel)
     : path_(std::move(path)), cctx_(ZSTD_createCCtx(), ZSTD_freeCCtx) {
   // Not O_TRUNC: the lock must be held before the old content is dropped, or a second
   // recorder would clobber the first one's file.
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd_) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    ::close(fd_);
-    fd_ = -1;
     if (err == EWOULDBLOCK)
-      throw TraceError("cannot write " + path_.string() +
-                       ": another heaptrail recorder is writing it");
+      throw TraceError("cannot write " + path_.string() + ": another heaptrail recorder is writing it");
     throw TraceError("cannot lock " + path_.string() + ": " + errnoText(err));
   }
-  if (::ftruncate(fd_, 0) != 0) {
-    const int err = errno;
-    ::close(fd_);
-    fd_ = -1;
-    throw TraceError("cannot write " + path_.string() + ": " + errnoText(err));
-  }
+  if (::ftruncate(fd_.get(), 0) != 0) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
   if (!cctx_) throw TraceError("cannot create a zstd compression context");
   ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, compressionLevel);
   ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 1);
   ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_contentSizeFlag, 1);
 }
 
-TraceWriter::~TraceWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+TraceWriter::~TraceWriter() = default;
 
 void TraceWriter::writeAll(const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   const uint64_t recordStart = bytesWritten_;
   while (size > 0) {
-    const ssize_t n = ::write(fd_, p, size);
+    const ssize_t n = ::write(fd_.get(), p, size);
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
       // Drop the partial record so the file ends with a complete one (and a footer
       // saying why may still fit): a full disk must not leave a damaged tail.
-      if (bytesWritten_ != recordStart && ::ftruncate(fd_, static_cast<off_t>(recordStart)) == 0 &&
-          ::lseek(fd_, static_cast<off_t>(recordStart), SEEK_SET) >= 0)
+      if (bytesWritten_ != recordStart && ::ftruncate(fd_.get(), static_cast<off_t>(recordStart)) == 0 &&
+          ::lseek(fd_.get(), static_cast<off_t>(recordStart), SEEK_SET) >= 0)
         bytesWritten_ = recordStart;
       throw TraceError("cannot write " + path_.string() + ": " + errnoText(err) +
                        (err == ENOSPC ? " (disk full)" : ""));
@@ -120,7 +109,7 @@ void TraceWriter::writeFooter(const std::function<void(schema::Footer::Builder)>
 }
 
 void TraceWriter::sync() {
-  if (::fdatasync(fd_) != 0 && errno != EINVAL)
+  if (::fdatasync(fd_.get()) != 0 && errno != EINVAL)
     throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
 }
 

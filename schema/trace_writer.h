@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 
+#include "common/unique_fd.h"
 #include "schema/chunk_builder.h"
 #include "schema/trace.capnp.h"
 
@@ -47,7 +48,7 @@ class TraceWriter {
   void writeAll(const void* data, size_t size);
 
   std::filesystem::path path_;
-  int fd_ = -1;
+  common::UniqueFd fd_;
   std::unique_ptr<ZSTD_CCtx_s, size_t (*)(ZSTD_CCtx_s*)> cctx_;
   std::vector<uint8_t> compressed_;
   uint64_t bytesWritten_ = 0;

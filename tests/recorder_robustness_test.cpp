@@ -16,6 +16,7 @@
 
 #include "tests/support/bpf_required.h"
 #include "tests/support/run_command.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/trace_contents.h"
 
 namespace heaptrail {
@@ -28,16 +29,12 @@ const std::string kSamples = HEAPTRAIL_SAMPLES_DIR;
 
 class RecorderRobustnessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
-    char pattern[] = "/tmp/heaptrail-robust-XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
+  void SetUp() override { HEAPTRAIL_REQUIRE_BPF_OR_SKIP(); }
   void TearDown() override {
     if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
-  std::filesystem::path dir_;
+  testing::TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
   bool mounted_ = false;
 };
 

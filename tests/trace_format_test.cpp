@@ -17,6 +17,8 @@
 #include "schema/trace_format.h"
 #include "schema/trace_reader.h"
 #include "schema/trace_writer.h"
+#include "tests/support/synthetic_header.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/trace_contents.h"
 
 namespace heaptrail {
@@ -25,18 +27,7 @@ namespace {
 using schema::EventKind;
 using schema::TraceEnd;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/heaptrail-test-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 std::string readFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -48,20 +39,7 @@ void writeFile(const std::filesystem::path& path, const std::string& bytes) {
 }
 
 void fillHeader(schema::Header::Builder h) {
-  h.setRecorderVersion("test");
-  h.setKernelRelease("6.18.0-test");
-  h.setMachine("x86_64");
-  h.setHostname("box");
-  h.setPageSize(4096);
-  h.getWallClockAnchor().setClockNs(1000);
-  h.getWallClockAnchor().setRealtimeNs(1'700'000'000'000'000'000ull);
-  h.setStartTimeNs(1000);
-  auto target = h.initTargets(1)[0];
-  target.setPid(4242);
-  auto argv = target.initCommandLine(2);
-  argv.set(0, "./app");
-  argv.set(1, "--flag");
-  target.setStartedByRecorder(true);
+  testing::fillSyntheticHeader(h, {1000, 4242, {"./app", "--flag"}, "test", "6.18.0-test"});
   auto o = h.initOptions();
   o.setAllocatorObject("/lib/libc.so.6");
   o.setMinSize(16);

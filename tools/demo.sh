@@ -7,8 +7,6 @@ mkdir -p out
 echo
 echo "== heaptrail-record -o out/leaky.htr -- build/samples/leaky"
 build/bin/heaptrail-record -o out/leaky.htr -- build/samples/leaky
-if [[ -x build/bin/heaptrail ]]; then
-  echo
-  echo "== heaptrail analyze out/leaky.htr"
-  build/bin/heaptrail analyze out/leaky.htr
-fi
+echo
+echo "== heaptrail analyze out/leaky.htr"
+build/bin/heaptrail analyze out/leaky.htr

@@ -15,37 +15,11 @@
 #include "analyzer/cli.h"
 #include "tests/analyzer/json_value.h"
 #include "tests/analyzer/synthetic_trace.h"
+#include "tests/support/bpf_required.h"
+#include "tests/support/source_markers.h"
 
 namespace heaptrail::testing {
 namespace {
-
-bool requireBpf() {
-  const char* v = std::getenv("HEAPTRAIL_REQUIRE_BPF");
-  return v && std::string(v) == "1";
-}
-
-#define NEED_ROOT()                                                                           \
-  do {                                                                                        \
-    if (::geteuid() != 0) {                                                                   \
-      if (requireBpf()) FAIL() << "HEAPTRAIL_REQUIRE_BPF=1 but not running as root";          \
-      GTEST_SKIP() << "recording needs root (BPF uprobes); run as root or set "               \
-                      "HEAPTRAIL_REQUIRE_BPF=1 to make this a failure";                       \
-    }                                                                                         \
-  } while (0)
-
-// Line number of the line containing "ALLOC:<name>" (with nothing after the name).
-unsigned markerLine(const std::string& source, const std::string& name, const std::string& prefix = "ALLOC:") {
-  std::ifstream in(source);
-  std::string line;
-  for (unsigned n = 1; std::getline(in, line); ++n) {
-    const auto pos = line.find(prefix + name);
-    if (pos == std::string::npos) continue;
-    const size_t end = pos + prefix.size() + name.size();
-    if (end == line.size() || !(std::isalnum(static_cast<unsigned char>(line[end])) || line[end] == '_')) return n;
-  }
-  ADD_FAILURE() << "no " << prefix << name << " in " << source;
-  return 0;
-}
 
 struct Recorded {
   int status = -1;
@@ -96,7 +70,7 @@ void checkLeaks(const Recorded& r, const std::string& source, const std::string&
   const JsonValue doc = JsonParser::parse(r.json);
   const auto& leaks = doc["leaks"].array();
   for (const auto& e : expected) {
-    const unsigned line = markerLine(source, e.marker);
+    const unsigned line = markerLine(source, "ALLOC:" + e.marker);
     uint64_t bytes = 0, count = 0;
     for (const auto& leak : leaks) {
       const auto& frames = leak["frames"].array();
@@ -134,7 +108,7 @@ void checkLeaks(const Recorded& r, const std::string& source, const std::string&
 }
 
 TEST(EndToEnd, LeakyReportsEveryLeakAtItsSourceLine) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, LEAKY_BIN);
   ASSERT_EQ(r.status, 0);
@@ -169,7 +143,7 @@ TEST(EndToEnd, LeakyReportsEveryLeakAtItsSourceLine) {
 }
 
 TEST(EndToEnd, PluginLeakResolvesAfterDlclose) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, PLUGIN_HOST_BIN);
   ASSERT_EQ(r.status, 0);
@@ -177,7 +151,7 @@ TEST(EndToEnd, PluginLeakResolvesAfterDlclose) {
 }
 
 TEST(EndToEnd, EveryCxxOperatorLeakAtItsLineAndNoMismatch) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/cpp_operators");
   ASSERT_EQ(r.status, 0);
@@ -195,7 +169,7 @@ TEST(EndToEnd, EveryCxxOperatorLeakAtItsLineAndNoMismatch) {
 }
 
 TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/cpp_mismatch", "--release-stacks");
   ASSERT_EQ(r.status, 0);
@@ -222,8 +196,8 @@ TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
       const auto& release = m["release_frames"].array();
       ASSERT_FALSE(alloc.empty());
       ASSERT_FALSE(release.empty()) << "the release's stack is shown too";
-      EXPECT_EQ(alloc[0]["line"].u64(), markerLine(source, want.allocMarker)) << want.bytes;
-      EXPECT_EQ(release[0]["line"].u64(), markerLine(source, want.freeMarker, "FREE:")) << want.bytes;
+      EXPECT_EQ(alloc[0]["line"].u64(), markerLine(source, "ALLOC:" + want.allocMarker)) << want.bytes;
+      EXPECT_EQ(release[0]["line"].u64(), markerLine(source, "FREE:" + want.freeMarker)) << want.bytes;
     }
     EXPECT_TRUE(seen) << want.bytes;
   }
@@ -231,7 +205,7 @@ TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
 }
 
 TEST(EndToEnd, NewInLibraryWithoutFramePointersNamesTheLibraryFunction) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/nofp_main");
   ASSERT_EQ(r.status, 0);
@@ -240,7 +214,7 @@ TEST(EndToEnd, NewInLibraryWithoutFramePointersNamesTheLibraryFunction) {
 }
 
 TEST(EndToEnd, FollowedChildIsReportedPerProcess) {
-  NEED_ROOT();
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempDir dir;
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/leaky_script.sh", "--follow-forks");
   ASSERT_EQ(r.status, 0);

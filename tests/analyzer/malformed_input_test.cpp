@@ -41,10 +41,7 @@ void writeFile(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-void header(schema::Header::Builder h) {
-  h.setStartTimeNs(kStart);
-  h.initTargets(1)[0].setPid(kPid);
-}
+void header(schema::Header::Builder h) { fillSyntheticHeader(h, {kStart, kPid}); }
 
 // One-line error naming the file, exit status 1.
 void expectOneLineError(const std::filesystem::path& file, const std::string& what) {

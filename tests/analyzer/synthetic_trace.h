@@ -12,24 +12,12 @@
 #include "analyzer/replay.h"
 #include "schema/trace_reader.h"
 #include "schema/trace_writer.h"
+#include "tests/support/synthetic_header.h"
+#include "tests/support/temp_dir.h"
 
 namespace heaptrail::testing {
 
 using schema::EventKind;
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/heaptrail-analyzer-test-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline constexpr uint64_t kStart = 1'000'000'000;  // Header.startTimeNs of every synthetic trace
 inline constexpr uint32_t kPid = 4242;
@@ -40,23 +28,7 @@ inline constexpr uint64_t kSec = 1'000'000'000;
 class SyntheticTrace {
  public:
   explicit SyntheticTrace(const std::filesystem::path& path) : writer_(path) {
-    writer_.writeHeader([](schema::Header::Builder h) {
-      h.setRecorderVersion("test");
-      h.setKernelRelease("6.1.0-test");
-      h.setMachine("x86_64");
-      h.setHostname("box");
-      h.setPageSize(4096);
-      h.getWallClockAnchor().setClockNs(kStart);
-      h.getWallClockAnchor().setRealtimeNs(1'700'000'000'000'000'000ull);
-      h.setStartTimeNs(kStart);
-      auto target = h.initTargets(1)[0];
-      target.setPid(kPid);
-      auto argv = target.initCommandLine(2);
-      argv.set(0, "./app");
-      argv.set(1, "--flag");
-      target.setStartedByRecorder(true);
-      h.initOptions().setStackDepth(64);
-    });
+    writer_.writeHeader([](schema::Header::Builder h) { fillSyntheticHeader(h, {kStart, kPid}); });
   }
 
   SyntheticTrace& event(EventKind kind, uint64_t t, uint64_t address, uint64_t size, uint32_t stack = 0,

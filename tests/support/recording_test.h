@@ -12,6 +12,7 @@
 #include "tests/support/bpf_required.h"
 #include "tests/support/elf_oracle.h"
 #include "tests/support/run_command.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/trace_contents.h"
 
 namespace heaptrail::testing {
@@ -24,14 +25,7 @@ class RecordingTest : public ::testing::Test {
   const std::string kRecorder = HEAPTRAIL_RECORD_BIN;
   const std::string kSamples = HEAPTRAIL_SAMPLES_DIR;
 
-  void SetUp() override {
-    HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
-    char pattern[] = "/tmp/heaptrail-test-XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { HEAPTRAIL_REQUIRE_BPF_OR_SKIP(); }
 
   std::filesystem::path output(const std::string& name = "t.htr") const { return dir_ / name; }
 
@@ -58,7 +52,8 @@ class RecordingTest : public ::testing::Test {
     return name.empty() ? "<in " + m->path + ">" : name;
   }
 
-  std::filesystem::path dir_;
+  TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
   CommandResult last_;
   std::map<std::string, ElfOracle> oracles_;
 };

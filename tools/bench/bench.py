@@ -70,8 +70,8 @@ class Bench:
         self.work = os.path.join(self.build, "run")
         os.makedirs(self.work, exist_ok=True)
         self.runs = args.runs
-        self.recorder = os.path.join(self.build, "heaptrail", "recorder", "heaptrail-record")
-        self.analyzer = os.path.join(self.build, "heaptrail", "analyzer", "heaptrail")
+        self.recorder = os.path.join(self.build, "heaptrail", "bin", "heaptrail-record")
+        self.analyzer = os.path.join(self.build, "heaptrail", "bin", "heaptrail")
         self.floor = os.path.join(self.build, "bench-floor")
         self.gen_trace = os.path.join(self.build, "gen_trace")
         self.symbench = os.path.join(self.build, "symbench")

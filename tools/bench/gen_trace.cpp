@@ -16,11 +16,11 @@
 
 #include "schema/chunk_builder.h"
 #include "schema/trace_writer.h"
+#include "tests/support/synthetic_header.h"
 
 namespace {
 
 using heaptrail::schema::EventKind;
-namespace trace = heaptrail::trace;
 namespace schema = heaptrail::schema;
 
 struct Rng {
@@ -91,23 +91,9 @@ int main(int argc, char** argv) {
   schema::TraceWriter writer(argv[1]);
   uint64_t now = 1'000'000'000;
   writer.writeHeader([&](schema::Header::Builder h) {
-    h.setRecorderVersion("gen_trace");
-    h.setKernelRelease("6.18.0-synthetic");
-    h.setMachine("x86_64");
-    h.setHostname("bench");
-    h.setPageSize(4096);
-    h.setClock(schema::Clock::MONOTONIC);
-    h.getWallClockAnchor().setClockNs(now);
-    h.getWallClockAnchor().setRealtimeNs(1'700'000'000'000'000'000ull);
-    h.setStartTimeNs(now);
-    auto target = h.initTargets(1)[0];
-    target.setPid(kPid);
-    auto args = target.initCommandLine(1);
-    args.set(0, kModules[0].path);
-    target.setStartedByRecorder(true);
-    auto o = h.initOptions();
+    heaptrail::testing::fillSyntheticHeader(h, {now, kPid, {kModules[0].path}, "gen_trace", "6.18.0-synthetic"});
+    auto o = h.getOptions();
     o.setAllocatorObject(kModules[3].path);
-    o.setStackDepth(64);
     o.setRingBufferBytes(4u << 20);
     auto fns = o.initProbedFunctions(4);
     fns.set(0, "malloc");

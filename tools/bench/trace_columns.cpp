@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "schema/record_readers.h"
 #include "schema/trace_reader.h"
 
 namespace {
@@ -43,15 +44,15 @@ int main(int argc, char** argv) {
   std::map<std::string, Column> cols;
   uint64_t events = 0;
   while (auto chunk = reader.nextChunk()) {
-    auto ev = chunk->getEvents();
-    auto kind = ev.getKind();
-    auto delta = ev.getTimeDeltaNs();
-    auto pid = ev.getPid();
-    auto tid = ev.getTid();
-    auto address = ev.getAddress();
-    auto size = ev.getSize();
-    auto stack = ev.getStackId();
-    const unsigned n = kind.size();
+    const heaptrail::schema::EventColumns ev(*chunk);
+    const auto& kind = ev.kind;
+    const auto& delta = ev.timeDeltaNs;
+    const auto& pid = ev.pid;
+    const auto& tid = ev.tid;
+    const auto& address = ev.address;
+    const auto& size = ev.sizeBytes;
+    const auto& stack = ev.stackId;
+    const unsigned n = ev.size();
     events += n;
     for (unsigned i = 0; i < n; ++i) {
       const uint16_t k = static_cast<uint16_t>(kind[i]);
@@ -66,12 +67,9 @@ int main(int argc, char** argv) {
       cols["size"].put(&z, 8);
       cols["stackId"].put(&s, 4);
     }
-    if (ev.hasFunction()) {
-      auto fn = ev.getFunction();
-      for (unsigned i = 0; i < fn.size(); ++i) {
-        const uint16_t f = fn[i];
-        cols["function"].put(&f, 2);
-      }
+    for (unsigned i = 0; i < ev.function.size(); ++i) {
+      const uint16_t f = ev.function[i];
+      cols["function"].put(&f, 2);
     }
     for (auto st : chunk->getStacks()) {
       auto frames = st.getFrames();
