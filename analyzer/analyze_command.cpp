@@ -5,9 +5,8 @@
 
 #include <boost/program_options.hpp>
 
-#include <kj/exception.h>
-
 #include "analyzer/cli.h"
+#include "analyzer/subcommand.h"
 #include "analyzer/json_output.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
@@ -75,20 +74,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
       ("no-symbols", "do not symbolize: frames print as module+0xoffset");
-  po::options_description hidden;
-  hidden.add_options()("trace", po::value<std::vector<std::string>>(&traces));
-  po::options_description all;
-  all.add(visible).add(hidden);
-  po::positional_options_description positional;
-  positional.add("trace", -1);
-
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
+  const auto vm = parseSubcommandLine(args, visible, traces);
   if (vm.count("help")) {
     out << helpText(visible);
     return std::nullopt;
@@ -150,7 +136,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     }
   }
 
-  try {
+  return runOnTrace("analyze", options->trace.string(), err, [&] {
     std::unique_ptr<FrameResolver> resolver;
 
     schema::TraceReader reader(options->trace);
@@ -178,15 +164,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     }
     out.flush();
     return kExitOk;
-  } catch (const schema::TraceError& e) {
-    err << "heaptrail analyze: " << e.what() << "\n";
-  } catch (const kj::Exception& e) {
-    // A damaged record that got past the reader's checks: one line, never a crash.
-    err << "heaptrail analyze: " << options->trace.string() << ": corrupt trace: " << e.getDescription().cStr() << "\n";
-  } catch (const std::exception& e) {
-    err << "heaptrail analyze: " << options->trace.string() << ": " << e.what() << "\n";
-  }
-  return kExitError;
+  });
 }
 
 }  // namespace heaptrail::analyzer

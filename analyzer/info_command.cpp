@@ -5,9 +5,9 @@
 
 #include <boost/program_options.hpp>
 
-#include <kj/exception.h>
-
 #include "analyzer/cli.h"
+#include "analyzer/subcommand.h"
+#include "common/hex.h"
 #include "analyzer/replay.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
@@ -17,19 +17,6 @@ namespace po = boost::program_options;
 
 namespace heaptrail::analyzer {
 namespace {
-
-std::string hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
-
-std::string hexBytes(const std::string& raw) {
-  std::ostringstream s;
-  s << std::hex;
-  for (unsigned char c : raw) s << (c >> 4) << (c & 15);
-  return s.str();
-}
 
 std::string wallClock(uint64_t realtimeNs) {
   const time_t seconds = static_cast<time_t>(realtimeNs / 1000000000ull);
@@ -138,8 +125,8 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   const auto& maps = replay.maps().all();
   out << "mappings:         " << maps.size() << "\n";
   for (const auto& m : maps) {
-    out << "  pid " << m.pid << " " << hex(m.start) << "-" << hex(m.end) << " offset " << hex(m.fileOffset) << " "
-        << m.path << " build-id " << (m.buildId.empty() ? std::string("none") : hexBytes(m.buildId)) << " ("
+    out << "  pid " << m.pid << " " << common::hexNumber(m.start) << "-" << common::hexNumber(m.end) << " offset " << common::hexNumber(m.fileOffset) << " "
+        << m.path << " build-id " << (m.buildId.empty() ? std::string("none") : common::hexBytes(m.buildId)) << " ("
         << (m.source == schema::MappingSource::PROC_MAPS ? "proc maps" : "mmap") << ", +"
         << common::formatDuration(m.timeNs - std::min(m.timeNs, start)) << ")\n";
   }
@@ -151,14 +138,8 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::vector<std::string> traces;
   po::options_description visible("Options");
   visible.add_options()("help,h", "show this help");
-  po::options_description all;
-  all.add(visible).add_options()("trace", po::value<std::vector<std::string>>(&traces));
-  po::positional_options_description positional;
-  positional.add("trace", -1);
-  po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
+    const auto vm = parseSubcommandLine(args, visible, traces);
     if (vm.count("help")) {
       out << "Usage: heaptrail info TRACE\n\n"
           << "Describes a trace: target process and command line, kernel and architecture, start\n"
@@ -171,28 +152,17 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
       return kExitOk;
     }
     if (traces.size() != 1) throw UsageError(traces.empty() ? "missing the trace file" : "expected one trace file");
-  } catch (const po::error& e) {
-    err << "heaptrail info: " << e.what() << " (see heaptrail info --help)\n";
-    return kExitUsage;
   } catch (const UsageError& e) {
     err << "heaptrail info: " << e.what() << " (see heaptrail info --help)\n";
     return kExitUsage;
   }
-  try {
+  return runOnTrace("info", traces[0], err, [&] {
     schema::TraceReader reader(traces[0]);
     Replay replay;
     replay.run(reader);
     printInfo(out, reader, replay);
     return kExitOk;
-  } catch (const schema::TraceError& e) {
-    err << "heaptrail info: " << e.what() << "\n";
-  } catch (const kj::Exception& e) {
-    // A damaged record that got past the reader's checks: one line, never a crash.
-    err << "heaptrail info: " << traces[0] << ": corrupt trace: " << e.getDescription().cStr() << "\n";
-  } catch (const std::exception& e) {
-    err << "heaptrail info: " << traces[0] << ": " << e.what() << "\n";
-  }
-  return kExitError;
+  });
 }
 
 }  // namespace heaptrail::analyzer

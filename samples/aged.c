@@ -2,10 +2,10 @@
 // start, then a pause, then one 9109-byte block leaked. The pause is argv[1] seconds
 // (default 2), or with argv[1] = "stdin": until a line (or the end) on stdin, after
 // printing "ready" on stdout, so that a test can attach to it in between.
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
+
+#include "stdin_gate.h"
 
 static void* volatile sink;
 
@@ -14,12 +14,8 @@ __attribute__((noinline)) static void leak_young(void) { sink = malloc(9109); } 
 
 int main(int argc, char** argv) {
   leak_old();
-  if (argc > 1 && strcmp(argv[1], "stdin") == 0) {
-    char line[64];
-    write(1, "ready\n", 6);
-    ssize_t n;
-    do n = read(0, line, sizeof line);
-    while (n > 0 && memchr(line, '\n', (size_t)n) == NULL);
+  if (gated_by_stdin(argc, argv)) {
+    wait_for_stdin();
   } else {
     usleep((useconds_t)((argc > 1 ? atof(argv[1]) : 2.0) * 1e6));
   }

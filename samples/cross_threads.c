@@ -4,8 +4,8 @@
 // With argv[1] = "stdin" it prints "ready" and waits for a line on stdin first.
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "stdin_gate.h"
 
 #define PAIRS 8
 #define BLOCKS 200
@@ -49,13 +49,7 @@ __attribute__((noinline)) static void* consume(void* arg) {
 }
 
 int main(int argc, char** argv) {
-  if (argc > 1 && strcmp(argv[1], "stdin") == 0) {
-    char line[64];
-    write(1, "ready\n", 6);
-    ssize_t n;
-    do n = read(0, line, sizeof line);
-    while (n > 0 && memchr(line, '\n', (size_t)n) == NULL);
-  }
+  if (gated_by_stdin(argc, argv)) wait_for_stdin();
   pthread_t threads[2 * PAIRS];
   for (int i = 0; i < PAIRS; i++) {
     pthread_mutex_init(&channels[i].lock, NULL);
