@@ -12,7 +12,8 @@
 #include <linux/ptrace.h>
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
+
+#include "heaptrail_arch.h"
 
 #include "heaptrail_event.h"
 #include "user_stack.h"
@@ -212,14 +213,15 @@ static __always_inline bool in_release_of(struct pt_regs *ctx, __u32 tid, __u64 
 	return r && r->ptr == ptr && sp <= r->sp && sp + RELEASE_CHAIN_BYTES > r->sp;
 }
 
-/* At a function's first instruction the return address is at [sp]; the probe address
- * minus the function's ELF address is the object's load bias. */
+/* At a function's first instruction the return address is at [sp] (x86-64) or in the
+ * link register (arm); the probe address minus the function's ELF address is the
+ * object's load bias. */
 static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 func_vaddr)
 {
 	if (!alloc_text_end || !func_vaddr)
 		return false;
-	__u64 ret = 0;
-	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)PT_REGS_SP(ctx)))
+	__u64 ret = ht_entry_return_address(ctx);
+	if (!ret)
 		return false;
 	__u64 caller = ret - (PT_REGS_IP(ctx) - func_vaddr);
 	return caller >= alloc_text_start && caller < alloc_text_end;
@@ -368,10 +370,10 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	case HT_POSIX_MEMALIGN:
 		address = 0;
 		if (ret == 0)
-			bpf_probe_read_user(&address, sizeof(address), (void *)call.arg);
+			bpf_probe_read_user(&address, HT_USER_POINTER_BYTES, (void *)call.arg);
 		break;
 	case HT_MMAP:
-		if (address == (__u64)-1)
+		if (address == HT_MAP_FAILED)
 			address = 0;
 		break;
 	}

@@ -2,7 +2,7 @@
 /* --follow-forks: a process forked by a recorded one is recorded from its first
  * instruction. Loaded only with that option (it is CO-RE: it reads task_struct), with
  * its `targets` map replaced by heaptrail.bpf.c's. */
-#include "vmlinux.h"
+#include "heaptrail_kernel_types.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>

@@ -1,4 +1,9 @@
-/* Frame-pointer walk of a user stack, for the BPF programs (included by user_stack.h). */
+/* Frame-pointer walk of a user stack, for the BPF programs (included by user_stack.h).
+ * x86-64 and arm64 share it: a frame record is {saved frame pointer, return address} at
+ * the frame pointer (rbp, x29) on both; at a return probe the kernel has already put the
+ * original return address in the ip, and the returning function has restored its
+ * caller's frame pointer, so the walk starts at the caller's record. arm64 return
+ * addresses saved under pointer authentication are stripped of their signature. */
 #ifndef HEAPTRAIL_UNWIND_FP_H
 #define HEAPTRAIL_UNWIND_FP_H
 
@@ -52,6 +57,7 @@ static __always_inline long unwind_fp(__u64 sp, __u64 fp, __u64 *out, __u32 max_
 			next = record[0];
 			ret = record[1];
 		}
+		ret = HT_STRIP_RETURN_ADDRESS(ret);
 		if (!ret)
 			break;
 		out[n++] = ret;

@@ -1,0 +1,10 @@
+# HEAPTRAIL_DEVICE: only heaptrail-record, as one statically linked, size-trimmed file
+# that is copied to a device and needs no library there (tools/build-device.sh).
+target_compile_options(heaptrail_recorder PRIVATE -ffunction-sections -fdata-sections)
+target_compile_options(heaptrail_trace PRIVATE -ffunction-sections -fdata-sections)
+target_compile_options(heaptrail-record PRIVATE -ffunction-sections -fdata-sections)
+target_link_options(heaptrail-record PRIVATE -static -Wl,--gc-sections -Wl,-O1)
+# Static archives do not carry their dependencies: link what pkg-config --static lists
+# (libbpf -> libelf -> zlib, zstd) after everything else.
+target_link_libraries(heaptrail-record PRIVATE
+  ${LIBBPF_STATIC_LIBRARIES} ${LIBELF_STATIC_LIBRARIES} ${ZSTD_STATIC_LIBRARIES})
