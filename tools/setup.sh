@@ -14,20 +14,34 @@ packages=(
   libgtest-dev                       # tests
   binutils util-linux                # tests: readelf/nm oracle, setpriv
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
+  g++-aarch64-linux-gnu binutils-aarch64-linux-gnu  # device build (tools/build-device.sh)
+  qemu-system-arm qemu-user-static cpio             # tests: the emulated arm64 device
 )
+# The arm64 architecture, so that apt-get can download the device build's libraries and
+# the emulated device's kernel and busybox (nothing of arm64 is installed).
+foreign_archs=(arm64)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
+new_archs=()
+for a in "${foreign_archs[@]}"; do
+  dpkg --print-foreign-architectures | grep -qx "$a" || new_archs+=("$a")
+done
+if ((${#missing[@]})) || ((${#new_archs[@]})); then
+  echo "setup: installing ${missing[*]:-} ${new_archs[*]/#/architecture }" >&2
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup: run as root (or with sudo) to install packages" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for a in "${new_archs[@]}"; do dpkg --add-architecture "$a"; done
+  # A foreign index that fails to download (mirror being synced) must not stop the
+  # setup: the install below fails by itself if something it needs is missing.
+  apt-get update -qq || echo "setup: apt-get update reported errors; going on" >&2
+  if ((${#missing[@]})); then
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,0 +1,137 @@
+// The recorder on an emulated arm64 device. tools/arm64/run-guest.sh boots Debian's arm64
+// kernel under qemu-system-aarch64 with the static device recorder and arm64 builds of
+// samples/leaky.c, records it with `-- cmd` and with `-p`, and brings the traces back.
+// They are analyzed here, on x86-64, with the guest's root as the sysroot, and must show
+// every leak of leaky.c exactly as the x86-64 end-to-end test does (bytes, counts,
+// function and source line), with frame-pointer stacks that go on past the first frame.
+// Skips when the guest cannot run here (no qemu, no download); fails instead under
+// HEAPTRAIL_REQUIRE_ARM64=1, as in CI.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "analyzer/cli.h"
+#include "tests/analyzer/json_value.h"
+#include "tests/analyzer/leak_checks.h"
+#include "tests/support/trace_contents.h"
+
+namespace heaptrail::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kWork = HEAPTRAIL_ARM64_WORK_DIR;
+const fs::path kSource = HEAPTRAIL_SOURCE_DIR;
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool requireArm64() {
+  const char* v = std::getenv("HEAPTRAIL_REQUIRE_ARM64");
+  return v && std::strcmp(v, "1") == 0;
+}
+
+class Arm64Device : public ::testing::Test {
+ protected:
+  // The guest boots once for every case.
+  static void SetUpTestSuite() {
+    fs::create_directories(kWork);
+    const auto log = kWork / "run-guest.log";
+    const std::string command = (kSource / "tools/arm64/run-guest.sh").string() + " " + kWork.string() + " >" +
+                                log.string() + " 2>&1";
+    const int status = std::system(command.c_str());
+    exitCode_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    log_ = readFile(log);
+  }
+
+  void SetUp() override {
+    if (exitCode_ == 77) {
+      if (requireArm64()) FAIL() << "HEAPTRAIL_REQUIRE_ARM64=1 but the arm64 guest cannot run:\n" << log_;
+      GTEST_SKIP() << log_ << "(set HEAPTRAIL_REQUIRE_ARM64=1 to make this a failure)";
+    }
+    ASSERT_EQ(exitCode_, 0) << "tools/arm64/run-guest.sh failed:\n" << log_;
+  }
+
+  static Recorded analyze(const std::string& name) {
+    Recorded r;
+    const fs::path trace = kWork / "out" / (name + ".htr");
+    r.status = fs::exists(trace) ? 0 : -1;
+    for (const bool json : {false, true}) {
+      std::ostringstream out, err;
+      std::vector<std::string> args = {"analyze", trace.string(), "--top", "0", "--sysroot",
+                                       (kWork / "rootfs").string()};
+      if (json) args.insert(args.end(), {"--format", "json"});
+      const int code = analyzer::heaptrailMain(args, out, err);
+      EXPECT_EQ(code, 0) << err.str();
+      (json ? r.json : r.text) = out.str();
+    }
+    return r;
+  }
+
+  // Everything the x86-64 test checks for leaky.c, plus the stack past frame #0.
+  static void checkLeaky(const std::string& name, const std::string& module, const std::string& mainFunction) {
+    const std::string status = readFile(kWork / "out/status");
+    EXPECT_NE(status.find("HT-STATUS " + name + " 0"), std::string::npos)
+        << status << "\nrecorder output:\n" << readFile(kWork / "out" / (name + ".log"));
+    const Recorded r = analyze(name);
+    ASSERT_EQ(r.status, 0) << "no trace came back from the guest:\n" << readFile(kWork / "out/console.log");
+
+    const auto expected = leakyLeaks();
+    checkLeaks(r, (kSource / "samples/leaky.c").string(), "leaky.c", expected);
+
+    const JsonValue doc = JsonParser::parse(r.json);
+    size_t fromSample = 0;
+    bool sawLoopStack = false;
+    for (const auto& leak : doc["leaks"].array()) {
+      const auto& frames = leak["frames"].array();
+      if (frames.empty() || !frames[0]["module"].isString() || frames[0]["module"].str() != module) continue;
+      ++fromSample;
+      const std::string fn = frames[0]["function"].isString() ? frames[0]["function"].str() : "";
+      EXPECT_NE(fn, "churn");
+      EXPECT_NE(leak["bytes"].u64(), 4004u) << "the first block of the realloc chain was released";
+      EXPECT_NE(leak["bytes"].u64(), 4104u);
+      if (fn == "make_record") {
+        // The arm64 frame-pointer walk: make_record <- leak_in_loop <- main.
+        ASSERT_GE(frames.size(), 3u) << r.text;
+        EXPECT_EQ(frames[1]["function"].isString() ? frames[1]["function"].str() : "", "leak_in_loop") << r.text;
+        EXPECT_EQ(frames[2]["function"].isString() ? frames[2]["function"].str() : "", mainFunction) << r.text;
+        sawLoopStack = true;
+      }
+    }
+    EXPECT_EQ(fromSample, expected.size()) << r.json;
+    EXPECT_TRUE(sawLoopStack) << r.text;
+    EXPECT_EQ(doc["summary"]["double_frees"].u64(), 0u);
+    EXPECT_EQ(doc["summary"]["lost_total"].u64(), 0u);
+    EXPECT_EQ(doc["summary"]["status"].str(), "complete");
+
+    const auto trace = loadTrace(kWork / "out" / (name + ".htr"));
+    EXPECT_EQ(trace.machine, "aarch64");
+  }
+
+  static inline int exitCode_ = -1;
+  static inline std::string log_;
+};
+
+TEST_F(Arm64Device, GuestKernelHasBtf) {
+  const std::string guest = readFile(kWork / "out/guest");
+  EXPECT_NE(guest.find("aarch64"), std::string::npos) << guest;
+  EXPECT_NE(guest.find("btf=yes"), std::string::npos) << guest;
+}
+
+TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }
+
+TEST_F(Arm64Device, AttachedRecordingShowsEveryLeakOfLeaky) {
+  checkLeaky("pid", "/samples/leaky_attach", "sample_main");
+}
+
+}  // namespace
+}  // namespace heaptrail::testing

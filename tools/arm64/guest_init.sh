@@ -1,0 +1,53 @@
+#!/bin/busybox sh
+# /init of the emulated device (tools/arm64/run-guest.sh): records the leaky sample twice,
+# as `-- cmd` and with `-p` attached to a running process, and writes each trace and the
+# recorder's output to the serial console in base64 between marker lines, then powers
+# off. Nothing here waits a fixed time: each step waits for the condition it needs.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t tmpfs tmp /tmp
+echo "HT-GUEST $(uname -m) $(uname -r) btf=$([ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
+
+cd /tmp
+/heaptrail-record -o /tmp/cmd.htr -- /samples/leaky >/tmp/cmd.log 2>&1
+echo "HT-STATUS cmd $?"
+
+# -p: the target prints "ready" and blocks on its stdin (a FIFO opened read-write, which
+# does not block); the recorder attaches; once it has written the trace's header (after
+# its probes are attached), the target is released.
+mkfifo /tmp/go
+/samples/leaky_attach 0<>/tmp/go >/tmp/target.out 2>&1 &
+target=$!
+n=0
+until [ -s /tmp/target.out ]; do  # it printed "ready"
+  n=$((n + 1)); [ $n -gt 3000 ] && break; usleep 10000
+done
+/heaptrail-record -p "$target" -o /tmp/pid.htr >/tmp/pid.log 2>&1 &
+recorder=$!
+n=0
+until [ -s /tmp/pid.htr ]; do
+  n=$((n + 1)); [ $n -gt 6000 ] && break
+  kill -0 "$recorder" 2>/dev/null || break
+  usleep 10000
+done
+echo go 1<>/tmp/go   # read-write: never blocks, even if the target is gone
+wait "$recorder"
+echo "HT-STATUS pid $?"
+echo "HT-LOG-BEGIN target"; cat /tmp/target.out; echo "HT-LOG-END target"
+
+for name in cmd pid; do
+  echo "HT-LOG-BEGIN $name"
+  cat /tmp/$name.log
+  echo "HT-LOG-END $name"
+  if [ -s /tmp/$name.htr ]; then
+    echo "HT-FILE-BEGIN $name.htr"
+    base64 /tmp/$name.htr
+    echo "HT-FILE-END $name.htr"
+  fi
+done
+echo "HT-DONE"
+sync
+poweroff -f
