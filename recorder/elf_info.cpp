@@ -83,6 +83,8 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
 
   FunctionIndex index;
+  GElf_Ehdr ehdr;
+  const bool arm32 = gelf_getehdr(elf.get(), &ehdr) && ehdr.e_machine == EM_ARM;
   std::vector<GElf_Phdr> loads;
   size_t phnum = 0;
   if (elf_getphdrnum(elf.get(), &phnum) != 0) return std::nullopt;
@@ -114,7 +116,9 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
           continue;
         for (const auto& load : loads) {
           if (sym.st_value < load.p_vaddr || sym.st_value >= load.p_vaddr + load.p_filesz) continue;
-          index.functions[name] = {sym.st_value, sym.st_value - load.p_vaddr + load.p_offset};
+          const bool thumb = arm32 && (sym.st_value & 1);
+          const uint64_t vaddr = thumb ? sym.st_value & ~uint64_t{1} : sym.st_value;
+          index.functions[name] = {vaddr, vaddr - load.p_vaddr + load.p_offset, thumb};
           break;
         }
       }

@@ -22,6 +22,7 @@ struct ElfInfo {
 struct FunctionLocation {
   uint64_t vaddr = 0;       // st_value
   uint64_t fileOffset = 0;  // what a uprobe is attached at
+  bool thumb = false;       // 32-bit arm Thumb code (st_value bit 0): no uprobe can go there
 };
 struct FunctionIndex {
   std::map<std::string, FunctionLocation> functions;  // the names asked for that exist

@@ -295,7 +295,7 @@ RecordSummary Session::run() {
 }  // namespace
 
 RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
-  checkPrivilegesAndKernel();
+  checkPrivilegesAndKernel(options.followForks);
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
   AllocatorObjects allocators = options.allocatorObject.empty()
                                     ? (target.launched() ? locateAllocatorsForExecutable(target.executable())
