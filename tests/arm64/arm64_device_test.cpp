@@ -15,11 +15,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "analyzer/cli.h"
 #include "tests/analyzer/json_value.h"
 #include "tests/analyzer/leak_checks.h"
+#include "tests/support/elf_oracle.h"
 #include "tests/support/trace_contents.h"
 
 namespace heaptrail::testing {
@@ -125,6 +127,41 @@ TEST_F(Arm64Device, GuestKernelHasBtf) {
   const std::string guest = readFile(kWork / "out/guest");
   EXPECT_NE(guest.find("aarch64"), std::string::npos) << guest;
   EXPECT_NE(guest.find("btf=yes"), std::string::npos) << guest;
+}
+
+// --release-stacks takes each free's stack at free's first instruction, where the return
+// address into the caller is in x30 (not on the stack, as on x86-64): frame 0 must be in
+// churn, the function that frees 100 blocks of 3003 bytes.
+TEST_F(Arm64Device, StacksAtFunctionEntryStartAtTheCaller) {
+  const std::string status = readFile(kWork / "out/status");
+  ASSERT_NE(status.find("HT-STATUS release 0"), std::string::npos)
+      << status << "\n" << readFile(kWork / "out/release.log");
+  const auto t = loadTrace(kWork / "out/release.htr");
+  std::map<std::string, ElfOracle> oracles;
+  const auto functionOf = [&](const schema::EventRecord& e, size_t frame) -> std::string {
+    const auto& frames = t.stacks.at(e.stackId);
+    if (frame >= frames.size()) return "<no frame>";
+    const uint64_t address = frames[frame] - 1;  // a return address: look at the call
+    const auto* m = t.mappingAt(e.pid, address, e.timeNs);
+    if (!m) return "<unmapped>";
+    const fs::path file = kWork / "rootfs" / fs::path(m->path).relative_path();
+    auto& oracle = oracles.try_emplace(m->path, file).first->second;
+    return oracle.functionAt(m->fileOffset + (address - m->start));
+  };
+  // churn: each malloc(3003) is followed by its free.
+  size_t frees = 0;
+  for (size_t i = 0; i + 1 < t.events.size(); ++i) {
+    const auto& alloc = t.events[i];
+    const auto& e = t.events[i + 1];
+    if (alloc.kind != schema::EventKind::MALLOC || alloc.size != 3003) continue;
+    ASSERT_EQ(e.kind, schema::EventKind::FREE);
+    ASSERT_EQ(e.address, alloc.address);
+    ++frees;
+    ASSERT_NE(e.stackId, 0u) << "a free without its stack";
+    EXPECT_EQ(functionOf(e, 0), "churn");
+    EXPECT_EQ(functionOf(e, 1), "main");
+  }
+  EXPECT_EQ(frees, 100u);
 }
 
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }
