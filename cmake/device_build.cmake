@@ -1,8 +1,8 @@
 # HEAPTRAIL_DEVICE: only heaptrail-record, as one statically linked, size-trimmed file
 # that is copied to a device and needs no library there (tools/build-device.sh).
-target_compile_options(heaptrail_recorder PRIVATE -ffunction-sections -fdata-sections)
-target_compile_options(heaptrail_trace PRIVATE -ffunction-sections -fdata-sections)
-target_compile_options(heaptrail-record PRIVATE -ffunction-sections -fdata-sections)
+foreach(target heaptrail_recorder heaptrail_schema heaptrail_common heaptrail-record)
+  target_compile_options(${target} PRIVATE -ffunction-sections -fdata-sections)
+endforeach()
 target_link_options(heaptrail-record PRIVATE -static -Wl,--gc-sections -Wl,-O1)
 # Static archives do not carry their dependencies: link what pkg-config --static lists
 # (libbpf -> libelf -> zlib, zstd) after everything else.

@@ -81,7 +81,7 @@ cmake -S "$root" -B "$out/build" \
   -DHEAPTRAIL_DEVICE=ON -DCMAKE_BUILD_TYPE=MinSizeRel >"$out/cmake.log" ||
   { cat "$out/cmake.log" >&2; exit 1; }
 cmake --build "$out/build" --target heaptrail-record -j"$jobs"
-"$triplet-strip" --strip-all -o "$out/heaptrail-record" "$out/build/recorder/heaptrail-record"
+"$triplet-strip" --strip-all -o "$out/heaptrail-record" "$out/build/bin/heaptrail-record"
 
 if "$triplet-readelf" -d "$out/heaptrail-record" 2>/dev/null | grep -q NEEDED; then
   echo "build-device: $out/heaptrail-record is not statically linked" >&2
