@@ -25,7 +25,7 @@ debarch=arm64
 cannot() { echo "arm64 guest: cannot run: $*" >&2; exit 77; }
 fail() { echo "arm64 guest: $*" >&2; exit 1; }
 
-for tool in qemu-system-aarch64 "$triplet-gcc" cpio apt-get dpkg-deb; do
+for tool in qemu-system-aarch64 "$triplet-gcc" "$triplet-g++" cpio apt-get dpkg-deb pkg-config clang capnp; do
   command -v "$tool" >/dev/null || cannot "$tool is not installed (tools/setup.sh installs it)"
 done
 dpkg --print-foreign-architectures | grep -qx $debarch ||
