@@ -43,7 +43,7 @@ for p in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 foreign=true
-dpkg --print-foreign-architectures | grep -qx "$debarch" || foreign=false
+dpkg --print-foreign-architectures | grep -x "$debarch" >/dev/null || foreign=false
 if ((${#missing[@]})) || ! $foreign; then
   need_root "installing ${missing[*]:-nothing} and adding the $debarch architecture"
   export DEBIAN_FRONTEND=noninteractive
@@ -83,7 +83,7 @@ cmake -S "$root" -B "$out/build" \
 cmake --build "$out/build" --target heaptrail-record -j"$jobs"
 "$triplet-strip" --strip-all -o "$out/heaptrail-record" "$out/build/bin/heaptrail-record"
 
-if "$triplet-readelf" -d "$out/heaptrail-record" 2>/dev/null | grep -q NEEDED; then
+if "$triplet-readelf" -d "$out/heaptrail-record" 2>/dev/null | grep NEEDED >/dev/null; then
   echo "build-device: $out/heaptrail-record is not statically linked" >&2
   exit 1
 fi

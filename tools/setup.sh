@@ -26,7 +26,7 @@ for p in "${packages[@]}"; do
 done
 new_archs=()
 for a in "${foreign_archs[@]}"; do
-  dpkg --print-foreign-architectures | grep -qx "$a" || new_archs+=("$a")
+  dpkg --print-foreign-architectures | grep -x "$a" >/dev/null || new_archs+=("$a")
 done
 if ((${#missing[@]})) || ((${#new_archs[@]})); then
   echo "setup: installing ${missing[*]:-} ${new_archs[*]/#/architecture }" >&2

@@ -28,7 +28,7 @@ fail() { echo "arm64 guest: $*" >&2; exit 1; }
 for tool in qemu-system-aarch64 "$triplet-gcc" "$triplet-g++" cpio apt-get dpkg-deb pkg-config clang capnp; do
   command -v "$tool" >/dev/null || cannot "$tool is not installed (tools/setup.sh installs it)"
 done
-dpkg --print-foreign-architectures | grep -qx $debarch ||
+dpkg --print-foreign-architectures | grep -x $debarch >/dev/null ||
   cannot "dpkg has no $debarch architecture to download the kernel with (tools/setup.sh adds it)"
 
 cache=$work/cache
