@@ -136,10 +136,10 @@ std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObjec
   for (const auto& spec : specs) {
     const auto it = index->functions.find(spec.symbol);
     if (it == index->functions.end()) continue;
-    if (it->second.thumb)
-      throw RecordError(spec.symbol + " in " + object.displayPath +
-                        " is Thumb code: 32-bit arm kernels place uprobes on ARM instructions only "
-                        "(a function of an allocator built with -marm can be recorded)");
+    if (it->second.thumb) {
+      thumbFunctions_.push_back(spec.symbol + " in " + object.displayPath);
+      continue;
+    }
     const uint64_t offset = it->second.fileOffset;
     if (!hooked_.insert({st.st_dev, st.st_ino, offset}).second) continue;
     const uint16_t id = nextFunctionId_++;

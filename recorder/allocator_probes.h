@@ -52,6 +52,9 @@ class AllocatorProbes {
   // throws RecordError when a uprobe cannot be attached.
   std::vector<schema::FunctionRecord> attach(const AllocatorObject& object,
                                             const std::vector<FunctionSpec>& specs, pid_t pid);
+  // "symbol in object" of each function left out because it is 32-bit arm Thumb code,
+  // where the kernel cannot place a uprobe (arch/arm/probes/uprobes takes ARM only).
+  const std::vector<std::string>& thumbFunctions() const { return thumbFunctions_; }
 
   int ringBufferFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
@@ -69,6 +72,7 @@ class AllocatorProbes {
   std::unique_ptr<heaptrail_fork_bpf, SkeletonDeleter> forkSkel_;  // --follow-forks only
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::set<std::tuple<dev_t, ino_t, uint64_t>> hooked_;  // file and offset of each uprobe
+  std::vector<std::string> thumbFunctions_;
   uint16_t nextFunctionId_ = 1;
 };
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 #include <set>
 
 #include "bpf/heaptrail_event.h"
@@ -114,6 +115,12 @@ void Session::hookAllocators() {
   const auto hooked = [&](const std::string& symbol) {
     return std::any_of(hooked_.begin(), hooked_.end(), [&](const auto& f) { return f.symbol == symbol; });
   };
+  const auto& thumb = probes_->thumbFunctions();
+  if ((!hooked("malloc") || !hooked("free")) && !thumb.empty())
+    throw RecordError(thumb.front() + " is Thumb code: a 32-bit arm kernel places uprobes on ARM "
+                      "instructions only, so only an allocator built with -marm can be recorded");
+  for (const auto& function : thumb)
+    std::cerr << "heaptrail-record: warning: " << function << " is Thumb code: not recorded\n";
   if (!hooked("malloc") || !hooked("free"))
     throw RecordError("no allocator found: neither the program nor its libraries define malloc and free; "
                       "name the allocator object with --obj");
