@@ -15,6 +15,7 @@ packages=(
   binutils util-linux                # tests: readelf/nm oracle, setpriv
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
   g++-aarch64-linux-gnu binutils-aarch64-linux-gnu  # device build (tools/build-device.sh)
+  gcc-arm-linux-gnueabihf                           # tests: a 32-bit arm library (Thumb/ARM)
   qemu-system-arm qemu-user-static cpio             # tests: the emulated arm64 device
 )
 # The arm64 architecture, so that apt-get can download the device build's libraries and
