@@ -63,7 +63,7 @@ class Arm64Device : public ::testing::Test {
     ASSERT_EQ(exitCode_, 0) << "tools/arm64/run-guest.sh failed:\n" << log_;
   }
 
-  static Recorded analyze(const std::string& name) {
+  static Recorded analyze(const std::string& name) {  // cmd, release, forks or pid
     Recorded r;
     const fs::path trace = kWork / "out" / (name + ".htr");
     r.status = fs::exists(trace) ? 0 : -1;
@@ -162,6 +162,20 @@ TEST_F(Arm64Device, StacksAtFunctionEntryStartAtTheCaller) {
     EXPECT_EQ(functionOf(e, 1), "main");
   }
   EXPECT_EQ(frees, 100u);
+}
+
+// The CO-RE fork tracker, relocated against the arm64 kernel's BTF: leaky runs as the
+// shell's child, recorded from its exec, and its leaks are all there.
+TEST_F(Arm64Device, FollowForksRecordsTheShellsChild) {
+  const std::string status = readFile(kWork / "out/status");
+  ASSERT_NE(status.find("HT-STATUS forks 0"), std::string::npos) << status << "\n" << readFile(kWork / "out/forks.log");
+  const Recorded r = analyze("forks");
+  const JsonValue doc = JsonParser::parse(r.json);
+  // The shell (static busybox) allocates nothing through libc: every leak is the child's.
+  const uint64_t shell = doc["summary"]["target_pid"].u64();
+  ASSERT_FALSE(doc["leaks"].array().empty()) << r.text;
+  for (const auto& leak : doc["leaks"].array()) EXPECT_NE(leak["pid"].u64(), shell) << r.text;
+  checkLeaks(r, (kSource / "samples/leaky.c").string(), "leaky.c", leakyLeaks());
 }
 
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }

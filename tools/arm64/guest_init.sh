@@ -2,7 +2,7 @@
 # /init of the emulated device (tools/arm64/run-guest.sh): records the leaky sample twice,
 # as `-- cmd` and with `-p` attached to a running process, and writes each trace and the
 # recorder's output to the serial console in base64 between marker lines, then powers
-# off (and a third time with --release-stacks). Nothing here waits a fixed time: each step waits for the condition it needs.
+# off (and with --release-stacks, and --follow-forks through a shell). Nothing here waits a fixed time: each step waits for the condition it needs.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -17,6 +17,12 @@ echo "HT-STATUS cmd $?"
 # Stacks taken at a function's entry (frees): the return address is still in x30.
 /heaptrail-record --release-stacks -o /tmp/release.htr -- /samples/leaky >/tmp/release.log 2>&1
 echo "HT-STATUS release $?"
+# --follow-forks loads the CO-RE fork tracker against this kernel's BTF: a shell that
+# starts leaky in a child (`; true` keeps the shell from exec'ing it in place). The shell
+# is static busybox, without malloc: --obj names the child's allocator.
+/heaptrail-record --follow-forks --obj /lib/aarch64-linux-gnu/libc.so.6 -o /tmp/forks.htr \
+  -- /bin/sh -c "/samples/leaky; true" >/tmp/forks.log 2>&1
+echo "HT-STATUS forks $?"
 
 # -p: the target prints "ready" and blocks on its stdin (a FIFO opened read-write, which
 # does not block); the recorder attaches; once it has written the trace's header (after
@@ -41,7 +47,7 @@ wait "$recorder"
 echo "HT-STATUS pid $?"
 echo "HT-LOG-BEGIN target"; cat /tmp/target.out; echo "HT-LOG-END target"
 
-for name in cmd release pid; do
+for name in cmd release forks pid; do
   echo "HT-LOG-BEGIN $name"
   cat /tmp/$name.log
   echo "HT-LOG-END $name"
