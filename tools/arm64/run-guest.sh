@@ -72,7 +72,7 @@ device=$work/../device-aarch64
 flags=(-g -O0 -fno-omit-frame-pointer -w)
 "$triplet-gcc" "${flags[@]}" "$root/samples/leaky.c" -o "$rootfs/samples/leaky"
 "$triplet-gcc" "${flags[@]}" -Dmain=sample_main -c "$root/samples/leaky.c" -o "$work/leaky_attach.o"
-"$triplet-gcc" "${flags[@]}" "$here/start_on_input.c" "$work/leaky_attach.o" -o "$rootfs/samples/leaky_attach"
+"$triplet-gcc" "${flags[@]}" -I"$root" "$here/start_on_input.c" "$work/leaky_attach.o" -o "$rootfs/samples/leaky_attach"
 
 cp "$device/heaptrail-record" "$rootfs/heaptrail-record"
 cp "$cache/busybox" "$rootfs/bin/busybox"

@@ -1,17 +1,12 @@
-// Runs a sample's main (compiled in with -Dmain=sample_main) only after one line arrives
-// on stdin, so that a recorder can attach with -p first: it says "ready" on stdout once
-// it is blocked waiting, which is the harness's signal to attach. Used by the emulated
+// Runs a sample's main (compiled in with -Dmain=sample_main) only after a line arrives on
+// stdin, so that a recorder can attach with -p first: it prints "ready" once it waits,
+// which is the harness's signal to attach (samples/stdin_gate.h). Used by the emulated
 // device test (tools/arm64/run-guest.sh).
-#include <stdio.h>
-#include <unistd.h>
+#include "samples/stdin_gate.h"
 
 int sample_main(void);
 
 int main(void) {
-  printf("ready\n");
-  fflush(stdout);
-  char c;
-  while (read(0, &c, 1) == 1 && c != '\n') {
-  }
+  wait_for_stdin();
   return sample_main();
 }
