@@ -26,7 +26,7 @@ struct AnalyzeOptions {
   ReportOptions report;
   bool json = false;
   bool symbols = true;
-  SymbolOptions symbolOptions;
+  symbols::SymbolizerOptions symbolOptions;
 };
 
 std::string helpText(const po::options_description& visible) {
@@ -137,17 +137,17 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
   }
 
   return runOnTrace("analyze", options->trace.string(), err, [&] {
-    std::unique_ptr<FrameResolver> resolver;
-
     schema::TraceReader reader(options->trace);
     Replay replay(options->replay);
     replay.run(reader);
 
+    FrameResolver resolver;
+    std::optional<symbols::Symbolizer> symbolizer;
     if (options->symbols) {
-      resolver = makeSymbolizer(options->symbolOptions);
-      if (!resolver) err << "heaptrail analyze: note: this heaptrail was built without the symbolizer\n";
+      symbolizer.emplace(options->symbolOptions);
+      resolver = [&](const symbols::ModuleRef& module, uint64_t offset) { return symbolizer->resolve(module, offset); };
     }
-    LeakReport report = buildReport(replay, options->report, resolver.get());
+    LeakReport report = buildReport(replay, options->report, resolver);
     report.summary.trace = options->trace.string();
     const auto header = reader.header();
     if (header.getTargets().size() > 0) {

@@ -1,17 +1,14 @@
 #pragma once
 
 #include <ostream>
-#include <string>
-#include <string_view>
 
 #include "analyzer/leak_report.h"
 
 namespace heaptrail::analyzer {
 
-// The report as one JSON object; the format is described in the analyzer's README.
+// The report as one JSON object; the format is described in the README ("JSON output").
+// Text that is not valid UTF-8 (paths and names from the traced machine) has each invalid
+// byte replaced by U+FFFD.
 void writeJson(std::ostream& out, const LeakReport& report);
-
-// `text` as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.
-std::string jsonString(std::string_view text);
 
 }  // namespace heaptrail::analyzer

@@ -14,7 +14,7 @@ namespace {
 // Maps and symbolizes stacks, each distinct (mapping, address) once.
 class StackResolver {
  public:
-  StackResolver(const Replay& replay, FrameResolver* resolver) : replay_(replay), resolver_(resolver) {}
+  StackResolver(const Replay& replay, const FrameResolver& resolver) : replay_(replay), resolver_(resolver) {}
 
   StackReport resolve(uint32_t stackId) {
     StackReport out;
@@ -42,14 +42,14 @@ class StackResolver {
     f.symbolized = true;
     const auto key = std::make_pair(m, lookupOffset);
     auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, resolver_->resolve(m->path, m->buildId, lookupOffset)).first;
+    if (it == cache_.end()) it = cache_.emplace(key, resolver_(symbols::ModuleRef{m->path, m->buildId}, lookupOffset)).first;
     f.symbol = it->second;
     return f;
   }
 
   const Replay& replay_;
-  FrameResolver* resolver_;
-  std::map<std::pair<const MappingEntry*, uint64_t>, FrameSymbol> cache_;
+  const FrameResolver& resolver_;
+  std::map<std::pair<const MappingEntry*, uint64_t>, symbols::SymbolizedFrame> cache_;
 };
 
 std::string statusName(schema::TraceEnd end) {
@@ -106,7 +106,7 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
 
 }  // namespace
 
-LeakReport buildReport(const Replay& replay, const ReportOptions& options, FrameResolver* resolver) {
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver) {
   LeakReport report;
   ReportSummary& s = report.summary;
   const auto& stats = replay.stats();

@@ -3,13 +3,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "analyzer/frame_resolver.h"
 #include "analyzer/replay.h"
+#include "analyzer/symbols/symbolized_frame.h"
+#include "analyzer/symbols/symbolizer.h"
 
 namespace heaptrail::analyzer {
 
@@ -21,6 +23,7 @@ struct ReportOptions {
   std::optional<uint32_t> pid;   // only this process (--pid)
 };
 
+// One return address of a recorded stack, with the functions at it (inlined calls first).
 struct Frame {
   uint64_t address = 0;          // return address as recorded
   bool mapped = false;           // a mapping was found for it
@@ -28,8 +31,12 @@ struct Frame {
   std::string buildId;           // raw bytes, empty if unknown
   uint64_t offset = 0;           // file offset of `address` in `module`
   bool symbolized = false;       // symbolization was attempted
-  FrameSymbol symbol;
+  symbols::SymbolizedFrame symbol;
 };
+
+// Symbolizes the instruction at `fileOffset` of `module` (symbols::Symbolizer::resolve; tests
+// pass their own).
+using FrameResolver = std::function<symbols::SymbolizedFrame(const symbols::ModuleRef& module, uint64_t fileOffset)>;
 
 struct StackReport {
   uint32_t stackId = 0;          // 0: no stack captured
@@ -105,7 +112,7 @@ struct LeakReport {
   std::vector<std::string> warnings;
 };
 
-// `resolver` may be null: frames are then mapped to modules but not symbolized.
-LeakReport buildReport(const Replay& replay, const ReportOptions& options, FrameResolver* resolver);
+// With an empty `resolver` frames are mapped to modules but not symbolized.
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver);
 
 }  // namespace heaptrail::analyzer

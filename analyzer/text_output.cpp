@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 #include "common/units.h"
 
@@ -18,24 +19,43 @@ std::string moduleOffset(const Frame& f) {
   return std::filesystem::path(f.module).filename().string() + "+" + hex(f.offset);
 }
 
-// Source paths under the working directory are shown relative to it, as a user typed them.
+// Source paths as written in the DWARF ("./pwd/../nss/x.c") are shown normalized, and
+// relative to the working directory when under it, as a user typed them.
 std::string displayFile(const std::string& file) {
+  const std::string normal = std::filesystem::path(file).lexically_normal().string();
   std::error_code ec;
   const auto cwd = std::filesystem::current_path(ec);
-  if (ec || file.empty() || file[0] != '/') return file;
+  if (ec || normal.empty() || normal[0] != '/') return normal;
   const std::string prefix = cwd.string() + "/";
-  return file.compare(0, prefix.size(), prefix) == 0 ? file.substr(prefix.size()) : file;
+  return normal.compare(0, prefix.size(), prefix) == 0 ? normal.substr(prefix.size()) : normal;
 }
 
-std::string frameText(const Frame& f) {
-  if (!f.mapped) return hex(f.address) + " (no mapping)";
-  if (!f.symbolized) return moduleOffset(f);
-  const FrameSymbol& s = f.symbol;
-  if (s.resolved && !s.function.empty() && !s.file.empty())
-    return s.function + " " + displayFile(s.file) + ":" + std::to_string(s.line);
-  if (s.resolved && !s.function.empty()) return s.function + " " + moduleOffset(f);
-  if (s.resolved && !s.file.empty()) return moduleOffset(f) + " " + displayFile(s.file) + ":" + std::to_string(s.line);
-  return moduleOffset(f) + " (" + (s.reason.empty() ? std::string("no symbol") : s.reason) + ")";
+std::string location(const symbols::SourceFrame& s) {
+  return displayFile(s.file) + (s.line > 0 ? ":" + std::to_string(s.line) : std::string());
+}
+
+// One line per function at the frame's address, inlined calls first.
+std::vector<std::string> frameLines(const Frame& f) {
+  if (!f.mapped) return {hex(f.address) + " (no mapping)"};
+  if (!f.symbolized) return {moduleOffset(f)};
+  const symbols::SymbolizedFrame& s = f.symbol;
+  if (!s.resolved()) return {moduleOffset(f) + " (" + s.whyUnresolved() + ")"};
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < s.frames.size(); ++i) {
+    const symbols::SourceFrame& source = s.frames[i];
+    std::string text;
+    if (!source.function.empty() && !source.file.empty())
+      text = source.function + " " + location(source);
+    else if (!source.function.empty())
+      text = source.function + " " + moduleOffset(f);
+    else if (!source.file.empty())
+      text = moduleOffset(f) + " " + location(source);
+    else
+      text = moduleOffset(f);
+    if (s.isInlined(i)) text += " (inlined)";
+    lines.push_back(std::move(text));
+  }
+  return lines;
 }
 
 std::string plural(uint64_t n, const char* one, const char* many) {
@@ -53,7 +73,9 @@ void writeStackText(std::ostream& out, const StackReport& stack) {
     out << "    (stack " << stack.stackId << " is not in the trace)\n";
     return;
   }
-  for (size_t i = 0; i < stack.frames.size(); ++i) out << "    #" << i << " " << frameText(stack.frames[i]) << "\n";
+  size_t index = 0;
+  for (const Frame& frame : stack.frames)
+    for (const std::string& line : frameLines(frame)) out << "    #" << index++ << " " << line << "\n";
 }
 
 void writeText(std::ostream& out, const LeakReport& report) {

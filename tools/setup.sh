@@ -11,6 +11,7 @@ packages=(
   capnproto libcapnp-dev             # trace format
   libdwarf-dev                       # analyzer: source lines
   libboost-program-options-dev       # command lines
+  nlohmann-json3-dev                 # analyzer: JSON output
   libgtest-dev                       # tests
   binutils util-linux                # tests: readelf/nm oracle, setpriv
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh

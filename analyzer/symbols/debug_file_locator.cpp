@@ -1,9 +1,11 @@
-#include "debug_file_locator.h"
+#include "analyzer/symbols/debug_file_locator.h"
+
+#include <zlib.h>
 
 #include <array>
 #include <fstream>
 
-#include "symbolizer.h"
+#include "analyzer/symbols/symbolizer.h"
 
 namespace heaptrail::symbols {
 
@@ -21,18 +23,6 @@ bool splitBuildId(std::string_view raw, std::string& head, std::string& rest) {
 std::filesystem::path under(const std::filesystem::path& dir, const std::filesystem::path& p) {
   return dir / p.relative_path();
 }
-
-constexpr std::array<uint32_t, 256> makeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
-
-constexpr auto kCrcTable = makeCrcTable();
 
 }  // namespace
 
@@ -72,25 +62,19 @@ std::vector<std::filesystem::path> DebugFileLocator::debugFilesByDebugLink(const
   return out;
 }
 
-uint32_t crc32Update(uint32_t crc, const unsigned char* data, std::size_t size) {
-  crc = ~crc;
-  for (std::size_t i = 0; i < size; ++i) crc = kCrcTable[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
-  return ~crc;
-}
-
 std::optional<uint32_t> fileCrc32(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   std::array<char, 1 << 16> buffer;
-  uint32_t crc = 0;
+  uLong crc = crc32(0L, Z_NULL, 0);
   while (in) {
     in.read(buffer.data(), buffer.size());
     const std::streamsize got = in.gcount();
     if (got <= 0) break;
-    crc = crc32Update(crc, reinterpret_cast<const unsigned char*>(buffer.data()), static_cast<std::size_t>(got));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(got));
   }
   if (in.bad()) return std::nullopt;
-  return crc;
+  return static_cast<uint32_t>(crc);
 }
 
 }  // namespace heaptrail::symbols

@@ -29,8 +29,7 @@ class DebugFileLocator {
   std::vector<std::filesystem::path> dirs_;
 };
 
-// CRC-32 as used by .gnu_debuglink (the zlib polynomial), nullopt if unreadable.
+// CRC-32 of a whole file as .gnu_debuglink records it (zlib's crc32), nullopt if unreadable.
 std::optional<uint32_t> fileCrc32(const std::filesystem::path& path);
-uint32_t crc32Update(uint32_t crc, const unsigned char* data, std::size_t size);
 
 }  // namespace heaptrail::symbols

@@ -1,4 +1,4 @@
-#include "elf_file.h"
+#include "analyzer/symbols/elf_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+
+#include <zlib.h>
 
 namespace heaptrail::symbols {
 
@@ -207,8 +209,8 @@ bool ElfFile::index(std::string& reason) {
       dynsym_ = scn;
     } else if (shdr.sh_type == SHT_NOTE && buildId_.empty()) {
       buildId_ = buildIdFromNotes(elf_getdata(scn, nullptr));
-    } else if (sname == ".debug_line" && shdr.sh_type != SHT_NOBITS && shdr.sh_size > 0) {
-      hasDwarfLines_ = true;
+    } else if ((sname == ".debug_line" || sname == ".debug_info") && shdr.sh_type != SHT_NOBITS && shdr.sh_size > 0) {
+      hasDwarf_ = true;
     } else if (sname == ".gnu_debuglink" && shdr.sh_type != SHT_NOBITS) {
       Elf_Data* data = elf_getdata(scn, nullptr);
       if (data != nullptr && data->d_buf != nullptr) {
@@ -226,6 +228,57 @@ bool ElfFile::index(std::string& reason) {
     }
   }
   return true;
+}
+
+}  // namespace heaptrail::symbols
+
+namespace heaptrail::symbols {
+
+std::optional<SectionContents> ElfFile::section(std::string_view name, std::string& error) const {
+  Elf* elf = elf_.get();
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return std::nullopt;
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* sectionName = elf_strptr(elf, shstrndx, shdr.sh_name);
+    if (sectionName == nullptr || name != sectionName) continue;
+    if (shdr.sh_type == SHT_NOBITS || shdr.sh_size == 0) return std::nullopt;
+    Elf_Data* data = elf_rawdata(scn, nullptr);
+    if (data == nullptr || data->d_buf == nullptr) {
+      error = std::string(name) + " of " + path_.string() + " is unreadable";
+      return std::nullopt;
+    }
+    const std::span<const uint8_t> raw(static_cast<const uint8_t*>(data->d_buf), data->d_size);
+    if ((shdr.sh_flags & SHF_COMPRESSED) == 0) return SectionContents(raw);
+
+    GElf_Chdr chdr;
+    const size_t headerSize = gelf_getclass(elf) == ELFCLASS32 ? sizeof(Elf32_Chdr) : sizeof(Elf64_Chdr);
+    if (gelf_getchdr(scn, &chdr) == nullptr || raw.size() < headerSize) {
+      error = std::string(name) + " of " + path_.string() + " has a bad compression header";
+      return std::nullopt;
+    }
+    if (chdr.ch_type != ELFCOMPRESS_ZLIB) {
+      error = std::string(name) + " of " + path_.string() + " uses compression type " +
+              std::to_string(chdr.ch_type) + " (only zlib is supported)";
+      return std::nullopt;
+    }
+    // Bound the allocation by what zlib can produce from the input (1032:1 at most).
+    if (chdr.ch_size / 1032 > raw.size()) {
+      error = std::string(name) + " of " + path_.string() + " claims an impossible uncompressed size";
+      return std::nullopt;
+    }
+    std::vector<uint8_t> out(chdr.ch_size);
+    uLongf outSize = static_cast<uLongf>(out.size());
+    if (uncompress(out.data(), &outSize, raw.data() + headerSize, static_cast<uLong>(raw.size() - headerSize)) !=
+            Z_OK ||
+        outSize != out.size()) {
+      error = std::string(name) + " of " + path_.string() + " does not decompress";
+      return std::nullopt;
+    }
+    return SectionContents(std::move(out));
+  }
+  return std::nullopt;
 }
 
 }  // namespace heaptrail::symbols

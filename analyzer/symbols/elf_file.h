@@ -61,6 +61,21 @@ class LoadLayout {
   std::vector<LoadSegment> segments_;
 };
 
+// The bytes of one section: a view into the mapped file, or a decompressed copy when the
+// section is SHF_COMPRESSED (zlib, as Debian's debug packages ship them).
+class SectionContents {
+ public:
+  SectionContents() = default;
+  explicit SectionContents(std::span<const uint8_t> view) : view_(view) {}
+  explicit SectionContents(std::vector<uint8_t> owned) : owned_(std::move(owned)), isOwned_(true) {}
+  std::span<const uint8_t> bytes() const { return isOwned_ ? std::span<const uint8_t>(owned_) : view_; }
+
+ private:
+  std::span<const uint8_t> view_;
+  std::vector<uint8_t> owned_;
+  bool isOwned_ = false;
+};
+
 struct DebugLink {
   std::string name;
   uint32_t crc = 0;
@@ -83,10 +98,13 @@ class ElfFile {
   const std::optional<DebugLink>& debugLink() const { return debugLink_; }
   bool hasSymtab() const { return symtab_ != nullptr; }
   bool hasDynsym() const { return dynsym_ != nullptr; }
-  bool hasDwarfLines() const { return hasDwarfLines_; }
+  bool hasDwarf() const { return hasDwarf_; }  // .debug_line or .debug_info with bytes
   // False for --only-keep-debug files: their code sections are NOBITS and PT_LOADs have no file bytes.
   bool hasCodeBytes() const { return sectionCount_ > 0 ? hasCodeSection_ : layout_.hasFileBackedCode(); }
   Elf_Scn* symtab() const { return symtab_; }
+  // Contents of the named section; nullopt if absent, empty (SHT_NOBITS) or undecodable
+  // (`error` then says why).
+  std::optional<SectionContents> section(std::string_view name, std::string& error) const;
   Elf_Scn* dynsym() const { return dynsym_; }
 
  private:
@@ -101,7 +119,7 @@ class ElfFile {
   std::optional<DebugLink> debugLink_;
   Elf_Scn* symtab_ = nullptr;
   Elf_Scn* dynsym_ = nullptr;
-  bool hasDwarfLines_ = false;
+  bool hasDwarf_ = false;
   bool hasCodeSection_ = false;
   size_t sectionCount_ = 0;
 };

@@ -1,215 +1,322 @@
-#include "line_table.h"
+#include "analyzer/symbols/line_table.h"
 
 #include <dwarf.h>
-#include <libdwarf.h>
 
 #include <algorithm>
-#include <unordered_map>
+
+#include "analyzer/symbols/byte_reader.h"
 
 namespace heaptrail::symbols {
 
 namespace {
 
-class DwarfHandle {
- public:
-  DwarfHandle() = default;
-  ~DwarfHandle() {
-    if (dbg_ != nullptr) {
-      Dwarf_Error err = nullptr;
-      dwarf_finish(dbg_, &err);
-    }
+bool isAbsolute(std::string_view path) { return !path.empty() && path.front() == '/'; }
+
+// llvm::sys::path::append: one separator between components, empty components skipped.
+void appendComponent(std::string& path, std::string_view component) {
+  if (component.empty()) return;
+  if (!path.empty() && path.back() == '/') {
+    const auto first = component.find_first_not_of('/');
+    if (first != std::string_view::npos) path.append(component.substr(first));
+    return;
   }
-  DwarfHandle(const DwarfHandle&) = delete;
-  DwarfHandle& operator=(const DwarfHandle&) = delete;
-  Dwarf_Debug get() const { return dbg_; }
-  Dwarf_Debug* out() { return &dbg_; }
-
- private:
-  Dwarf_Debug dbg_ = nullptr;
-};
-
-class DieHandle {
- public:
-  explicit DieHandle(Dwarf_Die die) : die_(die) {}
-  ~DieHandle() {
-    if (die_ != nullptr) dwarf_dealloc_die(die_);
-  }
-  DieHandle(const DieHandle&) = delete;
-  DieHandle& operator=(const DieHandle&) = delete;
-  Dwarf_Die get() const { return die_; }
-
- private:
-  Dwarf_Die die_;
-};
-
-class LineContextHandle {
- public:
-  explicit LineContextHandle(Dwarf_Line_Context ctx) : ctx_(ctx) {}
-  ~LineContextHandle() {
-    if (ctx_ != nullptr) dwarf_srclines_dealloc_b(ctx_);
-  }
-  LineContextHandle(const LineContextHandle&) = delete;
-  LineContextHandle& operator=(const LineContextHandle&) = delete;
-  Dwarf_Line_Context get() const { return ctx_; }
-
- private:
-  Dwarf_Line_Context ctx_;
-};
-
-// Frees a Dwarf_Error returned by a call on a live Dwarf_Debug.
-class ErrorSink {
- public:
-  explicit ErrorSink(Dwarf_Debug dbg) : dbg_(dbg) {}
-  ~ErrorSink() { clear(); }
-  ErrorSink(const ErrorSink&) = delete;
-  ErrorSink& operator=(const ErrorSink&) = delete;
-  Dwarf_Error* out() {
-    clear();
-    return &err_;
-  }
-  std::string message() const { return err_ != nullptr ? dwarf_errmsg(err_) : "unknown libdwarf error"; }
-  void clear() {
-    if (err_ != nullptr) dwarf_dealloc_error(dbg_, err_);
-    err_ = nullptr;
-  }
-
- private:
-  Dwarf_Debug dbg_;
-  Dwarf_Error err_ = nullptr;
-};
+  if (!path.empty() && component.front() != '/') path.push_back('/');
+  path.append(component);
+}
 
 bool isTombstone(uint64_t addr) {
   // Address 0 and -1/-2 are what linkers write for discarded (gc'ed / COMDAT) functions.
   return addr == 0 || addr >= UINT64_MAX - 1;
 }
 
+struct FormValue {
+  uint64_t number = 0;
+  std::string_view text;
+};
+
+// One attribute value of a DWARF 5 directory or file entry.
+bool readForm(ByteReader& r, uint64_t form, bool dwarf64, const LineSections& sections, FormValue& out) {
+  const std::size_t offsetSize = dwarf64 ? 8 : 4;
+  switch (form) {
+    case DW_FORM_string: out.text = r.cstring(); return true;
+    case DW_FORM_line_strp: out.text = stringAt(sections.lineStr, r.fixed(offsetSize)); return true;
+    case DW_FORM_strp: out.text = stringAt(sections.str, r.fixed(offsetSize)); return true;
+    case DW_FORM_strp_sup:
+    case DW_FORM_GNU_strp_alt: r.fixed(offsetSize); return true;  // in another file: left unknown
+    case DW_FORM_strx: r.uleb(); return true;                      // needs the unit's string offsets base
+    case DW_FORM_strx1: r.u8(); return true;
+    case DW_FORM_strx2: r.u16(); return true;
+    case DW_FORM_strx3: r.fixed(3); return true;
+    case DW_FORM_strx4: r.u32(); return true;
+    case DW_FORM_udata: out.number = r.uleb(); return true;
+    case DW_FORM_sdata: out.number = static_cast<uint64_t>(r.sleb()); return true;
+    case DW_FORM_data1:
+    case DW_FORM_flag: out.number = r.u8(); return true;
+    case DW_FORM_data2: out.number = r.u16(); return true;
+    case DW_FORM_data4: out.number = r.u32(); return true;
+    case DW_FORM_data8: out.number = r.u64(); return true;
+    case DW_FORM_data16: r.skip(16); return true;
+    case DW_FORM_block: r.skip(r.uleb()); return true;
+    case DW_FORM_block1: r.skip(r.u8()); return true;
+    case DW_FORM_block2: r.skip(r.u16()); return true;
+    case DW_FORM_block4: r.skip(r.u32()); return true;
+    default: return false;
+  }
+}
+
+struct FileEntry {
+  std::string_view name;
+  uint64_t dir = 0;
+};
+
+struct EntryFormat {
+  uint64_t content;
+  uint64_t form;
+};
+
+// A DWARF 5 entry-format description followed by its entries.
+template <typename OnEntry>
+bool readV5Entries(ByteReader& r, bool dwarf64, const LineSections& sections, OnEntry onEntry) {
+  const uint8_t formatCount = r.u8();
+  std::vector<EntryFormat> formats;
+  for (uint8_t i = 0; i < formatCount && !r.failed(); ++i) {
+    const uint64_t content = r.uleb();
+    formats.push_back({content, r.uleb()});
+  }
+  const uint64_t count = r.uleb();
+  for (uint64_t i = 0; i < count && !r.failed(); ++i) {
+    FileEntry entry;
+    for (const auto& f : formats) {
+      FormValue v;
+      if (!readForm(r, f.form, dwarf64, sections, v)) return false;
+      if (f.content == DW_LNCT_path) entry.name = v.text;
+      if (f.content == DW_LNCT_directory_index) entry.dir = v.number;
+    }
+    onEntry(entry);
+  }
+  return !r.failed();
+}
+
 }  // namespace
 
-class LineTableBuilder {
+std::string joinSourcePath(std::string_view compDir, std::string_view includeDir, bool includeDirIsCompDir,
+                           std::string_view name) {
+  if (isAbsolute(name)) return std::string(name);
+  std::string path;
+  if (!includeDirIsCompDir && !isAbsolute(includeDir)) appendComponent(path, compDir);
+  appendComponent(path, includeDir);
+  appendComponent(path, name);
+  return path;
+}
+
+// The line number program's state machine (DWARF 5 section 6.2.2).
+class LineProgram {
  public:
-  explicit LineTableBuilder(LineTable& table) : table_(table) {}
-
-  void addCu(Dwarf_Debug dbg, Dwarf_Die cuDie) {
-    ErrorSink err(dbg);
-    std::string compDir;
-    char* text = nullptr;
-    // dwarf_die_text returns a pointer into the string section: not ours to free.
-    if (dwarf_die_text(cuDie, DW_AT_comp_dir, &text, err.out()) == DW_DLV_OK && text != nullptr) compDir = text;
-
-    Dwarf_Unsigned version = 0;
-    Dwarf_Small tableCount = 0;
-    Dwarf_Line_Context rawCtx = nullptr;
-    if (dwarf_srclines_b(cuDie, &version, &tableCount, &rawCtx, err.out()) != DW_DLV_OK) return;
-    LineContextHandle ctx(rawCtx);
-    Dwarf_Line* lines = nullptr;
-    Dwarf_Signed count = 0;
-    if (dwarf_srclines_from_linecontext(ctx.get(), &lines, &count, err.out()) != DW_DLV_OK) return;
-
-    std::unordered_map<Dwarf_Unsigned, uint32_t> cuFiles;
-    sequence_.clear();
-    for (Dwarf_Signed i = 0; i < count; ++i) {
-      Dwarf_Line line = lines[i];
-      Dwarf_Addr addr = 0;
-      Dwarf_Bool endSequence = false;
-      if (dwarf_lineaddr(line, &addr, err.out()) != DW_DLV_OK) continue;
-      if (dwarf_lineendsequence(line, &endSequence, err.out()) != DW_DLV_OK) endSequence = false;
-      if (endSequence) {
-        finishSequence(addr);
-        continue;
-      }
-      Dwarf_Unsigned lineNo = 0;
-      Dwarf_Unsigned fileNo = 0;
-      if (dwarf_lineno(line, &lineNo, err.out()) != DW_DLV_OK) continue;
-      if (dwarf_line_srcfileno(line, &fileNo, err.out()) != DW_DLV_OK) continue;
-      auto [it, inserted] = cuFiles.try_emplace(fileNo, 0);
-      if (inserted) it->second = intern(dbg, line, compDir);
-      sequence_.push_back({addr, it->second, static_cast<uint32_t>(lineNo)});
-    }
-    sequence_.clear();  // a sequence without end_sequence has no known extent: drop it
+  LineProgram(LineTable& table, uint8_t minInstLength, uint8_t maxOps, bool defaultIsStmt, int8_t lineBase,
+              uint8_t lineRange, uint8_t opcodeBase, std::vector<uint8_t> opcodeLengths)
+      : table_(table),
+        minInstLength_(minInstLength),
+        maxOps_(maxOps == 0 ? 1 : maxOps),
+        lineBase_(lineBase),
+        lineRange_(lineRange),
+        opcodeBase_(opcodeBase),
+        opcodeLengths_(std::move(opcodeLengths)) {
+    (void)defaultIsStmt;  // rows are looked up whether or not they start a statement, as llvm does
+    reset();
   }
 
-  void finish() {
-    // End markers sort before rows at the same address so a sequence starting where another ends wins.
-    std::stable_sort(table_.rows_.begin(), table_.rows_.end(), [](const LineTable::Row& a, const LineTable::Row& b) {
-      if (a.addr != b.addr) return a.addr < b.addr;
-      return (a.file == LineTable::kEndSequence) > (b.file == LineTable::kEndSequence);
-    });
-    table_.rows_.shrink_to_fit();
+  // Returns false if the program is malformed; rows of complete sequences read so far stay.
+  bool run(ByteReader& r, std::vector<std::pair<std::string_view, uint64_t>>& definedFiles) {
+    while (!r.atEnd()) {
+      const uint8_t opcode = r.u8();
+      if (opcode >= opcodeBase_) {
+        const uint8_t adjusted = opcode - opcodeBase_;
+        advance(adjusted / lineRange_);
+        line_ += lineBase_ + static_cast<int64_t>(adjusted % lineRange_);
+        emit();
+        continue;
+      }
+      switch (opcode) {
+        case 0: {  // extended
+          const uint64_t length = r.uleb();
+          ByteReader op = r.sub(length);
+          if (length == 0 || r.failed()) return !r.failed();
+          const uint8_t sub = op.u8();
+          if (sub == DW_LNE_end_sequence) {
+            endSequence();
+          } else if (sub == DW_LNE_set_address) {
+            const std::size_t size = op.remaining();
+            if (size == 0 || size > 8) return false;
+            address_ = op.fixed(size);
+            opIndex_ = 0;
+          } else if (sub == DW_LNE_define_file) {
+            const std::string_view name = op.cstring();
+            const uint64_t dir = op.uleb();
+            definedFiles.emplace_back(name, dir);
+          }
+          // DW_LNE_set_discriminator and vendor opcodes: nothing we keep.
+          break;
+        }
+        case DW_LNS_copy: emit(); break;
+        case DW_LNS_advance_pc: advance(r.uleb()); break;
+        case DW_LNS_advance_line: line_ += r.sleb(); break;
+        case DW_LNS_set_file: file_ = r.uleb(); break;
+        case DW_LNS_const_add_pc: advance((255 - opcodeBase_) / lineRange_); break;
+        case DW_LNS_fixed_advance_pc:
+          address_ += r.u16();
+          opIndex_ = 0;
+          break;
+        case DW_LNS_set_column:
+        case DW_LNS_set_isa: r.uleb(); break;
+        case DW_LNS_negate_stmt:
+        case DW_LNS_set_basic_block:
+        case DW_LNS_set_prologue_end:
+        case DW_LNS_set_epilogue_begin: break;
+        default:
+          // An opcode this reader does not know: skip its operands as the header describes.
+          if (opcode - 1u < opcodeLengths_.size())
+            for (uint8_t i = 0; i < opcodeLengths_[opcode - 1]; ++i) r.uleb();
+          break;
+      }
+      if (r.failed()) return false;
+    }
+    return true;  // a sequence without end_sequence has no known extent: it is dropped
   }
 
  private:
-  uint32_t intern(Dwarf_Debug dbg, Dwarf_Line line, const std::string& compDir) {
-    ErrorSink err(dbg);
-    char* src = nullptr;
-    std::string name;
-    if (dwarf_linesrc(line, &src, err.out()) == DW_DLV_OK && src != nullptr) {
-      name = src;
-      dwarf_dealloc(dbg, src, DW_DLA_STRING);
-    }
-    std::filesystem::path p(name);
-    if (!name.empty() && p.is_relative() && !compDir.empty()) p = std::filesystem::path(compDir) / p;
-    name = p.lexically_normal().string();
-    auto [it, inserted] = fileIndex_.try_emplace(name, static_cast<uint32_t>(table_.files_.size()));
-    if (inserted) table_.files_.push_back(name);
-    return it->second;
-  }
-
-  void finishSequence(uint64_t endAddr) {
-    if (!sequence_.empty() && !isTombstone(sequence_.front().addr)) {
-      table_.rows_.insert(table_.rows_.end(), sequence_.begin(), sequence_.end());
-      table_.rows_.push_back({endAddr, LineTable::kEndSequence, 0});
-    }
+  void reset() {
+    address_ = 0;
+    opIndex_ = 0;
+    file_ = 1;
+    line_ = 1;
     sequence_.clear();
+  }
+  void advance(uint64_t operationAdvance) {
+    address_ += minInstLength_ * ((opIndex_ + operationAdvance) / maxOps_);
+    opIndex_ = (opIndex_ + operationAdvance) % maxOps_;
+  }
+  void emit() {
+    const uint32_t file = file_ < LineTable::kEndSequence ? static_cast<uint32_t>(file_) : LineTable::kEndSequence - 1;
+    const uint32_t line = line_ >= 0 && line_ <= INT64_C(0xffffffff) ? static_cast<uint32_t>(line_) : 0;
+    sequence_.push_back({address_, file, line});
+  }
+  void endSequence() {
+    if (!sequence_.empty() && !isTombstone(sequence_.front().addr) && address_ > sequence_.front().addr) {
+      table_.rows_.insert(table_.rows_.end(), sequence_.begin(), sequence_.end());
+      table_.rows_.push_back({address_, LineTable::kEndSequence, 0});
+    }
+    reset();
   }
 
   LineTable& table_;
+  const uint8_t minInstLength_;
+  const uint8_t maxOps_;
+  const int8_t lineBase_;
+  const uint8_t lineRange_;
+  const uint8_t opcodeBase_;
+  const std::vector<uint8_t> opcodeLengths_;
+  uint64_t address_ = 0;
+  uint64_t opIndex_ = 0;
+  uint64_t file_ = 1;
+  int64_t line_ = 1;
   std::vector<LineTable::Row> sequence_;
-  std::unordered_map<std::string, uint32_t> fileIndex_;
 };
 
-std::optional<LineTable> LineTable::load(const std::filesystem::path& path, std::string& error) {
-  DwarfHandle dbg;
-  Dwarf_Error initErr = nullptr;
-  // No true-path buffer: libdwarf must not follow .gnu_debuglink on its own, the locator does that.
-  int res = dwarf_init_path(path.c_str(), nullptr, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr, dbg.out(),
-                            nullptr, 0, nullptr, &initErr);
-  if (res != DW_DLV_OK) {
-    error = res == DW_DLV_NO_ENTRY ? "no DWARF in " + path.string()
-                                   : "libdwarf cannot read " + path.string() + ": " +
-                                         (initErr != nullptr ? dwarf_errmsg(initErr) : "unknown error");
+std::optional<LineTable> LineTable::parse(const LineSections& sections, uint64_t offset, std::string_view compDir,
+                                          std::string& error) {
+  if (offset >= sections.line.size()) {
+    error = "line table offset " + std::to_string(offset) + " is outside .debug_line";
+    return std::nullopt;
+  }
+  ByteReader r(sections.line, static_cast<std::size_t>(offset));
+  uint64_t unitLength = r.u32();
+  bool dwarf64 = false;
+  if (unitLength == 0xffffffffu) {
+    dwarf64 = true;
+    unitLength = r.u64();
+  } else if (unitLength >= 0xfffffff0u) {
+    error = "reserved line table length";
+    return std::nullopt;
+  }
+  ByteReader unit = r.sub(unitLength);
+  LineTable table;
+  table.version_ = unit.u16();
+  if (unit.failed() || table.version_ < 2 || table.version_ > 5) {
+    error = "unsupported or truncated line table (version " + std::to_string(table.version_) + ")";
+    return std::nullopt;
+  }
+  if (table.version_ >= 5) {
+    unit.u8();  // address_size: DW_LNE_set_address carries its own length
+    unit.u8();  // segment_selector_size
+  }
+  ByteReader header = unit.sub(unit.fixed(dwarf64 ? 8 : 4));
+  // `unit` is now at the first opcode of the program.
+  const uint8_t minInstLength = header.u8();
+  const uint8_t maxOps = table.version_ >= 4 ? header.u8() : 1;
+  const bool defaultIsStmt = header.u8() != 0;
+  const auto lineBase = static_cast<int8_t>(header.u8());
+  const uint8_t lineRange = header.u8();
+  const uint8_t opcodeBase = header.u8();
+  std::vector<uint8_t> opcodeLengths;
+  for (int i = 1; i < opcodeBase; ++i) opcodeLengths.push_back(header.u8());
+  if (header.failed() || lineRange == 0 || opcodeBase == 0) {
+    error = "malformed line table header";
     return std::nullopt;
   }
 
-  LineTable table;
-  LineTableBuilder builder(table);
-  ErrorSink err(dbg.get());
-  for (;;) {
-    Dwarf_Unsigned headerLength = 0;
-    Dwarf_Half versionStamp = 0;
-    Dwarf_Off abbrevOffset = 0;
-    Dwarf_Half addressSize = 0;
-    Dwarf_Half lengthSize = 0;
-    Dwarf_Half extensionSize = 0;
-    Dwarf_Sig8 signature{};
-    Dwarf_Unsigned typeOffset = 0;
-    Dwarf_Unsigned nextCu = 0;
-    Dwarf_Half cuType = 0;
-    res = dwarf_next_cu_header_d(dbg.get(), true, &headerLength, &versionStamp, &abbrevOffset, &addressSize,
-                                 &lengthSize, &extensionSize, &signature, &typeOffset, &nextCu, &cuType, err.out());
-    if (res == DW_DLV_NO_ENTRY) break;
-    if (res != DW_DLV_OK) {
-      if (table.rows_.empty()) {
-        error = "cannot iterate compile units of " + path.string() + ": " + err.message();
-        return std::nullopt;
-      }
-      break;  // keep what was read before the damage
+  std::vector<std::string_view> dirs;
+  std::vector<FileEntry> files;
+  if (table.version_ >= 5) {
+    const bool ok =
+        readV5Entries(header, dwarf64, sections, [&](const FileEntry& e) { dirs.push_back(e.name); }) &&
+        readV5Entries(header, dwarf64, sections, [&](const FileEntry& e) { files.push_back(e); });
+    if (!ok) {
+      error = "malformed DWARF 5 directory or file table";
+      return std::nullopt;
     }
-    Dwarf_Die rawDie = nullptr;
-    if (dwarf_siblingof_b(dbg.get(), nullptr, true, &rawDie, err.out()) != DW_DLV_OK) continue;
-    DieHandle cuDie(rawDie);
-    builder.addCu(dbg.get(), cuDie.get());
+  } else {
+    files.push_back({});  // DWARF 2-4 files are numbered from 1
+    for (std::string_view dir = header.cstring(); !dir.empty() && !header.failed(); dir = header.cstring())
+      dirs.push_back(dir);
+    for (std::string_view name = header.cstring(); !name.empty() && !header.failed(); name = header.cstring()) {
+      const uint64_t dir = header.uleb();
+      header.uleb();  // modification time
+      header.uleb();  // length
+      files.push_back({name, dir});
+    }
+    if (header.failed()) {
+      error = "malformed line table file table";
+      return std::nullopt;
+    }
   }
-  builder.finish();
+
+  std::vector<std::pair<std::string_view, uint64_t>> definedFiles;
+  LineProgram program(table, minInstLength, maxOps, defaultIsStmt, lineBase, lineRange, opcodeBase,
+                      std::move(opcodeLengths));
+  if (!program.run(unit, definedFiles) && table.rows_.empty()) {
+    error = "malformed line number program";
+    return std::nullopt;
+  }
+  for (const auto& [name, dir] : definedFiles) files.push_back({name, dir});
+
+  const bool v5 = table.version_ >= 5;
+  table.files_.resize(files.size());
+  table.fileKnown_.resize(files.size(), false);
+  for (std::size_t i = v5 ? 0 : 1; i < files.size(); ++i) {
+    const FileEntry& f = files[i];
+    std::string_view includeDir;
+    if (v5 && f.dir < dirs.size()) includeDir = dirs[f.dir];
+    if (!v5 && f.dir > 0 && f.dir <= dirs.size()) includeDir = dirs[f.dir - 1];
+    table.files_[i] = joinSourcePath(compDir, includeDir, v5 && f.dir == 0, f.name);
+    table.fileKnown_[i] = true;
+  }
+
+  // End markers sort before rows at the same address so a sequence starting where another ends wins.
+  std::stable_sort(table.rows_.begin(), table.rows_.end(), [](const Row& a, const Row& b) {
+    if (a.addr != b.addr) return a.addr < b.addr;
+    return (a.file == kEndSequence) > (b.file == kEndSequence);
+  });
+  table.rows_.shrink_to_fit();
   return table;
 }
 
@@ -217,8 +324,27 @@ std::optional<LineTable::Hit> LineTable::lookup(uint64_t vaddr) const {
   auto it = std::upper_bound(rows_.begin(), rows_.end(), vaddr, [](uint64_t a, const Row& r) { return a < r.addr; });
   if (it == rows_.begin()) return std::nullopt;
   const Row& row = *(it - 1);
-  if (row.file == kEndSequence || row.line == 0) return std::nullopt;
-  return Hit{&files_[row.file], row.line};
+  if (row.file == kEndSequence) return std::nullopt;
+  return Hit{row.file, row.line};
+}
+
+const std::string* LineTable::fileName(uint64_t index) const {
+  return index < files_.size() && fileKnown_[index] ? &files_[index] : nullptr;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> LineTable::sequenceRanges() const {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  bool open = false;
+  for (const Row& row : rows_) {
+    if (row.file == kEndSequence) {
+      if (open) ranges.back().second = row.addr;
+      open = false;
+    } else if (!open) {
+      ranges.emplace_back(row.addr, row.addr);
+      open = true;
+    }
+  }
+  return ranges;
 }
 
 }  // namespace heaptrail::symbols

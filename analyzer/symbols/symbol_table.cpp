@@ -1,4 +1,4 @@
-#include "symbol_table.h"
+#include "analyzer/symbols/symbol_table.h"
 
 #include <cxxabi.h>
 
@@ -7,7 +7,7 @@
 #include <limits>
 #include <memory>
 
-#include "elf_file.h"
+#include "analyzer/symbols/elf_file.h"
 
 namespace heaptrail::symbols {
 
@@ -52,23 +52,24 @@ SymbolTable SymbolTable::build(const ElfFile& file, Source source) {
     if (name == nullptr || name[0] == '\0') continue;
     std::string_view sv(name);
     if (table.names_.size() + sv.size() > std::numeric_limits<uint32_t>::max()) break;
-    const int bind = GELF_ST_BIND(sym.st_info);
-    uint8_t rank = sym.st_size > 0 ? 0 : 4;
-    rank += bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
     uint64_t sectionEnd = sym.st_shndx < sectionEnds.size() && sectionEnds[sym.st_shndx] > sym.st_value
                               ? sectionEnds[sym.st_shndx]
                               : sym.st_value + std::max<uint64_t>(sym.st_size, 1);
     table.entries_.push_back({sym.st_value, sym.st_size, sectionEnd, static_cast<uint32_t>(table.names_.size()),
-                              static_cast<uint32_t>(sv.size()), rank});
+                              static_cast<uint32_t>(sv.size())});
     table.names_.append(sv);
   }
 
+  // Among aliases at one address the largest size wins, then the last in the table: the
+  // choice llvm-symbolizer makes (glibc's "fputs" is listed before its alias "_IO_fputs").
   auto& e = table.entries_;
-  std::sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) {
-    return a.addr != b.addr ? a.addr < b.addr : a.rank < b.rank;
+  std::stable_sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) {
+    return a.addr != b.addr ? a.addr < b.addr : a.size < b.size;
   });
-  // Keep one symbol per address (the best-ranked alias).
-  e.erase(std::unique(e.begin(), e.end(), [](const Entry& a, const Entry& b) { return a.addr == b.addr; }), e.end());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < e.size(); ++i)
+    if (i + 1 == e.size() || e[i + 1].addr != e[i].addr) e[kept++] = e[i];
+  e.resize(kept);
   e.shrink_to_fit();
   table.demangled_.resize(e.size());
   table.demangledReady_.resize(e.size(), false);

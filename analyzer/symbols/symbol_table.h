@@ -33,7 +33,6 @@ class SymbolTable {
     uint64_t sectionEnd;
     uint32_t nameOffset;
     uint32_t nameLength;
-    uint8_t rank;  // lower wins among aliases at one address
   };
   const std::string& nameOf(std::size_t index) const;
 

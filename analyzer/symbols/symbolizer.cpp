@@ -1,4 +1,4 @@
-#include "symbolizer.h"
+#include "analyzer/symbols/symbolizer.h"
 
 #include <cstdio>
 #include <optional>
@@ -6,26 +6,14 @@
 #include <unordered_map>
 #include <utility>
 
-#include "debug_file_locator.h"
-#include "elf_file.h"
-#include "line_table.h"
-#include "symbol_table.h"
+#include "analyzer/symbols/debug_file_locator.h"
+#include "analyzer/symbols/dwarf_info.h"
+#include "analyzer/symbols/elf_file.h"
+#include "analyzer/symbols/symbol_table.h"
 
 namespace heaptrail::symbols {
 
 namespace fs = std::filesystem;
-
-std::string_view toString(FrameStatus status) {
-  switch (status) {
-    case FrameStatus::Resolved: return "Resolved";
-    case FrameStatus::FileMissing: return "FileMissing";
-    case FrameStatus::BuildIdMismatch: return "BuildIdMismatch";
-    case FrameStatus::NotElf: return "NotElf";
-    case FrameStatus::NoSymbols: return "NoSymbols";
-    case FrameStatus::OutsideImage: return "OutsideImage";
-  }
-  return "Unknown";
-}
 
 std::string buildIdToHex(std::string_view raw) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -84,14 +72,19 @@ struct Module {
   std::string reason;
   LoadLayout layout;
   std::string layoutFile;
-  SymbolTable symtab;
-  std::string symtabFile;
+  // The image's own symbol table (.symtab, else .dynsym): like llvm-symbolizer, it names the
+  // function the code belongs to where one of its symbols covers the address.
+  SymbolTable imageSymbols;
+  std::string imageSymbolsFile;
+  // Fallbacks where neither the image's table nor the DWARF names the function.
+  SymbolTable debugSymtab;
+  std::string debugSymtabFile;
   SymbolTable dynsym;
   std::string dynsymFile;
   fs::path dwarfFile;
-  bool linesLoaded = false;
-  std::optional<LineTable> lines;
-  std::string linesError;
+  bool dwarfOpened = false;
+  std::unique_ptr<DwarfInfo> dwarf;
+  std::string dwarfError;
 };
 
 // Cache key (path, recorded build-id); lookups go through string_views so a hit allocates nothing.
@@ -174,22 +167,25 @@ struct Symbolizer::Impl {
     mod.layout = image.layout();
     mod.layoutFile = image.path().string();
     if (image.hasSymtab()) {
-      mod.symtab = SymbolTable::build(image, SymbolTable::Source::Symtab);
-      mod.symtabFile = image.path().string();
+      mod.imageSymbols = SymbolTable::build(image, SymbolTable::Source::Symtab);
+      mod.imageSymbolsFile = image.path().string();
+    } else if (image.hasDynsym()) {
+      mod.imageSymbols = SymbolTable::build(image, SymbolTable::Source::Dynsym);
+      mod.imageSymbolsFile = image.path().string();
     }
-    if (image.hasDynsym()) {
+    if (image.hasSymtab() && image.hasDynsym()) {
       mod.dynsym = SymbolTable::build(image, SymbolTable::Source::Dynsym);
       mod.dynsymFile = image.path().string();
     }
-    if (image.hasDwarfLines()) mod.dwarfFile = image.path();
-    if (image.hasSymtab() && image.hasDwarfLines()) return;
+    if (image.hasDwarf()) mod.dwarfFile = image.path();
+    if (image.hasSymtab() && image.hasDwarf()) return;
     auto debug = findDebugFile(image, buildId, recorded);
     if (!debug) return;
-    if (mod.symtab.empty() && debug->hasSymtab()) {
-      mod.symtab = SymbolTable::build(*debug, SymbolTable::Source::Symtab);
-      mod.symtabFile = debug->path().string();
+    if (!image.hasSymtab() && debug->hasSymtab()) {
+      mod.debugSymtab = SymbolTable::build(*debug, SymbolTable::Source::Symtab);
+      mod.debugSymtabFile = debug->path().string();
     }
-    if (mod.dwarfFile.empty() && debug->hasDwarfLines()) mod.dwarfFile = debug->path();
+    if (mod.dwarfFile.empty() && debug->hasDwarf()) mod.dwarfFile = debug->path();
   }
 
   std::unique_ptr<Module> load(const ModuleRef& ref) {
@@ -236,9 +232,9 @@ struct Symbolizer::Impl {
         mod->reason.clear();
         mod->layout = bin.file->layout();
         mod->layoutFile = bin.file->path().string();
-        mod->symtab = SymbolTable::build(*f, SymbolTable::Source::Symtab);
-        mod->symtabFile = f->path().string();
-        if (f->hasDwarfLines()) mod->dwarfFile = f->path();
+        mod->imageSymbols = SymbolTable::build(*f, SymbolTable::Source::Symtab);
+        mod->imageSymbolsFile = f->path().string();
+        if (f->hasDwarf()) mod->dwarfFile = f->path();
         return mod;
       }
       mod->reason += "; debug file " + f->path().string() +
@@ -257,13 +253,13 @@ struct Symbolizer::Impl {
     return *it->second;
   }
 
-  const LineTable* lines(Module& mod) {
-    if (!mod.linesLoaded && !mod.dwarfFile.empty()) {
-      mod.linesLoaded = true;
+  DwarfInfo* dwarf(Module& mod) {
+    if (!mod.dwarfOpened && !mod.dwarfFile.empty()) {
+      mod.dwarfOpened = true;
       ++stats.dwarfLoads;
-      mod.lines = LineTable::load(mod.dwarfFile, mod.linesError);
+      mod.dwarf = DwarfInfo::open(mod.dwarfFile, mod.dwarfError);
     }
-    return mod.lines ? &*mod.lines : nullptr;
+    return mod.dwarf.get();
   }
 
   SymbolizerOptions options;
@@ -279,55 +275,62 @@ Symbolizer& Symbolizer::operator=(Symbolizer&&) noexcept = default;
 
 const SymbolizerStats& Symbolizer::stats() const { return impl_->stats; }
 
-ResolvedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
-  ResolvedFrame frame;
+SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
+  SymbolizedFrame result;
   Module& mod = impl_->module(ref);
   if (mod.failure != FrameStatus::Resolved) {
-    frame.status = mod.failure;
-    frame.reason = mod.reason;
-    return frame;
+    result.status = mod.failure;
+    result.reason = mod.reason;
+    return result;
   }
   const auto vaddr = mod.layout.toVaddr(fileOffset);
   if (!vaddr) {
-    frame.status = FrameStatus::OutsideImage;
-    frame.reason = "file offset " + hexOffset(fileOffset) + " is outside every PT_LOAD segment of " + mod.layoutFile;
-    return frame;
+    result.status = FrameStatus::OutsideImage;
+    result.reason = "file offset " + hexOffset(fileOffset) + " is outside every PT_LOAD segment of " + mod.layoutFile;
+    return result;
   }
 
+  // Like llvm-symbolizer: the image's own symbol table names the function the code belongs
+  // to where it covers the address, else the DWARF, else any other symbol table.
   using Match = SymbolTable::Match;
-  const std::string* name = nullptr;
+  const std::string* imageName = mod.imageSymbols.lookup(*vaddr, Match::Containing);
+  if (DwarfInfo* dwarf = impl_->dwarf(mod)) result.frames = dwarf->lookup(*vaddr, imageName == nullptr);
+  const bool fromDwarf = !result.frames.empty();
+  if (!fromDwarf) result.frames.emplace_back();
+  SourceFrame& outer = result.frames.back();
+  result.usedFile = fromDwarf ? mod.dwarfFile.string() : std::string();
+
   const std::string* nameFile = nullptr;
-  for (Match match : {Match::Containing, Match::NearestPreceding}) {
-    if ((name = mod.symtab.lookup(*vaddr, match)) != nullptr) {
-      nameFile = &mod.symtabFile;
-      break;
-    }
-    if ((name = mod.dynsym.lookup(*vaddr, match)) != nullptr) {
-      nameFile = &mod.dynsymFile;
-      break;
-    }
-  }
-  if (name != nullptr) {
-    frame.function = *name;
-    frame.usedFile = *nameFile;
-  }
-  if (const LineTable* table = impl_->lines(mod)) {
-    if (auto hit = table->lookup(*vaddr)) {
-      frame.file = *hit->file;
-      frame.line = hit->line;
-      frame.usedFile = mod.dwarfFile.string();
+  if (imageName != nullptr) {
+    outer.function = *imageName;
+    nameFile = &mod.imageSymbolsFile;
+  } else if (outer.function.empty()) {
+    const std::pair<const SymbolTable*, const std::string*> tables[] = {
+        {&mod.imageSymbols, &mod.imageSymbolsFile}, {&mod.debugSymtab, &mod.debugSymtabFile}, {&mod.dynsym, &mod.dynsymFile}};
+    for (Match match : {Match::Containing, Match::NearestPreceding}) {
+      for (const auto& [table, file] : tables) {
+        if (const std::string* name = table->lookup(*vaddr, match)) {
+          outer.function = *name;
+          nameFile = file;
+          break;
+        }
+      }
+      if (nameFile != nullptr) break;
     }
   }
-  if (frame.function.empty() && frame.line == 0) {
-    frame.status = FrameStatus::NoSymbols;
-    frame.usedFile = mod.layoutFile;
-    frame.reason = "no symbol or line information for address " + hexOffset(*vaddr) + " (file offset " +
-                   hexOffset(fileOffset) + ") in " + mod.layoutFile;
-    if (!mod.linesError.empty()) frame.reason += " (" + mod.linesError + ")";
-    return frame;
+  if (!fromDwarf && nameFile != nullptr) result.usedFile = *nameFile;
+
+  if (!fromDwarf && outer.function.empty()) {
+    result.frames.clear();
+    result.status = FrameStatus::NoSymbols;
+    result.usedFile = mod.layoutFile;
+    result.reason = "no symbol or line information for address " + hexOffset(*vaddr) + " (file offset " +
+                    hexOffset(fileOffset) + ") in " + mod.layoutFile;
+    if (!mod.dwarfError.empty()) result.reason += " (" + mod.dwarfError + ")";
+    return result;
   }
-  frame.status = FrameStatus::Resolved;
-  return frame;
+  result.status = FrameStatus::Resolved;
+  return result;
 }
 
 }  // namespace heaptrail::symbols

@@ -1,4 +1,5 @@
-// Public API of the heaptrail symbolizer: (module, file offset) -> function file:line.
+// Public API of the heaptrail symbolizer: (module, file offset) -> the functions at that
+// address (inlined calls included) with file:line, as `llvm-symbolizer -i` gives them.
 #pragma once
 
 #include <cstdint>
@@ -8,24 +9,13 @@
 #include <string_view>
 #include <vector>
 
+#include "analyzer/symbols/symbolized_frame.h"
+
 namespace heaptrail::symbols {
 
 struct ModuleRef {
   std::string path;     // path of the mapped file as recorded on the device
   std::string buildId;  // raw GNU build-id bytes, empty if unknown
-};
-
-enum class FrameStatus { Resolved, FileMissing, BuildIdMismatch, NotElf, NoSymbols, OutsideImage };
-
-std::string_view toString(FrameStatus status);
-
-struct ResolvedFrame {
-  FrameStatus status = FrameStatus::NoSymbols;
-  std::string function;  // demangled name, empty if unknown
-  std::string file;      // source file (joined with DW_AT_comp_dir when relative), empty if unknown
-  unsigned line = 0;     // 0 if unknown
-  std::string usedFile;  // file on disk that gave the answer (binary or separate debug file)
-  std::string reason;    // human readable explanation when status != Resolved
 };
 
 struct SymbolizerOptions {
@@ -37,7 +27,7 @@ struct SymbolizerOptions {
 struct SymbolizerStats {
   std::size_t modulesIndexed = 0;  // distinct (path, build-id) keys indexed
   std::size_t elfOpens = 0;        // ELF files opened (binaries, candidates and debug files)
-  std::size_t dwarfLoads = 0;      // line tables parsed
+  std::size_t dwarfLoads = 0;      // files whose DWARF was opened (each unit in it is then read on first use)
 };
 
 // Not thread-safe: use one Symbolizer per thread or guard it externally.
@@ -52,7 +42,7 @@ class Symbolizer {
 
   // fileOffset = offset into the ELF file of the instruction
   // (mapping file offset + (addr - mapping start)); return addresses already adjusted by the caller.
-  ResolvedFrame resolve(const ModuleRef& module, uint64_t fileOffset);
+  SymbolizedFrame resolve(const ModuleRef& module, uint64_t fileOffset);
 
   // Counters, mainly so tests can verify the per-module cache.
   const SymbolizerStats& stats() const;

@@ -1,6 +1,7 @@
 // The `heaptrail` command line: exit codes, one-line errors naming the file, help,
 // JSON that parses back with the documented fields, and `info`.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
 
@@ -9,12 +10,12 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
-#include "analyzer/json_output.h"
-#include "tests/analyzer/json_value.h"
 #include "tests/analyzer/synthetic_trace.h"
 
 namespace heaptrail::testing {
 namespace {
+
+using Json = nlohmann::json;
 
 struct CliResult {
   int code = -1;
@@ -160,9 +161,9 @@ TEST(Cli, TextReport) {
       << r.out;
 }
 
-void expectFrameFields(const JsonValue& frame) {
+void expectFrameFields(const Json& frame) {
   for (const char* key : {"address", "module", "build_id", "offset", "function", "file", "line"})
-    EXPECT_TRUE(frame.has(key)) << key;
+    EXPECT_TRUE(frame.contains(key)) << key;
 }
 
 TEST(Cli, JsonIsValidAndHasTheDocumentedFields) {
@@ -172,57 +173,57 @@ TEST(Cli, JsonIsValidAndHasTheDocumentedFields) {
   const auto r = run({"analyze", "--no-symbols", "--format", "json", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("warning: the recorder lost 4 events"), std::string::npos) << r.err;
-  JsonValue doc;
-  ASSERT_NO_THROW(doc = JsonParser::parse(r.out)) << r.out;
+  Json doc;
+  ASSERT_NO_THROW(doc = Json::parse(r.out)) << r.out;
 
-  const auto& s = doc["summary"];
-  EXPECT_EQ(s["trace"].str(), (dir / "t.htr").string());
-  EXPECT_EQ(s["target_pid"].u64(), kPid);
-  EXPECT_EQ(s["target_command"][1].str(), "--flag");
-  EXPECT_EQ(s["status"].str(), "complete");
-  EXPECT_TRUE(s["problem"].isNull());
-  EXPECT_TRUE(s["at_ns"].isNull());
-  EXPECT_EQ(s["analysis_ns"].u64(), 10 * kMs);
-  EXPECT_EQ(s["events"].u64(), 7u);
-  EXPECT_EQ(s["allocations"].u64(), 4u);
-  EXPECT_EQ(s["frees"].u64(), 3u);
-  EXPECT_EQ(s["bytes_allocated"].u64(), 2032u);
-  EXPECT_EQ(s["peak_outstanding_bytes"].u64(), 2032u);
-  EXPECT_EQ(s["peak_ns"].u64(), 4 * kMs);
-  EXPECT_EQ(s["outstanding_bytes"].u64(), 2024u);
-  EXPECT_EQ(s["outstanding_allocations"].u64(), 3u);
-  EXPECT_EQ(s["unknown_frees"].u64(), 1u);
-  EXPECT_EQ(s["double_frees"].u64(), 1u);
-  EXPECT_EQ(s["lost_events"]["free"].u64(), 4u);
-  EXPECT_EQ(s["lost_total"].u64(), 4u);
-  ASSERT_EQ(s["warnings"].array().size(), 1u);
+  const auto& s = doc.at("summary");
+  EXPECT_EQ(s.at("trace").get<std::string>(), (dir / "t.htr").string());
+  EXPECT_EQ(s.at("target_pid").get<uint64_t>(), kPid);
+  EXPECT_EQ(s.at("target_command").at(1).get<std::string>(), "--flag");
+  EXPECT_EQ(s.at("status").get<std::string>(), "complete");
+  EXPECT_TRUE(s.at("problem").is_null());
+  EXPECT_TRUE(s.at("at_ns").is_null());
+  EXPECT_EQ(s.at("analysis_ns").get<uint64_t>(), 10 * kMs);
+  EXPECT_EQ(s.at("events").get<uint64_t>(), 7u);
+  EXPECT_EQ(s.at("allocations").get<uint64_t>(), 4u);
+  EXPECT_EQ(s.at("frees").get<uint64_t>(), 3u);
+  EXPECT_EQ(s.at("bytes_allocated").get<uint64_t>(), 2032u);
+  EXPECT_EQ(s.at("peak_outstanding_bytes").get<uint64_t>(), 2032u);
+  EXPECT_EQ(s.at("peak_ns").get<uint64_t>(), 4 * kMs);
+  EXPECT_EQ(s.at("outstanding_bytes").get<uint64_t>(), 2024u);
+  EXPECT_EQ(s.at("outstanding_allocations").get<uint64_t>(), 3u);
+  EXPECT_EQ(s.at("unknown_frees").get<uint64_t>(), 1u);
+  EXPECT_EQ(s.at("double_frees").get<uint64_t>(), 1u);
+  EXPECT_EQ(s.at("lost_events").at("free").get<uint64_t>(), 4u);
+  EXPECT_EQ(s.at("lost_total").get<uint64_t>(), 4u);
+  ASSERT_EQ(s.at("warnings").size(), 1u);
 
-  const auto& leaks = doc["leaks"].array();
+  const auto& leaks = doc.at("leaks");
   ASSERT_EQ(leaks.size(), 2u);
-  EXPECT_EQ(leaks[0]["bytes"].u64(), 2000u);
-  EXPECT_EQ(leaks[0]["count"].u64(), 2u);
-  EXPECT_EQ(leaks[0]["oldest_ns"].u64(), 9 * kMs);
-  EXPECT_EQ(leaks[0]["youngest_ns"].u64(), 7 * kMs);
-  const auto& frames = leaks[0]["frames"].array();
+  EXPECT_EQ(leaks.at(0).at("bytes").get<uint64_t>(), 2000u);
+  EXPECT_EQ(leaks.at(0).at("count").get<uint64_t>(), 2u);
+  EXPECT_EQ(leaks.at(0).at("oldest_ns").get<uint64_t>(), 9 * kMs);
+  EXPECT_EQ(leaks.at(0).at("youngest_ns").get<uint64_t>(), 7 * kMs);
+  const auto& frames = leaks.at(0).at("frames");
   ASSERT_EQ(frames.size(), 2u);
   for (const auto& f : frames) expectFrameFields(f);
-  EXPECT_EQ(frames[0]["address"].str(), "0x400123");
-  EXPECT_EQ(frames[0]["module"].str(), "/opt/we\"ird\\dir\n/app\x01\xef\xbf\xbd");
-  EXPECT_EQ(frames[0]["build_id"].str(), "0102fe");
-  EXPECT_EQ(frames[0]["offset"].u64(), 0x1123u);
-  EXPECT_TRUE(frames[0]["function"].isNull());
-  EXPECT_TRUE(frames[0]["file"].isNull());
-  EXPECT_TRUE(frames[0]["line"].isNull());
-  EXPECT_TRUE(frames[1]["module"].isNull());
-  EXPECT_TRUE(frames[1]["offset"].isNull());
-  EXPECT_EQ(leaks[1]["bytes"].u64(), 24u);
+  EXPECT_EQ(frames.at(0).at("address").get<std::string>(), "0x400123");
+  EXPECT_EQ(frames.at(0).at("module").get<std::string>(), "/opt/we\"ird\\dir\n/app\x01\xef\xbf\xbd");
+  EXPECT_EQ(frames.at(0).at("build_id").get<std::string>(), "0102fe");
+  EXPECT_EQ(frames.at(0).at("offset").get<uint64_t>(), 0x1123u);
+  EXPECT_TRUE(frames.at(0).at("function").is_null());
+  EXPECT_TRUE(frames.at(0).at("file").is_null());
+  EXPECT_TRUE(frames.at(0).at("line").is_null());
+  EXPECT_TRUE(frames.at(1).at("module").is_null());
+  EXPECT_TRUE(frames.at(1).at("offset").is_null());
+  EXPECT_EQ(leaks.at(1).at("bytes").get<uint64_t>(), 24u);
 
-  const auto& doubles = doc["double_frees"].array();
+  const auto& doubles = doc.at("double_frees");
   ASSERT_EQ(doubles.size(), 1u);
-  EXPECT_EQ(doubles[0]["count"].u64(), 1u);
-  EXPECT_EQ(doubles[0]["bytes"].u64(), 8u);
-  EXPECT_EQ(doubles[0]["first_ns"].u64(), 6 * kMs);
-  expectFrameFields(doubles[0]["frames"][0]);
+  EXPECT_EQ(doubles.at(0).at("count").get<uint64_t>(), 1u);
+  EXPECT_EQ(doubles.at(0).at("bytes").get<uint64_t>(), 8u);
+  EXPECT_EQ(doubles.at(0).at("first_ns").get<uint64_t>(), 6 * kMs);
+  expectFrameFields(doubles.at(0).at("frames").at(0));
 
   // An independent parser agrees that it is JSON.
   if (std::system("python3 -c 'pass' >/dev/null 2>&1") == 0) {
@@ -237,22 +238,15 @@ TEST(Cli, JsonOptionsAreReflected) {
   const auto r = run({"analyze", "--no-symbols", "-f", "json", "--at", "5ms", "--since", "2ms", "--top", "1",
                       "--min-bytes", "1k", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
-  const JsonValue doc = JsonParser::parse(r.out);
-  const auto& s = doc["summary"];
-  EXPECT_EQ(s["at_ns"].u64(), 5 * kMs);
-  EXPECT_EQ(s["since_ns"].u64(), 2 * kMs);
-  EXPECT_EQ(s["min_bytes"].u64(), 1024u);
-  EXPECT_EQ(s["top"].u64(), 1u);
-  ASSERT_EQ(doc["leaks"].array().size(), 1u);
-  EXPECT_EQ(doc["leaks"][0]["bytes"].u64(), 2000u);
-  EXPECT_EQ(doc["leaks"][0]["youngest_ns"].u64(), 2 * kMs);
-}
-
-TEST(Cli, JsonStringEscaping) {
-  EXPECT_EQ(analyzer::jsonString("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
-  EXPECT_EQ(analyzer::jsonString("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
-  EXPECT_EQ(analyzer::jsonString("\xc3"), "\"\\ufffd\"");
-  EXPECT_EQ(analyzer::jsonString("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
+  const Json doc = Json::parse(r.out);
+  const auto& s = doc.at("summary");
+  EXPECT_EQ(s.at("at_ns").get<uint64_t>(), 5 * kMs);
+  EXPECT_EQ(s.at("since_ns").get<uint64_t>(), 2 * kMs);
+  EXPECT_EQ(s.at("min_bytes").get<uint64_t>(), 1024u);
+  EXPECT_EQ(s.at("top").get<uint64_t>(), 1u);
+  ASSERT_EQ(doc.at("leaks").size(), 1u);
+  EXPECT_EQ(doc.at("leaks").at(0).at("bytes").get<uint64_t>(), 2000u);
+  EXPECT_EQ(doc.at("leaks").at(0).at("youngest_ns").get<uint64_t>(), 2 * kMs);
 }
 
 TEST(Cli, InfoDescribesTheTrace) {

@@ -2,6 +2,7 @@
 // with symbols, and check every leak the sample makes (and only those) by exact bytes,
 // count and the source line marked ALLOC:<name>. Needs root.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,13 +14,14 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
-#include "tests/analyzer/json_value.h"
 #include "tests/analyzer/leak_checks.h"
 #include "tests/analyzer/synthetic_trace.h"
 #include "tests/support/bpf_required.h"
 #include "tests/support/source_markers.h"
 
 namespace heaptrail::testing {
+
+using Json = nlohmann::json;
 namespace {
 
 Recorded recordAndAnalyze(const TempDir& dir, const std::string& program, const std::string& recordOptions = "",
@@ -57,21 +59,21 @@ TEST(EndToEnd, LeakyReportsEveryLeakAtItsSourceLine) {
   checkLeaks(r, source, "leaky.c", expected);
 
   // No other leak comes from the sample's own code (libc's own buffers may appear).
-  const JsonValue doc = JsonParser::parse(r.json);
+  const Json doc = Json::parse(r.json);
   size_t fromSample = 0;
-  for (const auto& leak : doc["leaks"].array()) {
-    const auto& frames = leak["frames"].array();
-    if (frames.empty() || !frames[0]["module"].isString() || frames[0]["module"].str() != LEAKY_BIN) continue;
+  for (const auto& leak : doc.at("leaks")) {
+    const auto& frames = leak.at("frames");
+    if (frames.empty() || !frames.at(0).at("module").is_string() || frames.at(0).at("module").get<std::string>() != LEAKY_BIN) continue;
     ++fromSample;
-    const std::string fn = frames[0]["function"].isString() ? frames[0]["function"].str() : "";
+    const std::string fn = frames.at(0).at("function").is_string() ? frames.at(0).at("function").get<std::string>() : "";
     EXPECT_NE(fn, "churn");
-    EXPECT_NE(leak["bytes"].u64(), 4004u) << "the first block of the realloc chain was released";
-    EXPECT_NE(leak["bytes"].u64(), 4104u);
+    EXPECT_NE(leak.at("bytes").get<uint64_t>(), 4004u) << "the first block of the realloc chain was released";
+    EXPECT_NE(leak.at("bytes").get<uint64_t>(), 4104u);
   }
   EXPECT_EQ(fromSample, expected.size()) << r.json;
-  EXPECT_EQ(doc["summary"]["double_frees"].u64(), 0u);
-  EXPECT_EQ(doc["summary"]["lost_total"].u64(), 0u);
-  EXPECT_EQ(doc["summary"]["status"].str(), "complete");
+  EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
+  EXPECT_EQ(doc.at("summary").at("lost_total").get<uint64_t>(), 0u);
+  EXPECT_EQ(doc.at("summary").at("status").get<std::string>(), "complete");
 }
 
 TEST(EndToEnd, PluginLeakResolvesAfterDlclose) {
@@ -94,10 +96,10 @@ TEST(EndToEnd, EveryCxxOperatorLeakAtItsLineAndNoMismatch) {
               {"leak_new_array_nothrow()", "new_array_nothrow", 120, 1},
               {"leak_new_aligned()", "new_aligned", 192, 1},
               {"leak_new_array_aligned()", "new_array_aligned", 384, 1}});
-  const JsonValue doc = JsonParser::parse(r.json);
-  EXPECT_EQ(doc["summary"]["mismatched_frees"].u64(), 0u) << "a correct program has no mismatch";
-  EXPECT_EQ(doc["summary"]["double_frees"].u64(), 0u);
-  EXPECT_EQ(doc["summary"]["unknown_frees"].u64(), 0u) << "each delete is recorded once, not again as free";
+  const Json doc = Json::parse(r.json);
+  EXPECT_EQ(doc.at("summary").at("mismatched_frees").get<uint64_t>(), 0u) << "a correct program has no mismatch";
+  EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
+  EXPECT_EQ(doc.at("summary").at("unknown_frees").get<uint64_t>(), 0u) << "each delete is recorded once, not again as free";
 }
 
 TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
@@ -106,8 +108,8 @@ TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/cpp_mismatch", "--release-stacks");
   ASSERT_EQ(r.status, 0);
   const std::string source = std::string(SAMPLES_SOURCE_DIR) + "/cpp_mismatch.cpp";
-  const JsonValue doc = JsonParser::parse(r.json);
-  EXPECT_EQ(doc["summary"]["mismatched_frees"].u64(), 3u);
+  const Json doc = Json::parse(r.json);
+  EXPECT_EQ(doc.at("summary").at("mismatched_frees").get<uint64_t>(), 3u);
   struct Want {
     uint64_t bytes;
     std::string allocated, released, allocMarker, freeMarker;
@@ -115,21 +117,21 @@ TEST(EndToEnd, MismatchedFamiliesAreReportedWithBothStacks) {
   const std::vector<Want> wants = {{160, "new[]", "delete", "mismatch_new_array", "mismatch_delete"},
                                    {168, "malloc", "delete", "mismatch_malloc", "mismatch_delete_malloc"},
                                    {176, "new", "free", "mismatch_new", "mismatch_free"}};
-  const auto& found = doc["mismatched_frees"].array();
+  const auto& found = doc.at("mismatched_frees");
   ASSERT_EQ(found.size(), 3u) << r.json;
   for (const auto& want : wants) {
     bool seen = false;
     for (const auto& m : found) {
-      if (m["bytes"].u64() != want.bytes) continue;
+      if (m.at("bytes").get<uint64_t>() != want.bytes) continue;
       seen = true;
-      EXPECT_EQ(m["allocated_with"].str(), want.allocated);
-      EXPECT_EQ(m["released_with"].str(), want.released);
-      const auto& alloc = m["alloc_frames"].array();
-      const auto& release = m["release_frames"].array();
+      EXPECT_EQ(m.at("allocated_with").get<std::string>(), want.allocated);
+      EXPECT_EQ(m.at("released_with").get<std::string>(), want.released);
+      const auto& alloc = m.at("alloc_frames");
+      const auto& release = m.at("release_frames");
       ASSERT_FALSE(alloc.empty());
       ASSERT_FALSE(release.empty()) << "the release's stack is shown too";
-      EXPECT_EQ(alloc[0]["line"].u64(), markerLine(source, "ALLOC:" + want.allocMarker)) << want.bytes;
-      EXPECT_EQ(release[0]["line"].u64(), markerLine(source, "FREE:" + want.freeMarker)) << want.bytes;
+      EXPECT_EQ(alloc.at(0).at("line").get<uint64_t>(), markerLine(source, "ALLOC:" + want.allocMarker)) << want.bytes;
+      EXPECT_EQ(release.at(0).at("line").get<uint64_t>(), markerLine(source, "FREE:" + want.freeMarker)) << want.bytes;
     }
     EXPECT_TRUE(seen) << want.bytes;
   }
@@ -150,18 +152,18 @@ TEST(EndToEnd, FollowedChildIsReportedPerProcess) {
   TempDir dir;
   const auto r = recordAndAnalyze(dir, std::string(SAMPLES_BUILD_DIR) + "/leaky_script.sh", "--follow-forks");
   ASSERT_EQ(r.status, 0);
-  const JsonValue doc = JsonParser::parse(r.json);
-  const auto& processes = doc["summary"]["processes"].array();
+  const Json doc = Json::parse(r.json);
+  const auto& processes = doc.at("summary").at("processes");
   ASSERT_GE(processes.size(), 2u) << "the shell and its leaky child";
   // The child is the process whose leaks come from leak_plain.
   uint64_t child = 0;
-  for (const auto& leak : doc["leaks"].array()) {
-    const auto& frames = leak["frames"].array();
-    if (!frames.empty() && frames[0]["function"].isString() && frames[0]["function"].str() == "leak_plain")
-      child = leak["pid"].u64();
+  for (const auto& leak : doc.at("leaks")) {
+    const auto& frames = leak.at("frames");
+    if (!frames.empty() && frames.at(0).at("function").is_string() && frames.at(0).at("function").get<std::string>() == "leak_plain")
+      child = leak.at("pid").get<uint64_t>();
   }
   ASSERT_NE(child, 0u);
-  ASSERT_NE(child, doc["summary"]["target_pid"].u64());
+  ASSERT_NE(child, doc.at("summary").at("target_pid").get<uint64_t>());
   const uint64_t childPid = child;
   const auto childTrace = dir / "trace.htr";
   std::ostringstream selected, selectedErr;
@@ -170,14 +172,14 @@ TEST(EndToEnd, FollowedChildIsReportedPerProcess) {
                                     selected, selectedErr),
             0)
       << selectedErr.str();
-  const JsonValue one = JsonParser::parse(selected.str());
-  EXPECT_EQ(one["summary"]["pid"].u64(), childPid);
+  const Json one = Json::parse(selected.str());
+  EXPECT_EQ(one.at("summary").at("pid").get<uint64_t>(), childPid);
   uint64_t plainBytes = 0;
-  for (const auto& leak : one["leaks"].array()) {
-    EXPECT_EQ(leak["pid"].u64(), childPid);
-    const auto& frames = leak["frames"].array();
-    if (!frames.empty() && frames[0]["function"].isString() && frames[0]["function"].str() == "leak_plain")
-      plainBytes += leak["bytes"].u64();
+  for (const auto& leak : one.at("leaks")) {
+    EXPECT_EQ(leak.at("pid").get<uint64_t>(), childPid);
+    const auto& frames = leak.at("frames");
+    if (!frames.empty() && frames.at(0).at("function").is_string() && frames.at(0).at("function").get<std::string>() == "leak_plain")
+      plainBytes += leak.at("bytes").get<uint64_t>();
   }
   EXPECT_EQ(plainBytes, 3u * 1001);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -10,10 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "tests/analyzer/json_value.h"
 #include "tests/support/source_markers.h"
 
 namespace heaptrail::testing {
+
+using Json = nlohmann::json;
 
 struct Recorded {
   int status = -1;
@@ -36,18 +38,18 @@ inline bool endsWith(const std::string& s, const std::string& suffix) {
 // bytes and counts are summed.
 inline void checkLeaks(const Recorded& r, const std::string& source, const std::string& sourceName,
                 const std::vector<ExpectedLeak>& expected) {
-  const JsonValue doc = JsonParser::parse(r.json);
-  const auto& leaks = doc["leaks"].array();
+  const Json doc = Json::parse(r.json);
+  const auto& leaks = doc.at("leaks");
   for (const auto& e : expected) {
     const unsigned line = markerLine(source, "ALLOC:" + e.marker);
     uint64_t bytes = 0, count = 0;
     for (const auto& leak : leaks) {
-      const auto& frames = leak["frames"].array();
-      if (frames.empty() || !frames[0]["function"].isString() || frames[0]["function"].str() != e.function) continue;
-      if (!frames[0]["file"].isString() || !endsWith(frames[0]["file"].str(), "/" + sourceName)) continue;
-      if (frames[0]["line"].isNull() || frames[0]["line"].u64() != line) continue;
-      bytes += leak["bytes"].u64();
-      count += leak["count"].u64();
+      const auto& frames = leak.at("frames");
+      if (frames.empty() || !frames.at(0).at("function").is_string() || frames.at(0).at("function").get<std::string>() != e.function) continue;
+      if (!frames.at(0).at("file").is_string() || !endsWith(frames.at(0).at("file").get<std::string>(), "/" + sourceName)) continue;
+      if (frames.at(0).at("line").is_null() || frames.at(0).at("line").get<uint64_t>() != line) continue;
+      bytes += leak.at("bytes").get<uint64_t>();
+      count += leak.at("count").get<uint64_t>();
     }
     EXPECT_EQ(bytes, e.bytes) << "JSON leak " << e.marker << " (" << e.function << " at " << sourceName << ":"
                               << line << ")\n" << r.json;

@@ -487,16 +487,15 @@ TEST(Replay, ManyEventsKeepExactCounts) {
 }
 
 // Records what it was asked, to check module/offset mapping without DWARF.
-class FakeResolver : public analyzer::FrameResolver {
- public:
-  analyzer::FrameSymbol resolve(const std::string& path, const std::string&, uint64_t fileOffset) override {
-    analyzer::FrameSymbol s;
-    s.resolved = true;
-    s.function = path + "@" + std::to_string(fileOffset);
-    ++calls;
+struct FakeResolver {
+  symbols::SymbolizedFrame operator()(const symbols::ModuleRef& module, uint64_t fileOffset) {
+    symbols::SymbolizedFrame s;
+    s.status = symbols::FrameStatus::Resolved;
+    s.frames.push_back({module.path + "@" + std::to_string(fileOffset), "", 0});
+    ++*calls;
     return s;
   }
-  int calls = 0;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
 };
 
 TEST(Replay, FramesUseTheMappingOfTheirTimeAndReturnAddressMinusOne) {
@@ -511,16 +510,16 @@ TEST(Replay, FramesUseTheMappingOfTheirTimeAndReturnAddressMinusOne) {
   t.malloc(6 * kMs, 0x2000, 50, 2).malloc(6 * kMs, 0x3000, 10, 3);
   t.finish(10 * kMs);
   FakeResolver resolver;
-  auto a = analyze(dir / "t.htr", allGroups(), &resolver);
+  auto a = analyze(dir / "t.htr", allGroups(), resolver);
   ASSERT_EQ(a.report.leaks.size(), 3u);
   const auto& f1 = a.report.leaks[0].stack.frames;
   ASSERT_EQ(f1.size(), 2u);
   EXPECT_EQ(f1[0].module, "/plugin.so");
   EXPECT_EQ(f1[0].offset, 0x2010u);
-  EXPECT_EQ(f1[0].symbol.function, "/plugin.so@" + std::to_string(0x200f));
+  EXPECT_EQ(f1[0].symbol.outermost().function, "/plugin.so@" + std::to_string(0x200f));
   EXPECT_EQ(f1[1].module, "/app");
   EXPECT_EQ(f1[1].buildId, "\xab\xcd");
-  EXPECT_EQ(f1[1].symbol.function, "/app@" + std::to_string(0x10ff));
+  EXPECT_EQ(f1[1].symbol.outermost().function, "/app@" + std::to_string(0x10ff));
   const auto& f2 = a.report.leaks[1].stack.frames;
   ASSERT_EQ(f2.size(), 1u);
   EXPECT_EQ(f2[0].module, "/other.so");
@@ -529,7 +528,7 @@ TEST(Replay, FramesUseTheMappingOfTheirTimeAndReturnAddressMinusOne) {
   ASSERT_EQ(f3.size(), 2u);
   EXPECT_FALSE(f3[0].mapped);  // the return address is the first byte: the call was before the mapping
   EXPECT_FALSE(f3[1].mapped);
-  EXPECT_EQ(resolver.calls, 3);  // each distinct (mapping, offset) once
+  EXPECT_EQ(*resolver.calls, 3);  // each distinct (mapping, offset) once
 }
 
 TEST(MapHistory, NewestMappingAtTheTimeWinsAndForksInherit) {

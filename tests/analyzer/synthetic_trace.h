@@ -106,7 +106,7 @@ struct Analysis {
 };
 
 inline Analysis analyze(const std::filesystem::path& path, analyzer::ReportOptions options = {},
-                        analyzer::FrameResolver* resolver = nullptr) {
+                        const analyzer::FrameResolver& resolver = {}) {
   schema::TraceReader reader(path);
   analyzer::Replay replay(analyzer::ReplayOptions{options.atNs});
   replay.run(reader);

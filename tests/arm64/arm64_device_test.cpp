@@ -7,6 +7,7 @@
 // Skips when the guest cannot run here (no qemu, no download); fails instead under
 // HEAPTRAIL_REQUIRE_ARM64=1, as in CI.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
 
@@ -19,12 +20,13 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
-#include "tests/analyzer/json_value.h"
 #include "tests/analyzer/leak_checks.h"
 #include "tests/support/elf_oracle.h"
 #include "tests/support/trace_contents.h"
 
 namespace heaptrail::testing {
+
+using Json = nlohmann::json;
 namespace {
 
 namespace fs = std::filesystem;
@@ -90,30 +92,30 @@ class Arm64Device : public ::testing::Test {
     const auto expected = leakyLeaks();
     checkLeaks(r, (kSource / "samples/leaky.c").string(), "leaky.c", expected);
 
-    const JsonValue doc = JsonParser::parse(r.json);
+    const Json doc = Json::parse(r.json);
     size_t fromSample = 0;
     bool sawLoopStack = false;
-    for (const auto& leak : doc["leaks"].array()) {
-      const auto& frames = leak["frames"].array();
-      if (frames.empty() || !frames[0]["module"].isString() || frames[0]["module"].str() != module) continue;
+    for (const auto& leak : doc.at("leaks")) {
+      const auto& frames = leak.at("frames");
+      if (frames.empty() || !frames.at(0).at("module").is_string() || frames.at(0).at("module").get<std::string>() != module) continue;
       ++fromSample;
-      const std::string fn = frames[0]["function"].isString() ? frames[0]["function"].str() : "";
+      const std::string fn = frames.at(0).at("function").is_string() ? frames.at(0).at("function").get<std::string>() : "";
       EXPECT_NE(fn, "churn");
-      EXPECT_NE(leak["bytes"].u64(), 4004u) << "the first block of the realloc chain was released";
-      EXPECT_NE(leak["bytes"].u64(), 4104u);
+      EXPECT_NE(leak.at("bytes").get<uint64_t>(), 4004u) << "the first block of the realloc chain was released";
+      EXPECT_NE(leak.at("bytes").get<uint64_t>(), 4104u);
       if (fn == "make_record") {
         // The arm64 frame-pointer walk: make_record <- leak_in_loop <- main.
         ASSERT_GE(frames.size(), 3u) << r.text;
-        EXPECT_EQ(frames[1]["function"].isString() ? frames[1]["function"].str() : "", "leak_in_loop") << r.text;
-        EXPECT_EQ(frames[2]["function"].isString() ? frames[2]["function"].str() : "", mainFunction) << r.text;
+        EXPECT_EQ(frames.at(1).at("function").is_string() ? frames.at(1).at("function").get<std::string>() : "", "leak_in_loop") << r.text;
+        EXPECT_EQ(frames.at(2).at("function").is_string() ? frames.at(2).at("function").get<std::string>() : "", mainFunction) << r.text;
         sawLoopStack = true;
       }
     }
     EXPECT_EQ(fromSample, expected.size()) << r.json;
     EXPECT_TRUE(sawLoopStack) << r.text;
-    EXPECT_EQ(doc["summary"]["double_frees"].u64(), 0u);
-    EXPECT_EQ(doc["summary"]["lost_total"].u64(), 0u);
-    EXPECT_EQ(doc["summary"]["status"].str(), "complete");
+    EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
+    EXPECT_EQ(doc.at("summary").at("lost_total").get<uint64_t>(), 0u);
+    EXPECT_EQ(doc.at("summary").at("status").get<std::string>(), "complete");
 
     const auto trace = loadTrace(kWork / "out" / (name + ".htr"));
     EXPECT_EQ(trace.machine, "aarch64");
@@ -170,11 +172,11 @@ TEST_F(Arm64Device, FollowForksRecordsTheShellsChild) {
   const std::string status = readFile(kWork / "out/status");
   ASSERT_NE(status.find("HT-STATUS forks 0"), std::string::npos) << status << "\n" << readFile(kWork / "out/forks.log");
   const Recorded r = analyze("forks");
-  const JsonValue doc = JsonParser::parse(r.json);
+  const Json doc = Json::parse(r.json);
   // The shell (static busybox) allocates nothing through libc: every leak is the child's.
-  const uint64_t shell = doc["summary"]["target_pid"].u64();
-  ASSERT_FALSE(doc["leaks"].array().empty()) << r.text;
-  for (const auto& leak : doc["leaks"].array()) EXPECT_NE(leak["pid"].u64(), shell) << r.text;
+  const uint64_t shell = doc.at("summary").at("target_pid").get<uint64_t>();
+  ASSERT_FALSE(doc.at("leaks").empty()) << r.text;
+  for (const auto& leak : doc.at("leaks")) EXPECT_NE(leak.at("pid").get<uint64_t>(), shell) << r.text;
   checkLeaks(r, (kSource / "samples/leaky.c").string(), "leaky.c", leakyLeaks());
 }
 

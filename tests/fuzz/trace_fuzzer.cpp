@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     replay.run(reader);
     heaptrail::analyzer::ReportOptions options;
     options.top = 0;
-    (void)heaptrail::analyzer::buildReport(replay, options, nullptr);
+    (void)heaptrail::analyzer::buildReport(replay, options, {});
   } catch (const heaptrail::schema::TraceError&) {
   } catch (const kj::Exception&) {
   }

@@ -1,4 +1,4 @@
-#include "symbolizer.h"
+#include "analyzer/symbols/symbolizer.h"
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -20,7 +20,7 @@ using heaptrail::symbols::buildIdToHex;
 using heaptrail::symbols::FrameStatus;
 using heaptrail::symbols::ModuleRef;
 using heaptrail::symbols::readBuildId;
-using heaptrail::symbols::ResolvedFrame;
+using heaptrail::symbols::SymbolizedFrame;
 using heaptrail::symbols::Symbolizer;
 using heaptrail::symbols::SymbolizerOptions;
 
@@ -147,23 +147,24 @@ void writeAll(const fs::path& path, const char* data, size_t size) {
 void expectAllocateResolves(Symbolizer& symbolizer, const ModuleRef& module, const std::string& unstripped,
                             const std::string& expectedUsedFile) {
   SCOPED_TRACE(module.path);
-  ResolvedFrame entry = symbolizer.resolve(module, offsetOf(unstripped, kAllocate));
+  SymbolizedFrame entry = symbolizer.resolve(module, offsetOf(unstripped, kAllocate));
   EXPECT_EQ(entry.status, FrameStatus::Resolved) << entry.reason;
-  EXPECT_EQ(entry.function, kAllocateDemangled);
-  EXPECT_EQ(entry.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
-  EXPECT_EQ(fs::path(entry.file), fs::path(FX_MAIN_SOURCE).lexically_normal());
+  EXPECT_EQ(entry.frames.size(), 1u) << "built -O0 -fno-inline: nothing is inlined";
+  EXPECT_EQ(entry.outermost().function, kAllocateDemangled);
+  EXPECT_EQ(entry.outermost().line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+  EXPECT_EQ(fs::path(entry.outermost().file), fs::path(FX_MAIN_SOURCE).lexically_normal());
   EXPECT_EQ(entry.usedFile, expectedUsedFile);
 
   // +1: a return address minus one lands inside an instruction, not on its first byte.
-  ResolvedFrame inner = symbolizer.resolve(module, offsetOf(unstripped, "fx_mark_alloc_here") + 1);
+  SymbolizedFrame inner = symbolizer.resolve(module, offsetOf(unstripped, "fx_mark_alloc_here") + 1);
   EXPECT_EQ(inner.status, FrameStatus::Resolved) << inner.reason;
-  EXPECT_EQ(inner.function, kAllocateDemangled);
-  EXPECT_EQ(inner.line, markedLine(FX_MAIN_SOURCE, "alloc_here"));
+  EXPECT_EQ(inner.outermost().function, kAllocateDemangled);
+  EXPECT_EQ(inner.outermost().line, markedLine(FX_MAIN_SOURCE, "alloc_here"));
 
-  ResolvedFrame cfn = symbolizer.resolve(module, offsetOf(unstripped, "fixture_c_function"));
+  SymbolizedFrame cfn = symbolizer.resolve(module, offsetOf(unstripped, "fixture_c_function"));
   EXPECT_EQ(cfn.status, FrameStatus::Resolved) << cfn.reason;
-  EXPECT_EQ(cfn.function, "fixture_c_function");
-  EXPECT_EQ(cfn.line, markedLine(FX_MAIN_SOURCE, "c_function_def"));
+  EXPECT_EQ(cfn.outermost().function, "fixture_c_function");
+  EXPECT_EQ(cfn.outermost().line, markedLine(FX_MAIN_SOURCE, "c_function_def"));
 }
 
 void expectAllocateResolves(const std::string& binary) {
@@ -200,21 +201,21 @@ TEST(SymbolizerLayout, Dwarf4LineTable) { expectAllocateResolves(fx("fx_dwarf4")
 TEST(SymbolizerLayout, SharedLibrary) {
   const std::string lib = fx("libfx_shared.so");
   Symbolizer symbolizer(isolated());
-  ResolvedFrame entry = symbolizer.resolve({lib, ""}, offsetOf(lib, kWidgetMake));
+  SymbolizedFrame entry = symbolizer.resolve({lib, ""}, offsetOf(lib, kWidgetMake));
   EXPECT_EQ(entry.status, FrameStatus::Resolved) << entry.reason;
-  EXPECT_EQ(entry.function, kWidgetMakeDemangled);
-  EXPECT_EQ(entry.line, markedLine(FX_LIB_SOURCE, "lib_make_def"));
-  EXPECT_TRUE(endsWith(entry.file, "fixture_lib.cpp")) << entry.file;
+  EXPECT_EQ(entry.outermost().function, kWidgetMakeDemangled);
+  EXPECT_EQ(entry.outermost().line, markedLine(FX_LIB_SOURCE, "lib_make_def"));
+  EXPECT_TRUE(endsWith(entry.outermost().file, "fixture_lib.cpp")) << entry.outermost().file;
 
-  ResolvedFrame inner = symbolizer.resolve({lib, ""}, offsetOf(lib, "fx_mark_lib_make") + 2);
-  EXPECT_EQ(inner.function, kWidgetMakeDemangled);
-  EXPECT_EQ(inner.line, markedLine(FX_LIB_SOURCE, "lib_make_here"));
+  SymbolizedFrame inner = symbolizer.resolve({lib, ""}, offsetOf(lib, "fx_mark_lib_make") + 2);
+  EXPECT_EQ(inner.outermost().function, kWidgetMakeDemangled);
+  EXPECT_EQ(inner.outermost().line, markedLine(FX_LIB_SOURCE, "lib_make_here"));
 }
 
 TEST(SymbolizerLayout, OffsetOutsideAnyLoadSegment) {
   Symbolizer symbolizer(isolated());
   const auto size = fs::file_size(fx("fx_pie"));
-  ResolvedFrame frame = symbolizer.resolve({fx("fx_pie"), ""}, size + 0x100000);
+  SymbolizedFrame frame = symbolizer.resolve({fx("fx_pie"), ""}, size + 0x100000);
   EXPECT_EQ(frame.status, FrameStatus::OutsideImage);
   EXPECT_NE(frame.reason.find("PT_LOAD"), std::string::npos) << frame.reason;
 }
@@ -222,23 +223,23 @@ TEST(SymbolizerLayout, OffsetOutsideAnyLoadSegment) {
 TEST(SymbolizerSymbols, StrippedSharedLibraryFallsBackToDynsym) {
   const std::string lib = fx("libfx_shared.so");
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, kWidgetMake) + 4);
+  SymbolizedFrame frame = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, kWidgetMake) + 4);
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
-  EXPECT_EQ(frame.function, kWidgetMakeDemangled);
-  EXPECT_EQ(frame.line, 0u);
-  EXPECT_TRUE(frame.file.empty());
+  EXPECT_EQ(frame.outermost().function, kWidgetMakeDemangled);
+  EXPECT_EQ(frame.outermost().line, 0u);
+  EXPECT_TRUE(frame.outermost().file.empty());
   EXPECT_EQ(frame.usedFile, fx("stripped/libfx_shared.so"));
 
-  ResolvedFrame entry = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, "fixture_lib_entry"));
-  EXPECT_EQ(entry.function, "fixture_lib_entry");
+  SymbolizedFrame entry = symbolizer.resolve({fx("stripped/libfx_shared.so"), ""}, offsetOf(lib, "fixture_lib_entry"));
+  EXPECT_EQ(entry.outermost().function, "fixture_lib_entry");
 }
 
 TEST(SymbolizerSymbols, StrippedExecutableWithoutDebugInfoHasNoSymbols) {
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({fx("stripped/fx_ida"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::NoSymbols);
-  EXPECT_TRUE(frame.function.empty());
+  EXPECT_TRUE(frame.outermost().function.empty());
   EXPECT_FALSE(frame.reason.empty());
 }
 
@@ -251,10 +252,10 @@ TEST(SymbolizerDebugFiles, StrippedBinaryUsesDebugFileByBuildId) {
 
 TEST(SymbolizerDebugFiles, UnknownRecordedBuildIdUsesBinaryBuildId) {
   Symbolizer symbolizer(isolated({fx("debugdir")}));
-  ResolvedFrame frame = symbolizer.resolve({fx("stripped/fx_ida"), ""}, offsetOf(fx("fx_ida"), kAllocate));
+  SymbolizedFrame frame = symbolizer.resolve({fx("stripped/fx_ida"), ""}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
-  EXPECT_EQ(frame.function, kAllocateDemangled);
-  EXPECT_EQ(frame.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+  EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
+  EXPECT_EQ(frame.outermost().line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
 }
 
 TEST(SymbolizerDebugFiles, DebugLinkWithCrc) {
@@ -266,17 +267,17 @@ TEST(SymbolizerDebugFiles, DebugLinkWithCrc) {
 
 TEST(SymbolizerDebugFiles, DebugLinkWithWrongCrcIsRejected) {
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame = symbolizer.resolve({fx("badlink/fx_nobid"), ""}, offsetOf(fx("fx_nobid"), kAllocate));
-  EXPECT_EQ(frame.status, FrameStatus::NoSymbols) << frame.function << " " << frame.line;
+  SymbolizedFrame frame = symbolizer.resolve({fx("badlink/fx_nobid"), ""}, offsetOf(fx("fx_nobid"), kAllocate));
+  EXPECT_EQ(frame.status, FrameStatus::NoSymbols) << frame.outermost().function << " " << frame.outermost().line;
 }
 
 TEST(SymbolizerBuildId, MismatchIsReportedNotResolved) {
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
-  EXPECT_TRUE(frame.function.empty());
-  EXPECT_EQ(frame.line, 0u);
+  EXPECT_TRUE(frame.outermost().function.empty());
+  EXPECT_EQ(frame.outermost().line, 0u);
   EXPECT_NE(frame.reason.find(FX_BUILD_ID_A), std::string::npos) << frame.reason;
   EXPECT_NE(frame.reason.find(FX_BUILD_ID_B), std::string::npos) << frame.reason;
 }
@@ -290,10 +291,10 @@ TEST(SymbolizerBuildId, MismatchResolvedFromMatchingDebugFileWithSymtab) {
 
 TEST(SymbolizerBuildId, MismatchStaysMismatchWhenDebugFileLacksSymtab) {
   Symbolizer symbolizer(isolated({fx("nosymdebugdir")}));
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
-  EXPECT_TRUE(frame.function.empty());
+  EXPECT_TRUE(frame.outermost().function.empty());
 }
 
 TEST(SymbolizerBuildId, MismatchResolvedFromFullBinaryInDebugDir) {
@@ -305,16 +306,16 @@ TEST(SymbolizerBuildId, MismatchResolvedFromFullBinaryInDebugDir) {
 
 TEST(SymbolizerBuildId, MissingFileFoundByBuildIdInDebugDir) {
   Symbolizer symbolizer(isolated({fx("fulldir")}));
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
-  EXPECT_EQ(frame.function, kAllocateDemangled);
+  EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
 }
 
 TEST(SymbolizerBuildId, MissingFileWithOnlyKeepDebugFileStaysMissing) {
   // An --only-keep-debug file has no file offsets, so it cannot stand in for a missing binary.
   Symbolizer symbolizer(isolated({fx("debugdir")}));
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::FileMissing);
   EXPECT_NE(frame.reason.find("/nonexistent/fx_ida"), std::string::npos) << frame.reason;
@@ -323,11 +324,11 @@ TEST(SymbolizerBuildId, MissingFileWithOnlyKeepDebugFileStaysMissing) {
 
 TEST(SymbolizerBuildId, UnstrippedCopyStoredAsDebugFileIsUsedAsImage) {
   Symbolizer symbolizer(isolated({fx("copydebugdir")}));
-  ResolvedFrame frame =
+  SymbolizedFrame frame =
       symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
-  EXPECT_EQ(frame.function, kAllocateDemangled);
-  EXPECT_EQ(frame.line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
+  EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
+  EXPECT_EQ(frame.outermost().line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
 }
 
 TEST(SymbolizerBuildId, ReadBuildIdAndHex) {
@@ -341,7 +342,7 @@ TEST(SymbolizerBuildId, ReadBuildIdAndHex) {
 
 TEST(SymbolizerFiles, MissingFileNamesPath) {
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame = symbolizer.resolve({"/nonexistent/dir/libgone.so", ""}, 0x1000);
+  SymbolizedFrame frame = symbolizer.resolve({"/nonexistent/dir/libgone.so", ""}, 0x1000);
   EXPECT_EQ(frame.status, FrameStatus::FileMissing);
   EXPECT_NE(frame.reason.find("/nonexistent/dir/libgone.so"), std::string::npos) << frame.reason;
 }
@@ -353,7 +354,7 @@ TEST(SymbolizerFiles, SysrootIsPrefixed) {
   expectAllocateResolves(symbolizer, {"/opt/app/fx_pie", ""}, fx("fx_pie"), fx("sysroot") + "/opt/app/fx_pie");
 
   Symbolizer plain(isolated());
-  ResolvedFrame frame = plain.resolve({"/opt/app/fx_pie", ""}, offsetOf(fx("fx_pie"), kAllocate));
+  SymbolizedFrame frame = plain.resolve({"/opt/app/fx_pie", ""}, offsetOf(fx("fx_pie"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::FileMissing);
 }
 
@@ -370,7 +371,7 @@ TEST(SymbolizerFiles, RandomBytesAreNotElf) {
 
   Symbolizer symbolizer(isolated());
   for (const char* name : {"random.bin", "empty.bin", "magic.bin"}) {
-    ResolvedFrame frame = symbolizer.resolve({(dir.path() / name).string(), ""}, 0x40);
+    SymbolizedFrame frame = symbolizer.resolve({(dir.path() / name).string(), ""}, 0x40);
     EXPECT_EQ(frame.status, FrameStatus::NotElf) << name << ": " << frame.reason;
     EXPECT_NE(frame.reason.find(name), std::string::npos) << frame.reason;
   }
@@ -387,7 +388,7 @@ TEST(SymbolizerFiles, TruncatedElfIsNotElf) {
   for (size_t len : lengths) {
     const fs::path path = dir.path() / ("truncated_" + std::to_string(len));
     writeAll(path, original.data(), len);
-    ResolvedFrame frame = symbolizer.resolve({path.string(), ""}, offset);
+    SymbolizedFrame frame = symbolizer.resolve({path.string(), ""}, offset);
     EXPECT_EQ(frame.status, FrameStatus::NotElf) << len << ": " << frame.reason;
   }
 }
@@ -412,10 +413,10 @@ TEST(SymbolizerFiles, CorruptDebugSectionsDoNotCrash) {
   }
   writeAll(dir.path() / "corrupt", bytes.data(), bytes.size());
   Symbolizer symbolizer(isolated());
-  ResolvedFrame frame = symbolizer.resolve({(dir.path() / "corrupt").string(), ""}, offsetOf(fx("fx_pie"), kAllocate));
+  SymbolizedFrame frame = symbolizer.resolve({(dir.path() / "corrupt").string(), ""}, offsetOf(fx("fx_pie"), kAllocate));
   // The symbol table is intact, so the function is still known even if the line table is garbage.
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
-  EXPECT_EQ(frame.function, kAllocateDemangled);
+  EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
 }
 
 TEST(SymbolizerCache, ModuleOpenedOnceAndDwarfParsedLazily) {
@@ -432,7 +433,7 @@ TEST(SymbolizerCache, ModuleOpenedOnceAndDwarfParsedLazily) {
 
   EXPECT_EQ(symbolizer.resolve(module, a).status, FrameStatus::Resolved);
   EXPECT_EQ(symbolizer.resolve(module, b).status, FrameStatus::Resolved);
-  EXPECT_EQ(symbolizer.resolve(module, a).function, kAllocateDemangled);
+  EXPECT_EQ(symbolizer.resolve(module, a).outermost().function, kAllocateDemangled);
   EXPECT_EQ(symbolizer.stats().elfOpens, 1u);
   EXPECT_EQ(symbolizer.stats().dwarfLoads, 1u);
   EXPECT_EQ(symbolizer.stats().modulesIndexed, 1u);

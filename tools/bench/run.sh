@@ -18,7 +18,7 @@ fi
 
 packages=(
   cmake make g++ pkg-config clang bpftool libbpf-dev libelf-dev zlib1g-dev libzstd-dev
-  capnproto libcapnp-dev libdwarf-dev libboost-program-options-dev  # heaptrail's build
+  capnproto libcapnp-dev libdwarf-dev libboost-program-options-dev nlohmann-json3-dev  # heaptrail's build
   python3 time binutils        # the harness (python3 standard library only), /usr/bin/time, nm/readelf
   heaptrack zstd               # comparison: heaptrack, heaptrack_print (zstd: .zst output)
   sqlite3                      # real workload

@@ -4,7 +4,8 @@
 //   symbench BINARY OFFSETS_FILE RESULTS_FILE
 //
 // OFFSETS_FILE: one hex file offset per line. RESULTS_FILE gets one line per offset:
-// "offset<TAB>function<TAB>file<TAB>line". Prints on stdout
+// "offset" then "<TAB>function<TAB>file<TAB>line" for each function at the address, inlined
+// calls first (as `llvm-symbolizer -i` lists them). Prints on stdout
 // "addresses=N cold_ns=T warm_ns=W resolved=R": cold is a fresh Symbolizer (opening
 // the file, symbol table and DWARF line tables included), warm a second pass on it.
 #include <chrono>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "symbolizer.h"
+#include "analyzer/symbols/symbolizer.h"
 
 namespace sym = heaptrail::symbols;
 
@@ -33,14 +34,14 @@ int main(int argc, char** argv) {
   const sym::ModuleRef module{argv[1], sym::readBuildId(argv[1])};
 
   using Clock = std::chrono::steady_clock;
-  std::vector<sym::ResolvedFrame> results;
+  std::vector<sym::SymbolizedFrame> results;
   results.reserve(offsets.size());
   const auto t0 = Clock::now();
   sym::Symbolizer symbolizer{sym::SymbolizerOptions{}};
   for (uint64_t off : offsets) results.push_back(symbolizer.resolve(module, off));
   const auto t1 = Clock::now();
   size_t checksum = 0;
-  for (uint64_t off : offsets) checksum += symbolizer.resolve(module, off).line;
+  for (uint64_t off : offsets) checksum += symbolizer.resolve(module, off).frames.size();
   const auto t2 = Clock::now();
 
   size_t resolved = 0;
@@ -48,9 +49,11 @@ int main(int argc, char** argv) {
   if (!out) return 1;
   for (size_t i = 0; i < offsets.size(); ++i) {
     const auto& r = results[i];
-    resolved += r.status == sym::FrameStatus::Resolved && r.line != 0;
-    std::fprintf(out, "%llx\t%s\t%s\t%u\n", static_cast<unsigned long long>(offsets[i]), r.function.c_str(),
-                 r.file.c_str(), r.line);
+    resolved += r.resolved() && r.frames.front().line != 0;
+    std::fprintf(out, "%llx", static_cast<unsigned long long>(offsets[i]));
+    if (r.frames.empty()) std::fprintf(out, "\t\t\t0");
+    for (const auto& f : r.frames) std::fprintf(out, "\t%s\t%s\t%u", f.function.c_str(), f.file.c_str(), f.line);
+    std::fprintf(out, "\n");
   }
   std::fclose(out);
   const auto ns = [](auto d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); };
