@@ -21,27 +21,40 @@ std::string capture(const std::string& command) {
 }  // namespace
 
 ElfOracle::ElfOracle(const std::filesystem::path& binary) {
-  std::istringstream phdrs(capture("readelf -lW '" + binary.string() + "'"));
+  const std::string quoted = "'" + binary.string() + "'";
+  std::istringstream headers(capture("readelf -hlSW " + quoted + " 2>/dev/null"));
   std::string line;
-  while (std::getline(phdrs, line)) {
+  while (std::getline(headers, line)) {
     std::istringstream fields(line);
-    std::string type;
-    Load l{};
-    std::string offset, vaddr, paddr, filesz;
-    if (fields >> type && type == "LOAD" && fields >> offset >> vaddr >> paddr >> filesz) {
-      l.offset = std::stoull(offset, nullptr, 16);
-      l.vaddr = std::stoull(vaddr, nullptr, 16);
-      l.filesz = std::stoull(filesz, nullptr, 16);
-      loads_.push_back(l);
+    std::string first;
+    if (!(fields >> first)) continue;
+    if (first == "Type:") {
+      fields >> type_;
+    } else if (first == "LOAD") {
+      std::string offset, vaddr, paddr, filesz, memsz, flags;
+      if (!(fields >> offset >> vaddr >> paddr >> filesz >> memsz)) continue;
+      std::getline(fields, flags);
+      loads_.push_back({std::stoull(offset, nullptr, 16), std::stoull(vaddr, nullptr, 16),
+                        std::stoull(filesz, nullptr, 16), flags.find('E') != std::string::npos});
+    } else if (first.front() == '[' && line.find(']') != std::string::npos) {
+      // "  [Nr] Name Type Address Off Size ..."; "[ 1]" splits in two fields.
+      std::istringstream rest(line.substr(line.find(']') + 1));
+      std::string name, type, address, offset, size;
+      if (rest >> name >> type >> address >> offset >> size && name != "Name")
+        sections_.push_back({name, std::stoull(offset, nullptr, 16), std::stoull(size, nullptr, 16)});
     }
   }
-  std::istringstream syms(capture("nm -S --defined-only '" + binary.string() + "' 2>/dev/null"));
+  std::istringstream syms(capture("nm -S --defined-only " + quoted + " 2>/dev/null"));
   while (std::getline(syms, line)) {
+    // "address size type name", or "address type name" for a symbol without a size (a label).
     std::istringstream fields(line);
-    std::string address, size, type, name;
-    if (!(fields >> address >> size >> type >> name)) continue;
+    std::vector<std::string> f;
+    for (std::string word; fields >> word;) f.push_back(word);
+    if (f.size() != 3 && f.size() != 4) continue;
+    const std::string& type = f[f.size() - 2];
     if (type != "T" && type != "t" && type != "W" && type != "w") continue;
-    symbols_.push_back({std::stoull(address, nullptr, 16), std::stoull(size, nullptr, 16), name});
+    const Symbol symbol{std::stoull(f[0], nullptr, 16), f.size() == 4 ? std::stoull(f[1], nullptr, 16) : 0, f.back()};
+    (symbol.size > 0 ? symbols_ : labels_).push_back(symbol);
   }
 }
 
@@ -53,6 +66,25 @@ std::string ElfOracle::functionAt(uint64_t fileOffset) const {
       if (vaddr >= s.address && vaddr < s.address + s.size) return s.name;
   }
   return {};
+}
+
+std::optional<uint64_t> ElfOracle::fileOffset(uint64_t vaddr) const {
+  for (const auto& l : loads_)
+    if (vaddr >= l.vaddr && vaddr < l.vaddr + l.filesz) return vaddr - l.vaddr + l.offset;
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ElfOracle::symbolOffset(const std::string& name) const {
+  for (const auto* list : {&symbols_, &labels_})
+    for (const auto& s : *list)
+      if (s.name == name) return fileOffset(s.address);
+  return std::nullopt;
+}
+
+bool ElfOracle::executableSegmentHasVaddrNotEqualOffset() const {
+  for (const auto& l : loads_)
+    if (l.executable) return l.vaddr != l.offset;
+  return false;
 }
 
 }  // namespace heaptrail::testing

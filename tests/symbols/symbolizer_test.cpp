@@ -1,18 +1,18 @@
 #include "analyzer/symbols/symbolizer.h"
 
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/elf_oracle.h"
 
 namespace fs = std::filesystem;
 using heaptrail::symbols::buildIdFromHex;
@@ -23,6 +23,7 @@ using heaptrail::symbols::readBuildId;
 using heaptrail::symbols::SymbolizedFrame;
 using heaptrail::symbols::Symbolizer;
 using heaptrail::symbols::SymbolizerOptions;
+using heaptrail::testing::ElfOracle;
 
 namespace {
 
@@ -45,63 +46,14 @@ unsigned markedLine(const char* source, const std::string& tag) {
   return 0;
 }
 
-// Independent of the symbolizer: file offset of a .symtab symbol through its section header.
-struct ElfProbe {
-  explicit ElfProbe(const std::string& path) {
-    elf_version(EV_CURRENT);
-    fd = ::open(path.c_str(), O_RDONLY);
-    if (fd >= 0) elf = elf_begin(fd, ELF_C_READ, nullptr);
-  }
-  ~ElfProbe() {
-    if (elf != nullptr) elf_end(elf);
-    if (fd >= 0) ::close(fd);
-  }
-  ElfProbe(const ElfProbe&) = delete;
-  ElfProbe& operator=(const ElfProbe&) = delete;
-
-  std::optional<uint64_t> symbolOffset(const std::string& name) const {
-    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
-      GElf_Shdr shdr;
-      gelf_getshdr(scn, &shdr);
-      if (shdr.sh_type != SHT_SYMTAB) continue;
-      Elf_Data* data = elf_getdata(scn, nullptr);
-      for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
-        GElf_Sym sym;
-        gelf_getsym(data, static_cast<int>(i), &sym);
-        const char* symName = elf_strptr(elf, shdr.sh_link, sym.st_name);
-        if (symName == nullptr || name != symName || sym.st_shndx == SHN_UNDEF) continue;
-        GElf_Shdr target;
-        gelf_getshdr(elf_getscn(elf, sym.st_shndx), &target);
-        return sym.st_value - target.sh_addr + target.sh_offset;
-      }
-    }
-    return std::nullopt;
-  }
-
-  uint16_t type() const {
-    GElf_Ehdr ehdr;
-    gelf_getehdr(elf, &ehdr);
-    return ehdr.e_type;
-  }
-
-  bool executableSegmentHasVaddrNotEqualOffset() const {
-    size_t n = 0;
-    elf_getphdrnum(elf, &n);
-    for (size_t i = 0; i < n; ++i) {
-      GElf_Phdr phdr;
-      gelf_getphdr(elf, static_cast<int>(i), &phdr);
-      if (phdr.p_type == PT_LOAD && (phdr.p_flags & PF_X) != 0) return phdr.p_vaddr != phdr.p_offset;
-    }
-    return false;
-  }
-
-  int fd = -1;
-  Elf* elf = nullptr;
-};
+// One oracle per file: each runs readelf and nm.
+const ElfOracle& oracle(const std::string& file) {
+  static std::map<std::string, ElfOracle> oracles;
+  return oracles.try_emplace(file, file).first->second;
+}
 
 uint64_t offsetOf(const std::string& file, const std::string& symbol) {
-  ElfProbe probe(file);
-  auto offset = probe.symbolOffset(symbol);
+  auto offset = oracle(file).symbolOffset(symbol);
   EXPECT_TRUE(offset.has_value()) << symbol << " not in " << file;
   return offset.value_or(0);
 }
@@ -175,24 +127,24 @@ void expectAllocateResolves(const std::string& binary) {
 }  // namespace
 
 TEST(SymbolizerLayout, PieExecutable) {
-  ASSERT_EQ(ElfProbe(fx("fx_pie")).type(), ET_DYN);
+  ASSERT_EQ(oracle(fx("fx_pie")).type(), "DYN");
   expectAllocateResolves(fx("fx_pie"));
 }
 
 TEST(SymbolizerLayout, NonPieExecutable) {
-  ASSERT_EQ(ElfProbe(fx("fx_nopie")).type(), ET_EXEC);
-  ASSERT_TRUE(ElfProbe(fx("fx_nopie")).executableSegmentHasVaddrNotEqualOffset());
+  ASSERT_EQ(oracle(fx("fx_nopie")).type(), "EXEC");
+  ASSERT_TRUE(oracle(fx("fx_nopie")).executableSegmentHasVaddrNotEqualOffset());
   expectAllocateResolves(fx("fx_nopie"));
 }
 
 TEST(SymbolizerLayout, TextSegmentMovedSoVaddrDiffersFromOffset) {
-  ASSERT_TRUE(ElfProbe(fx("fx_textseg")).executableSegmentHasVaddrNotEqualOffset());
+  ASSERT_TRUE(oracle(fx("fx_textseg")).executableSegmentHasVaddrNotEqualOffset());
   expectAllocateResolves(fx("fx_textseg"));
 }
 
 TEST(SymbolizerLayout, LldPackedSegments) {
   if (!FX_HAVE_LLD) GTEST_SKIP() << "ld.lld not available";
-  ASSERT_TRUE(ElfProbe(fx("fx_lld")).executableSegmentHasVaddrNotEqualOffset());
+  ASSERT_TRUE(oracle(fx("fx_lld")).executableSegmentHasVaddrNotEqualOffset());
   expectAllocateResolves(fx("fx_lld"));
 }
 
@@ -396,21 +348,15 @@ TEST(SymbolizerFiles, TruncatedElfIsNotElf) {
 TEST(SymbolizerFiles, CorruptDebugSectionsDoNotCrash) {
   TempDir dir;
   std::vector<char> bytes = readAll(fx("fx_pie"));
-  // Scribble over everything after the loaded code and data (the non-alloc DWARF sections live there),
-  // keeping the ELF and section headers intact.
-  ElfProbe probe(fx("fx_pie"));
-  GElf_Ehdr ehdr;
-  gelf_getehdr(probe.elf, &ehdr);
+  // Scribble over the DWARF sections, keeping the ELF and section headers intact.
   std::mt19937 rng(99);
-  for (Elf_Scn* scn = elf_nextscn(probe.elf, nullptr); scn != nullptr; scn = elf_nextscn(probe.elf, scn)) {
-    GElf_Shdr shdr;
-    gelf_getshdr(scn, &shdr);
-    size_t shstrndx = 0;
-    elf_getshdrstrndx(probe.elf, &shstrndx);
-    std::string name = elf_strptr(probe.elf, shstrndx, shdr.sh_name);
-    if (name.rfind(".debug_", 0) != 0) continue;
-    for (size_t i = shdr.sh_offset; i < shdr.sh_offset + shdr.sh_size; i += 3) bytes[i] = static_cast<char>(rng());
+  size_t scribbled = 0;
+  for (const auto& section : oracle(fx("fx_pie")).sections()) {
+    if (section.name.rfind(".debug_", 0) != 0) continue;
+    for (size_t i = section.offset; i < section.offset + section.size; i += 3) bytes.at(i) = static_cast<char>(rng());
+    ++scribbled;
   }
+  ASSERT_GE(scribbled, 3u);
   writeAll(dir.path() / "corrupt", bytes.data(), bytes.size());
   Symbolizer symbolizer(isolated());
   SymbolizedFrame frame = symbolizer.resolve({(dir.path() / "corrupt").string(), ""}, offsetOf(fx("fx_pie"), kAllocate));
