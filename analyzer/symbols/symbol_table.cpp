@@ -42,11 +42,24 @@ SymbolTable SymbolTable::build(const ElfFile& file, Source source) {
     }
   }
 
+  // Local symbols follow the STT_FILE symbol of their source file (ELF spec); llvm-symbolizer
+  // names that file for code the DWARF does not cover.
+  uint32_t fileOffset = 0;
+  uint32_t fileLength = 0;
   const size_t count = shdr.sh_size / shdr.sh_entsize;
   for (size_t i = 0; i < count; ++i) {
     GElf_Sym sym;
     if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
     const int type = GELF_ST_TYPE(sym.st_info);
+    if (type == STT_FILE) {
+      const char* file = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      const std::string_view fv = file != nullptr ? file : "";
+      if (table.names_.size() + fv.size() > std::numeric_limits<uint32_t>::max()) break;
+      fileOffset = static_cast<uint32_t>(table.names_.size());
+      fileLength = static_cast<uint32_t>(fv.size());
+      table.names_.append(fv);
+      continue;
+    }
     if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
     const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
     if (name == nullptr || name[0] == '\0') continue;
@@ -55,8 +68,9 @@ SymbolTable SymbolTable::build(const ElfFile& file, Source source) {
     uint64_t sectionEnd = sym.st_shndx < sectionEnds.size() && sectionEnds[sym.st_shndx] > sym.st_value
                               ? sectionEnds[sym.st_shndx]
                               : sym.st_value + std::max<uint64_t>(sym.st_size, 1);
+    const bool local = GELF_ST_BIND(sym.st_info) == STB_LOCAL;
     table.entries_.push_back({sym.st_value, sym.st_size, sectionEnd, static_cast<uint32_t>(table.names_.size()),
-                              static_cast<uint32_t>(sv.size())});
+                              static_cast<uint32_t>(sv.size()), local ? fileOffset : 0, local ? fileLength : 0});
     table.names_.append(sv);
   }
 
@@ -85,7 +99,13 @@ const std::string& SymbolTable::nameOf(std::size_t index) const {
   return demangled_[index];
 }
 
-const std::string* SymbolTable::lookup(uint64_t vaddr, Match match) const {
+const std::string* SymbolTable::found(std::size_t index, std::string_view* sourceFile) const {
+  if (sourceFile != nullptr)
+    *sourceFile = std::string_view(names_).substr(entries_[index].fileOffset, entries_[index].fileLength);
+  return &nameOf(index);
+}
+
+const std::string* SymbolTable::lookup(uint64_t vaddr, Match match, std::string_view* sourceFile) const {
   auto it = std::upper_bound(entries_.begin(), entries_.end(), vaddr,
                              [](uint64_t a, const Entry& e) { return a < e.addr; });
   if (it == entries_.begin()) return nullptr;
@@ -94,12 +114,12 @@ const std::string* SymbolTable::lookup(uint64_t vaddr, Match match) const {
   constexpr std::size_t kMaxBacktrack = 8;
   for (std::size_t k = 0; k < kMaxBacktrack && k <= nearest; ++k) {
     const Entry& e = entries_[nearest - k];
-    if (e.size > 0 && vaddr - e.addr < e.size) return &nameOf(nearest - k);
+    if (e.size > 0 && vaddr - e.addr < e.size) return found(nearest - k, sourceFile);
   }
   // Only a symbol of unknown size may extend to vaddr: one whose size ends before it
   // would give a wrong name (common in stripped libraries with only .dynsym).
   if (match == Match::NearestPreceding && entries_[nearest].size == 0 && vaddr < entries_[nearest].sectionEnd)
-    return &nameOf(nearest);
+    return found(nearest, sourceFile);
   return nullptr;
 }
 

@@ -24,7 +24,8 @@ class SymbolTable {
   std::size_t size() const { return entries_.size(); }
   // Demangled name of the function at vaddr, nullptr if none. NearestPreceding also accepts the
   // closest symbol below vaddr in the same section when no sized symbol contains it.
-  const std::string* lookup(uint64_t vaddr, Match match) const;
+  // `sourceFile`, if given, receives the STT_FILE name a local symbol follows ("" if none).
+  const std::string* lookup(uint64_t vaddr, Match match, std::string_view* sourceFile = nullptr) const;
 
  private:
   struct Entry {
@@ -33,11 +34,14 @@ class SymbolTable {
     uint64_t sectionEnd;
     uint32_t nameOffset;
     uint32_t nameLength;
+    uint32_t fileOffset;  // in names_: the STT_FILE symbol before a local symbol
+    uint32_t fileLength;
   };
   const std::string& nameOf(std::size_t index) const;
+  const std::string* found(std::size_t index, std::string_view* sourceFile) const;
 
   std::vector<Entry> entries_;
-  std::string names_;  // raw names, concatenated
+  std::string names_;  // raw names and STT_FILE names, concatenated
   mutable std::vector<std::string> demangled_;
   mutable std::vector<bool> demangledReady_;
 };

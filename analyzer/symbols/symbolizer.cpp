@@ -293,7 +293,8 @@ SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
   // Like llvm-symbolizer: the image's own symbol table names the function the code belongs
   // to where it covers the address, else the DWARF, else any other symbol table.
   using Match = SymbolTable::Match;
-  const std::string* imageName = mod.imageSymbols.lookup(*vaddr, Match::Containing);
+  std::string_view imageSourceFile;
+  const std::string* imageName = mod.imageSymbols.lookup(*vaddr, Match::Containing, &imageSourceFile);
   if (DwarfInfo* dwarf = impl_->dwarf(mod)) result.frames = dwarf->lookup(*vaddr, imageName == nullptr);
   const bool fromDwarf = !result.frames.empty();
   if (!fromDwarf) result.frames.emplace_back();
@@ -304,6 +305,7 @@ SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
   if (imageName != nullptr) {
     outer.function = *imageName;
     nameFile = &mod.imageSymbolsFile;
+    if (outer.file.empty()) outer.file = imageSourceFile;  // a local function the DWARF does not cover
   } else if (outer.function.empty()) {
     const std::pair<const SymbolTable*, const std::string*> tables[] = {
         {&mod.imageSymbols, &mod.imageSymbolsFile}, {&mod.debugSymtab, &mod.debugSymtabFile}, {&mod.dynsym, &mod.dynsymFile}};
