@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev                 # analyzer: JSON output
   libgtest-dev                       # tests
   binutils util-linux                # tests: readelf/nm oracle, setpriv
+  llvm-16 libc6-dbg                  # tests: llvm-symbolizer-16 as the symbolizer's reference, libc's debug info
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
   g++-aarch64-linux-gnu binutils-aarch64-linux-gnu  # device build (tools/build-device.sh)
   gcc-arm-linux-gnueabihf                           # tests: a 32-bit arm library (Thumb/ARM)
