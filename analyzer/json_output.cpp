@@ -1,8 +1,8 @@
 #include "analyzer/json_output.h"
 
-#include <cstdio>
-
 #include <nlohmann/json.hpp>
+
+#include "common/hex.h"
 
 namespace heaptrail::analyzer {
 namespace {
@@ -10,31 +10,15 @@ namespace {
 // Keys stay in the order they are set, the order the README documents.
 using Json = nlohmann::ordered_json;
 
-std::string hexBytes(const std::string& raw) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
-std::string hexNumber(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 Json stringOrNull(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
 
 // One entry per function at the return address: inlined calls first, each marked.
 void appendFrames(Json& list, const Frame& f) {
   Json base = Json::object();
-  base["address"] = hexNumber(f.address);
+  base["address"] = common::hexNumber(f.address);
   if (f.mapped) {
     base["module"] = f.module;
-    base["build_id"] = stringOrNull(hexBytes(f.buildId));
+    base["build_id"] = stringOrNull(common::hexBytes(f.buildId));
     base["offset"] = f.offset;
   } else {
     base["module"] = nullptr;

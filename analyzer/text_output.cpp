@@ -4,19 +4,14 @@
 #include <sstream>
 #include <vector>
 
+#include "common/hex.h"
 #include "common/units.h"
 
 namespace heaptrail::analyzer {
 namespace {
 
-std::string hex(uint64_t value) {
-  std::ostringstream s;
-  s << "0x" << std::hex << value;
-  return s.str();
-}
-
 std::string moduleOffset(const Frame& f) {
-  return std::filesystem::path(f.module).filename().string() + "+" + hex(f.offset);
+  return std::filesystem::path(f.module).filename().string() + "+" + common::hexNumber(f.offset);
 }
 
 // Source paths as written in the DWARF ("./pwd/../nss/x.c") are shown normalized, and
@@ -36,7 +31,7 @@ std::string location(const symbols::SourceFrame& s) {
 
 // One line per function at the frame's address, inlined calls first.
 std::vector<std::string> frameLines(const Frame& f) {
-  if (!f.mapped) return {hex(f.address) + " (no mapping)"};
+  if (!f.mapped) return {common::hexNumber(f.address) + " (no mapping)"};
   if (!f.symbolized) return {moduleOffset(f)};
   const symbols::SymbolizedFrame& s = f.symbol;
   if (!s.resolved()) return {moduleOffset(f) + " (" + s.whyUnresolved() + ")"};

@@ -5,7 +5,7 @@
 #include <array>
 #include <fstream>
 
-#include "analyzer/symbols/symbolizer.h"
+#include "common/hex.h"
 
 namespace heaptrail::symbols {
 
@@ -13,7 +13,7 @@ namespace {
 
 bool splitBuildId(std::string_view raw, std::string& head, std::string& rest) {
   if (raw.size() < 2) return false;
-  std::string hex = buildIdToHex(raw);
+  std::string hex = common::hexBytes(raw);
   head = hex.substr(0, 2);
   rest = hex.substr(2);
   return true;

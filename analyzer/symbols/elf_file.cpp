@@ -1,5 +1,7 @@
 #include "analyzer/symbols/elf_file.h"
 
+#include "common/build_id.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,18 +14,6 @@
 #include <zlib.h>
 
 namespace heaptrail::symbols {
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = other.release();
-  }
-  return *this;
-}
 
 LoadLayout::LoadLayout(std::vector<LoadSegment> segments) : segments_(std::move(segments)) {
   std::sort(segments_.begin(), segments_.end(),
@@ -69,31 +59,12 @@ bool rangeFits(uint64_t offset, uint64_t size, uint64_t fileSize) {
   return offset <= fileSize && size <= fileSize - offset;
 }
 
-std::string buildIdFromNotes(Elf_Data* data) {
-  if (data == nullptr || data->d_buf == nullptr) return {};
-  size_t offset = 0;
-  GElf_Nhdr nhdr;
-  size_t nameOffset = 0;
-  size_t descOffset = 0;
-  while (offset < data->d_size) {
-    size_t next = gelf_getnote(data, offset, &nhdr, &nameOffset, &descOffset);
-    if (next == 0) break;
-    const char* base = static_cast<const char*>(data->d_buf);
-    if (nhdr.n_type == NT_GNU_BUILD_ID && nhdr.n_namesz == 4 && std::memcmp(base + nameOffset, "GNU", 4) == 0 &&
-        nhdr.n_descsz > 0) {
-      return std::string(base + descOffset, nhdr.n_descsz);
-    }
-    offset = next;
-  }
-  return {};
-}
-
 }  // namespace
 
 ElfFile::OpenResult ElfFile::open(const std::filesystem::path& path) {
   initLibelf();
   OpenResult result;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     result.error = Error::Missing;
     result.reason = "cannot open " + path.string() + ": " + std::strerror(errno);
@@ -174,9 +145,6 @@ bool ElfFile::index(std::string& reason) {
       reason = "unreadable program header " + std::to_string(i);
       return false;
     }
-    if (phdr.p_type == PT_NOTE && buildId_.empty() && shnum == 0 && rangeFits(phdr.p_offset, phdr.p_filesz, fileSize)) {
-      buildId_ = buildIdFromNotes(elf_getdata_rawchunk(elf, static_cast<int64_t>(phdr.p_offset), phdr.p_filesz, ELF_T_NHDR));
-    }
     if (phdr.p_type != PT_LOAD) continue;
     if (!rangeFits(phdr.p_offset, phdr.p_filesz, fileSize)) {
       reason = "PT_LOAD segment " + std::to_string(i) + " extends beyond end of file";
@@ -207,8 +175,6 @@ bool ElfFile::index(std::string& reason) {
       symtab_ = scn;
     } else if (shdr.sh_type == SHT_DYNSYM && shdr.sh_size > 0) {
       dynsym_ = scn;
-    } else if (shdr.sh_type == SHT_NOTE && buildId_.empty()) {
-      buildId_ = buildIdFromNotes(elf_getdata(scn, nullptr));
     } else if ((sname == ".debug_line" || sname == ".debug_info") && shdr.sh_type != SHT_NOBITS && shdr.sh_size > 0) {
       hasDwarf_ = true;
     } else if (sname == ".gnu_debuglink" && shdr.sh_type != SHT_NOBITS) {
@@ -227,6 +193,8 @@ bool ElfFile::index(std::string& reason) {
       }
     }
   }
+  // Every header was checked against the file size above: the notes can be read safely.
+  buildId_ = common::buildIdOf(elf);
   return true;
 }
 

@@ -13,24 +13,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace heaptrail::symbols {
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd();
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  int release() { int fd = fd_; fd_ = -1; return fd; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 struct ElfDeleter {
   void operator()(Elf* elf) const { elf_end(elf); }
@@ -112,7 +97,7 @@ class ElfFile {
   bool index(std::string& reason);
 
   std::filesystem::path path_;
-  UniqueFd fd_;
+  common::UniqueFd fd_;
   ElfHandle elf_;  // declared after fd_: destroyed first
   std::string buildId_;
   LoadLayout layout_;

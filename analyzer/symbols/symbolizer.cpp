@@ -10,57 +10,13 @@
 #include "analyzer/symbols/dwarf_info.h"
 #include "analyzer/symbols/elf_file.h"
 #include "analyzer/symbols/symbol_table.h"
+#include "common/hex.h"
 
 namespace heaptrail::symbols {
 
 namespace fs = std::filesystem;
 
-std::string buildIdToHex(std::string_view raw) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    hex.push_back(kDigits[c >> 4]);
-    hex.push_back(kDigits[c & 0xF]);
-  }
-  return hex;
-}
-
-std::string buildIdFromHex(std::string_view hex) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return {};
-  std::string raw;
-  raw.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    int hi = nibble(hex[i]);
-    int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return {};
-    raw.push_back(static_cast<char>(hi << 4 | lo));
-  }
-  return raw;
-}
-
-std::string readBuildId(const fs::path& path) noexcept {
-  try {
-    auto result = ElfFile::open(path);
-    return result.file ? result.file->buildId() : std::string();
-  } catch (...) {
-    return {};
-  }
-}
-
 namespace {
-
-std::string hexOffset(uint64_t value) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
 
 bool samePath(const fs::path& a, const fs::path& b) {
   std::error_code ec;
@@ -202,8 +158,8 @@ struct Symbolizer::Impl {
         return mod;
       }
       mod->failure = FrameStatus::BuildIdMismatch;
-      mod->reason = "build-id mismatch: " + host.string() + " has " + buildIdToHex(have) + ", trace has " +
-                    buildIdToHex(wanted);
+      mod->reason = "build-id mismatch: " + host.string() + " has " + common::hexBytes(have) + ", trace has " +
+                    common::hexBytes(wanted);
     } else {
       mod->failure = bin.error == ElfFile::Error::Missing ? FrameStatus::FileMissing : FrameStatus::NotElf;
       mod->reason = bin.reason;
@@ -286,7 +242,7 @@ SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
   const auto vaddr = mod.layout.toVaddr(fileOffset);
   if (!vaddr) {
     result.status = FrameStatus::OutsideImage;
-    result.reason = "file offset " + hexOffset(fileOffset) + " is outside every PT_LOAD segment of " + mod.layoutFile;
+    result.reason = "file offset " + common::hexNumber(fileOffset) + " is outside every PT_LOAD segment of " + mod.layoutFile;
     return result;
   }
 
@@ -326,8 +282,8 @@ SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
     result.frames.clear();
     result.status = FrameStatus::NoSymbols;
     result.usedFile = mod.layoutFile;
-    result.reason = "no symbol or line information for address " + hexOffset(*vaddr) + " (file offset " +
-                    hexOffset(fileOffset) + ") in " + mod.layoutFile;
+    result.reason = "no symbol or line information for address " + common::hexNumber(*vaddr) + " (file offset " +
+                    common::hexNumber(fileOffset) + ") in " + mod.layoutFile;
     if (!mod.dwarfError.empty()) result.reason += " (" + mod.dwarfError + ")";
     return result;
   }

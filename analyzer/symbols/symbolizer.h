@@ -52,11 +52,4 @@ class Symbolizer {
   std::unique_ptr<Impl> impl_;
 };
 
-// GNU build-id note bytes of an ELF file, "" if none or unreadable. Never throws.
-std::string readBuildId(const std::filesystem::path& path) noexcept;
-
-// Lower-case hex of raw build-id bytes, and the inverse ("" on malformed input).
-std::string buildIdToHex(std::string_view raw);
-std::string buildIdFromHex(std::string_view hex);
-
 }  // namespace heaptrail::symbols

@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "analyzer/symbols/symbolizer.h"
+#include "common/build_id.h"
+#include "common/hex.h"
 #include "tests/support/elf_oracle.h"
 
 namespace heaptrail::symbols {
@@ -138,7 +140,7 @@ Agreement compareWithLlvm(const std::string& binary, const std::vector<uint64_t>
   const std::vector<Chain> reference = llvmChains(binary, vaddrs);
   EXPECT_EQ(reference.size(), vaddrs.size());
   Symbolizer symbolizer(std::move(options));
-  const ModuleRef module{binary, readBuildId(binary)};
+  const ModuleRef module{binary, common::readBuildId(binary)};
   std::set<std::string> symbolNames;
   for (const auto& s : symbols.functions()) symbolNames.insert(s.name);
   const auto demangledSymbols = demangle(symbolNames);
@@ -247,7 +249,7 @@ std::string loadedLibrary(const std::string& prefix) {
 
 // The Debian debug file of `binary` (libc6-dbg), "" if not installed.
 std::string systemDebugFile(const std::string& binary) {
-  const std::string id = buildIdToHex(readBuildId(binary));
+  const std::string id = common::hexBytes(common::readBuildId(binary));
   if (id.size() < 4) return {};
   const std::string path = "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
   return fs::exists(path) ? path : std::string();

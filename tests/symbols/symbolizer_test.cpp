@@ -1,4 +1,6 @@
 #include "analyzer/symbols/symbolizer.h"
+#include "common/build_id.h"
+#include "common/hex.h"
 
 #include <unistd.h>
 
@@ -15,11 +17,11 @@
 #include "tests/support/elf_oracle.h"
 
 namespace fs = std::filesystem;
-using heaptrail::symbols::buildIdFromHex;
-using heaptrail::symbols::buildIdToHex;
+using heaptrail::common::bytesFromHex;
+using heaptrail::common::hexBytes;
 using heaptrail::symbols::FrameStatus;
 using heaptrail::symbols::ModuleRef;
-using heaptrail::symbols::readBuildId;
+using heaptrail::common::readBuildId;
 using heaptrail::symbols::SymbolizedFrame;
 using heaptrail::symbols::Symbolizer;
 using heaptrail::symbols::SymbolizerOptions;
@@ -189,7 +191,7 @@ TEST(SymbolizerSymbols, StrippedSharedLibraryFallsBackToDynsym) {
 TEST(SymbolizerSymbols, StrippedExecutableWithoutDebugInfoHasNoSymbols) {
   Symbolizer symbolizer(isolated());
   SymbolizedFrame frame =
-      symbolizer.resolve({fx("stripped/fx_ida"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+      symbolizer.resolve({fx("stripped/fx_ida"), bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::NoSymbols);
   EXPECT_TRUE(frame.outermost().function.empty());
   EXPECT_FALSE(frame.reason.empty());
@@ -199,7 +201,7 @@ TEST(SymbolizerDebugFiles, StrippedBinaryUsesDebugFileByBuildId) {
   Symbolizer symbolizer(isolated({fx("debugdir")}));
   const std::string debugFile = fx(std::string("debugdir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
                                    std::string(FX_BUILD_ID_A).substr(2) + ".debug");
-  expectAllocateResolves(symbolizer, {fx("stripped/fx_ida"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
+  expectAllocateResolves(symbolizer, {fx("stripped/fx_ida"), bytesFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
 }
 
 TEST(SymbolizerDebugFiles, UnknownRecordedBuildIdUsesBinaryBuildId) {
@@ -226,7 +228,7 @@ TEST(SymbolizerDebugFiles, DebugLinkWithWrongCrcIsRejected) {
 TEST(SymbolizerBuildId, MismatchIsReportedNotResolved) {
   Symbolizer symbolizer(isolated());
   SymbolizedFrame frame =
-      symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
+      symbolizer.resolve({fx("fx_idb"), bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
   EXPECT_TRUE(frame.outermost().function.empty());
   EXPECT_EQ(frame.outermost().line, 0u);
@@ -238,13 +240,13 @@ TEST(SymbolizerBuildId, MismatchResolvedFromMatchingDebugFileWithSymtab) {
   Symbolizer symbolizer(isolated({fx("debugdir")}));
   const std::string debugFile = fx(std::string("debugdir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
                                    std::string(FX_BUILD_ID_A).substr(2) + ".debug");
-  expectAllocateResolves(symbolizer, {fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
+  expectAllocateResolves(symbolizer, {fx("fx_idb"), bytesFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), debugFile);
 }
 
 TEST(SymbolizerBuildId, MismatchStaysMismatchWhenDebugFileLacksSymtab) {
   Symbolizer symbolizer(isolated({fx("nosymdebugdir")}));
   SymbolizedFrame frame =
-      symbolizer.resolve({fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
+      symbolizer.resolve({fx("fx_idb"), bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_idb"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::BuildIdMismatch);
   EXPECT_TRUE(frame.outermost().function.empty());
 }
@@ -253,13 +255,13 @@ TEST(SymbolizerBuildId, MismatchResolvedFromFullBinaryInDebugDir) {
   Symbolizer symbolizer(isolated({fx("fulldir")}));
   const std::string full = fx(std::string("fulldir/.build-id/") + std::string(FX_BUILD_ID_A).substr(0, 2) + "/" +
                               std::string(FX_BUILD_ID_A).substr(2));
-  expectAllocateResolves(symbolizer, {fx("fx_idb"), buildIdFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), full);
+  expectAllocateResolves(symbolizer, {fx("fx_idb"), bytesFromHex(FX_BUILD_ID_A)}, fx("fx_ida"), full);
 }
 
 TEST(SymbolizerBuildId, MissingFileFoundByBuildIdInDebugDir) {
   Symbolizer symbolizer(isolated({fx("fulldir")}));
   SymbolizedFrame frame =
-      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+      symbolizer.resolve({"/nonexistent/fx_ida", bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
   EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
 }
@@ -268,7 +270,7 @@ TEST(SymbolizerBuildId, MissingFileWithOnlyKeepDebugFileStaysMissing) {
   // An --only-keep-debug file has no file offsets, so it cannot stand in for a missing binary.
   Symbolizer symbolizer(isolated({fx("debugdir")}));
   SymbolizedFrame frame =
-      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+      symbolizer.resolve({"/nonexistent/fx_ida", bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::FileMissing);
   EXPECT_NE(frame.reason.find("/nonexistent/fx_ida"), std::string::npos) << frame.reason;
   EXPECT_NE(frame.reason.find("debug file"), std::string::npos) << frame.reason;
@@ -277,19 +279,19 @@ TEST(SymbolizerBuildId, MissingFileWithOnlyKeepDebugFileStaysMissing) {
 TEST(SymbolizerBuildId, UnstrippedCopyStoredAsDebugFileIsUsedAsImage) {
   Symbolizer symbolizer(isolated({fx("copydebugdir")}));
   SymbolizedFrame frame =
-      symbolizer.resolve({"/nonexistent/fx_ida", buildIdFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
+      symbolizer.resolve({"/nonexistent/fx_ida", bytesFromHex(FX_BUILD_ID_A)}, offsetOf(fx("fx_ida"), kAllocate));
   EXPECT_EQ(frame.status, FrameStatus::Resolved) << frame.reason;
   EXPECT_EQ(frame.outermost().function, kAllocateDemangled);
   EXPECT_EQ(frame.outermost().line, markedLine(FX_MAIN_SOURCE, "allocate_def"));
 }
 
 TEST(SymbolizerBuildId, ReadBuildIdAndHex) {
-  EXPECT_EQ(buildIdToHex(readBuildId(fx("fx_ida"))), FX_BUILD_ID_A);
-  EXPECT_EQ(buildIdToHex(readBuildId(fx("fx_idb"))), FX_BUILD_ID_B);
+  EXPECT_EQ(hexBytes(readBuildId(fx("fx_ida"))), FX_BUILD_ID_A);
+  EXPECT_EQ(hexBytes(readBuildId(fx("fx_idb"))), FX_BUILD_ID_B);
   EXPECT_EQ(readBuildId(fx("fx_nobid")), "");
   EXPECT_EQ(readBuildId("/nonexistent/file"), "");
-  EXPECT_EQ(buildIdFromHex("zz"), "");
-  EXPECT_EQ(buildIdToHex(buildIdFromHex("00ff7A")), "00ff7a");
+  EXPECT_EQ(bytesFromHex("zz"), "");
+  EXPECT_EQ(hexBytes(bytesFromHex("00ff7A")), "00ff7a");
 }
 
 TEST(SymbolizerFiles, MissingFileNamesPath) {
@@ -390,7 +392,7 @@ TEST(SymbolizerCache, ModuleOpenedOnceAndDwarfParsedLazily) {
   EXPECT_EQ(symbolizer.stats().modulesIndexed, 2u);
 
   // Same path with another recorded build-id is another cache entry.
-  symbolizer.resolve({fx("fx_pie"), buildIdFromHex(FX_BUILD_ID_B)}, a);
+  symbolizer.resolve({fx("fx_pie"), bytesFromHex(FX_BUILD_ID_B)}, a);
   EXPECT_EQ(symbolizer.stats().modulesIndexed, 3u);
   EXPECT_EQ(symbolizer.stats().elfOpens, 2u);
 }

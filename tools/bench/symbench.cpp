@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "analyzer/symbols/symbolizer.h"
+#include "common/build_id.h"
 
 namespace sym = heaptrail::symbols;
 
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
     while (std::getline(in, line))
       if (!line.empty()) offsets.push_back(std::stoull(line, nullptr, 16));
   }
-  const sym::ModuleRef module{argv[1], sym::readBuildId(argv[1])};
+  const sym::ModuleRef module{argv[1], heaptrail::common::readBuildId(argv[1])};
 
   using Clock = std::chrono::steady_clock;
   std::vector<sym::SymbolizedFrame> results;
