@@ -529,7 +529,7 @@ class Bench:
         res["llvm_symbolizer"] = llvm
         tools = {
             "heaptrail": [self.symbench, binary, ofile, os.path.join(self.work, "sym-heaptrail.txt")],
-            "llvm-symbolizer": [llvm, "--obj=" + binary, "--no-inlines", "--demangle"],
+            "llvm-symbolizer": [llvm, "--obj=" + binary, "-i", "--output-style=JSON", "--demangle"],
             "eu-addr2line": ["eu-addr2line", "-e", binary, "-f", "-C"],
         }
         times = {k: [] for k in tools}
@@ -549,7 +549,7 @@ class Bench:
                         with open(tools["heaptrail"][3]) as f:
                             answers[name] = parse_symbench(f.read())
                 elif i == 0:
-                    answers[name] = parse_two_line(out)
+                    answers[name] = parse_llvm_json(out) if name == "llvm-symbolizer" else parse_two_line(out)
             log(f"symbolization run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         res["times"] = times
         res["heaptrail_inprocess"] = inproc
@@ -771,8 +771,11 @@ def generate_big_program(src, files, per_file):
                 '  std::printf("%llu\\n", (unsigned long long)unit0::entry(argc, acc));\n  return 0;\n}\n')
 
 
+# An answer is the chain of (function, file, line) at one address, inlined calls first (one
+# frame when the tool does not expand inlines).
+
 def parse_two_line(out):
-    """llvm-symbolizer / eu-addr2line: 'function' then 'file:line[:col]' per address."""
+    """eu-addr2line: 'function' then 'file:line[:col]' per address."""
     lines = [l for l in out.splitlines() if l.strip() != ""]
     res = []
     for k in range(0, len(lines) - 1, 2):
@@ -780,28 +783,41 @@ def parse_two_line(out):
         loc = lines[k + 1].strip()
         m = re.match(r"(.*?):(\d+)(?::\d+)?$", loc)
         file, line = (m.group(1), int(m.group(2))) if m else (loc, 0)
-        res.append((norm_fn(fn), os.path.basename(file) if file not in ("??", "") else "", line))
+        res.append([(norm_fn(fn), file if file not in ("??", "") else "", line)])
+    return res
+
+
+def parse_llvm_json(out):
+    """llvm-symbolizer -i --output-style=JSON: one object per address."""
+    res = []
+    for l in out.splitlines():
+        if not l.strip():
+            continue
+        frames = json.loads(l)["Symbol"]
+        res.append([(norm_fn(f["FunctionName"]), f["FileName"] if f["FileName"] not in ("??", "") else "",
+                     int(f["Line"])) for f in frames])
     return res
 
 
 def demangle_leftovers(answers):
     """llvm-symbolizer 14 leaves some long template names mangled: demangle those with
     c++filt so that only real differences count."""
-    for tool, rows in answers.items():
-        idx = [i for i, r in enumerate(rows) if r[0].startswith("_Z")]
+    for tool, chains in answers.items():
+        idx = [(i, k) for i, c in enumerate(chains) for k, f in enumerate(c) if f[0].startswith("_Z")]
         if not idx:
             continue
-        p = subprocess.run(["c++filt"], input="\n".join(rows[i][0] for i in idx).encode(), stdout=subprocess.PIPE)
-        for i, name in zip(idx, p.stdout.decode().splitlines()):
-            rows[i] = (norm_fn(name), rows[i][1], rows[i][2])
+        p = subprocess.run(["c++filt"], input="\n".join(chains[i][k][0] for i, k in idx).encode(),
+                           stdout=subprocess.PIPE)
+        for (i, k), name in zip(idx, p.stdout.decode().splitlines()):
+            f = chains[i][k]
+            chains[i][k] = (norm_fn(name), f[1], f[2])
 
 
 def parse_symbench(text):
     res = []
     for l in text.splitlines():
-        parts = l.split("\t")
-        if len(parts) == 4:
-            res.append((norm_fn(parts[1]), os.path.basename(parts[2]), int(parts[3])))
+        parts = l.split("\t")[1:]
+        res.append([(norm_fn(parts[k]), parts[k + 1], int(parts[k + 2])) for k in range(0, len(parts) - 2, 3)])
     return res
 
 
@@ -812,20 +828,34 @@ def norm_fn(fn):
     return re.sub(r"\s+", "", fn)
 
 
+def physical(chain):
+    """What a tool that does not expand inlines prints: the function the code belongs to,
+    and the line table's file (base name) and line."""
+    if not chain:
+        return ("", "", 0)
+    return (chain[-1][0], os.path.basename(chain[0][1]), chain[0][2])
+
+
 def compare_answers(answers, n):
     out = {"counts": {k: len(v) for k, v in answers.items()}}
     ref = answers.get("llvm-symbolizer", [])
+    out["inlined"] = sum(1 for c in ref if len(c) > 1)
     for other in ("heaptrail", "eu-addr2line"):
         a = answers.get(other, [])
-        fn_mis, line_mis, examples = 0, 0, []
+        fn_mis, line_mis, chain_mis, examples = 0, 0, 0, []
         for i in range(min(len(a), len(ref))):
-            if a[i][0] != ref[i][0]:
+            mine, theirs = physical(a[i]), physical(ref[i])
+            if mine[0] != theirs[0]:
                 fn_mis += 1
-            if a[i][2] != ref[i][2] or a[i][1] != ref[i][1]:
+            if mine[1:] != theirs[1:]:
                 line_mis += 1
-            if (a[i][0] != ref[i][0] or a[i][2] != ref[i][2] or a[i][1] != ref[i][1]) and len(examples) < 5:
-                examples.append({"index": i, other: a[i], "llvm-symbolizer": ref[i]})
+            # Every frame of the inline chain, full paths.
+            if a[i] != ref[i]:
+                chain_mis += 1
+                if len(examples) < 5:
+                    examples.append({"index": i, other: a[i], "llvm-symbolizer": ref[i]})
         out[other] = {"function_mismatches": fn_mis, "file_line_mismatches": line_mis,
+                      "chain_mismatches": chain_mis if other == "heaptrail" else None,
                       "compared": min(len(a), len(ref)), "examples": examples}
     return out
 

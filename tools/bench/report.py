@@ -396,18 +396,22 @@ def write(res, out_path, command, only):
               f"{f3(s3([n * 1e9 / x for _, x, _ in inproc]), '{:,.0f}')} |")
         w("")
         cmp_ = sy["compare"]
-        w("Answers compared with llvm-symbolizer (function name, whitespace-normalized; file base name and line):")
+        w("Answers compared with `llvm-symbolizer -i` (function name, whitespace-normalized; file base name "
+          "and line of the function the code is in, as without inline expansion; and, for heaptrail, every "
+          f"frame of the inline chain with full paths; {cmp_.get('inlined', 0):,} addresses are in inlined code):")
         w("")
-        w("| tool | compared | function mismatches | file:line mismatches |")
-        w("| --- | ---: | ---: | ---: |")
+        w("| tool | compared | function mismatches | file:line mismatches | inline-chain mismatches (full paths) |")
+        w("| --- | ---: | ---: | ---: | ---: |")
         for tool in ("heaptrail", "eu-addr2line"):
             c = cmp_.get(tool, {})
-            w(f"| {tool} | {c.get('compared', 0):,} | {c.get('function_mismatches', 0)} | {c.get('file_line_mismatches', 0)} |")
+            chain = c.get("chain_mismatches")
+            w(f"| {tool} | {c.get('compared', 0):,} | {c.get('function_mismatches', 0)} | "
+              f"{c.get('file_line_mismatches', 0)} | {'' if chain is None else chain} |")
         w("")
         for tool in ("heaptrail", "eu-addr2line"):
             ex = cmp_.get(tool, {}).get("examples")
             if ex:
-                w(f"First mismatches of {tool} (function, file, line):")
+                w(f"First mismatches of {tool} (inline chain of function, file, line):")
                 w("")
                 for e in ex:
                     w(f"- #{e['index']}: {tool} `{e[tool]}` vs llvm-symbolizer `{e['llvm-symbolizer']}`")
@@ -416,7 +420,8 @@ def write(res, out_path, command, only):
         summary.append(("6. symbolization faster than llvm-symbolizer", "> 1x",
                         f"{med(rates['heaptrail']) / med(rates['llvm-symbolizer']):.2f}x "
                         f"({cmp_.get('heaptrail', {}).get('function_mismatches', 0)} function / "
-                        f"{cmp_.get('heaptrail', {}).get('file_line_mismatches', 0)} line mismatches)", ok))
+                        f"{cmp_.get('heaptrail', {}).get('file_line_mismatches', 0)} line / "
+                        f"{cmp_.get('heaptrail', {}).get('chain_mismatches', 0)} inline-chain mismatches)", ok))
     else:
         w("Not run.")
         w("")
