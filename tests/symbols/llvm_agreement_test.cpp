@@ -24,6 +24,7 @@
 #include "common/build_id.h"
 #include "common/hex.h"
 #include "tests/support/elf_oracle.h"
+#include "tests/support/temp_dir.h"
 
 namespace heaptrail::symbols {
 namespace {
@@ -34,22 +35,14 @@ using Chain = std::vector<SourceFrame>;
 
 std::string fx(const std::string& name) { return std::string(FX_DIR) + "/" + name; }
 
-class TempFile {
+// `contents` in a file of its own, for a tool's standard input.
+class InputFile {
  public:
-  explicit TempFile(const std::string& contents)
-      : path_(fs::temp_directory_path() /
-              ("heaptrail_llvm_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
-    std::ofstream(path_) << contents;
-  }
-  ~TempFile() {
-    std::error_code ec;
-    fs::remove(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
+  explicit InputFile(const std::string& contents) { std::ofstream(dir_ / "input") << contents; }
+  fs::path path() const { return dir_ / "input"; }
 
  private:
-  static inline int counter_ = 0;
-  fs::path path_;
+  testing::TempDir dir_;
 };
 
 std::string run(const std::string& command) {
@@ -76,7 +69,7 @@ std::map<std::string, std::string> demangle(const std::set<std::string>& mangled
   if (mangled.empty()) return out;
   std::string input;
   for (const auto& m : mangled) input += m + "\n";
-  TempFile file(input);
+  InputFile file(input);
   const auto demangled = lines(run("c++filt < '" + file.path().string() + "'"));
   EXPECT_EQ(demangled.size(), mangled.size());
   auto it = mangled.begin();
@@ -88,7 +81,7 @@ std::map<std::string, std::string> demangle(const std::set<std::string>& mangled
 std::vector<Chain> llvmChains(const std::string& binary, const std::vector<uint64_t>& vaddrs) {
   std::string input;
   for (uint64_t a : vaddrs) input += "0x" + (std::ostringstream() << std::hex << a).str() + "\n";
-  TempFile file(input);
+  InputFile file(input);
   const auto output = lines(run(std::string(LLVM_SYMBOLIZER) + " -i --no-demangle --output-style=JSON --obj='" +
                                 binary + "' < '" + file.path().string() + "'"));
   std::vector<Chain> chains;

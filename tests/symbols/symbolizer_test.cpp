@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/elf_oracle.h"
+#include "tests/support/source_markers.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using heaptrail::common::bytesFromHex;
@@ -26,6 +28,7 @@ using heaptrail::symbols::SymbolizedFrame;
 using heaptrail::symbols::Symbolizer;
 using heaptrail::symbols::SymbolizerOptions;
 using heaptrail::testing::ElfOracle;
+using heaptrail::testing::TempDir;
 
 namespace {
 
@@ -37,15 +40,7 @@ constexpr const char* kWidgetMakeDemangled = "heaptrail_fixture::lib::Widget::ma
 std::string fx(const std::string& relative) { return std::string(FX_DIR) + "/" + relative; }
 
 unsigned markedLine(const char* source, const std::string& tag) {
-  std::ifstream in(source);
-  const std::string marker = "// LINE:" + tag;
-  std::string text;
-  for (unsigned line = 1; std::getline(in, text); ++line) {
-    auto pos = text.find(marker);
-    if (pos != std::string::npos && pos + marker.size() == text.size()) return line;
-  }
-  ADD_FAILURE() << "marker " << tag << " not found in " << source;
-  return 0;
+  return heaptrail::testing::markerLine(source, "LINE:" + tag);
 }
 
 // One oracle per file: each runs readelf and nm.
@@ -70,21 +65,6 @@ SymbolizerOptions isolated(std::vector<fs::path> debugDirs = {}) {
 bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("heaptrail_symbols_test_" + std::to_string(::getpid()))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::vector<char> readAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
