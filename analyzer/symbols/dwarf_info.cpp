@@ -155,6 +155,10 @@ struct Unit {
   uint64_t baseAddress = 0;  // DW_AT_low_pc of the unit: base of DWARF 2-4 range lists
 
   bool loaded = false;
+  // By abbreviation code: whether DIEs of that shape have DW_AT_low_pc or DW_AT_ranges at
+  // all (declarations and abstract instances do not), so most DIEs without code cost no
+  // attribute lookup.
+  std::unordered_map<int, bool> abbrevHasCode;
   std::optional<LineTable> lines;
   std::vector<Function> functions;
   std::vector<FunctionRange> functionRanges;  // sorted by low
@@ -232,6 +236,18 @@ struct DwarfInfo::Impl {
   }
 
   // DW_AT_low_pc/high_pc or DW_AT_ranges of a DIE, tombstoned and empty ranges left out.
+  bool mayHaveCode(Unit& unit, Dwarf_Die die) {
+    auto [it, inserted] = unit.abbrevHasCode.try_emplace(dwarf_die_abbrev_code(die), false);
+    if (inserted) {
+      ErrorSink err(dbg);
+      Dwarf_Bool low = false, ranges = false;
+      if (dwarf_hasattr(die, DW_AT_low_pc, &low, err.out()) != DW_DLV_OK) low = false;
+      if (dwarf_hasattr(die, DW_AT_ranges, &ranges, err.out()) != DW_DLV_OK) ranges = false;
+      it->second = low || ranges;
+    }
+    return it->second;
+  }
+
   void readRanges(Dwarf_Die die, const Unit& unit, std::vector<AddressRange>& out) {
     const auto keep = [&out](uint64_t low, uint64_t high) {
       if (high > low && !isTombstone(low)) out.push_back({low, high});
@@ -348,6 +364,7 @@ struct DwarfInfo::Impl {
         return;
       }
       if (tag != DW_TAG_subprogram) return;  // types and variables hold no code of their own
+      if (!mayHaveCode(unit, die)) return;
       std::vector<AddressRange> ranges;
       readRanges(die, unit, ranges);
       if (ranges.empty()) return;  // a declaration or an abstract instance: no code
@@ -360,7 +377,7 @@ struct DwarfInfo::Impl {
     });
   }
 
-  void walkFunction(const Unit& unit, Function& function) {
+  void walkFunction(Unit& unit, Function& function) {
     function.walked = true;
     ErrorSink err(dbg);
     Die die;
@@ -370,7 +387,7 @@ struct DwarfInfo::Impl {
 
   // Depth-first over what can hold code inside a function: inlined calls, lexical blocks,
   // nested subprograms.
-  void walkScopes(const Unit& unit, Function& function, Dwarf_Die parent) {
+  void walkScopes(Unit& unit, Function& function, Dwarf_Die parent) {
     forEachChild(parent, [&](Dwarf_Die die, Dwarf_Half tag) {
       switch (tag) {
         case DW_TAG_subprogram:
@@ -380,6 +397,7 @@ struct DwarfInfo::Impl {
         case DW_TAG_catch_block: walkScopes(unit, function, die); return;
         default: return;  // parameters, variables, types, call sites: no code of their own
       }
+      if (!mayHaveCode(unit, die)) return;
       std::vector<AddressRange> ranges;
       readRanges(die, unit, ranges);
       if (ranges.empty()) return;  // optimized away entirely

@@ -311,13 +311,35 @@ std::optional<LineTable> LineTable::parse(const LineSections& sections, uint64_t
     table.fileKnown_[i] = true;
   }
 
+  table.sortRows();
+  return table;
+}
+
+void LineTable::sortRows() {
   // End markers sort before rows at the same address so a sequence starting where another ends wins.
-  std::stable_sort(table.rows_.begin(), table.rows_.end(), [](const Row& a, const Row& b) {
+  const auto before = [](const Row& a, const Row& b) {
     if (a.addr != b.addr) return a.addr < b.addr;
     return (a.file == kEndSequence) > (b.file == kEndSequence);
-  });
-  table.rows_.shrink_to_fit();
-  return table;
+  };
+  if (std::is_sorted(rows_.begin(), rows_.end(), before)) return;
+  // Usually each sequence is in order and only the sequences are not: order them as wholes.
+  struct Sequence {
+    uint64_t start;
+    std::size_t begin, end;
+  };
+  std::vector<Sequence> sequences;
+  for (std::size_t i = 0, begin = 0; i < rows_.size(); ++i) {
+    if (rows_[i].file != kEndSequence) continue;
+    sequences.push_back({rows_[begin].addr, begin, i + 1});
+    begin = i + 1;
+  }
+  std::stable_sort(sequences.begin(), sequences.end(),
+                   [](const Sequence& a, const Sequence& b) { return a.start < b.start; });
+  std::vector<Row> sorted;
+  sorted.reserve(rows_.size());
+  for (const Sequence& q : sequences) sorted.insert(sorted.end(), rows_.begin() + q.begin, rows_.begin() + q.end);
+  if (!std::is_sorted(sorted.begin(), sorted.end(), before)) std::stable_sort(sorted.begin(), sorted.end(), before);
+  rows_ = std::move(sorted);
 }
 
 std::optional<LineTable::Hit> LineTable::lookup(uint64_t vaddr) const {

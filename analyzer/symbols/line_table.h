@@ -50,6 +50,7 @@ class LineTable {
     uint32_t line;
   };
   friend class LineProgram;
+  void sortRows();
 
   uint16_t version_ = 0;
   std::vector<Row> rows_;
