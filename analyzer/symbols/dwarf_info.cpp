@@ -154,7 +154,8 @@ struct Unit {
   std::optional<uint64_t> stmtList;
   uint64_t baseAddress = 0;  // DW_AT_low_pc of the unit: base of DWARF 2-4 range lists
 
-  bool loaded = false;
+  bool loaded = false;       // line table and functions read
+  bool linesLoaded = false;
   // By abbreviation code: whether DIEs of that shape have DW_AT_low_pc or DW_AT_ranges at
   // all (declarations and abstract instances do not), so most DIEs without code cost no
   // attribute lookup.
@@ -228,7 +229,7 @@ struct DwarfInfo::Impl {
     units.push_back(std::move(unit));
     if (ranges.empty()) {
       // No address range on the unit DIE: fall back to the extent of its line table.
-      load(units.back());
+      loadLines(units.back());
       if (units.back().lines)
         for (const auto& [low, high] : units.back().lines->sequenceRanges()) ranges.push_back({low, high});
     }
@@ -324,14 +325,20 @@ struct DwarfInfo::Impl {
     return nullptr;
   }
 
-  void load(Unit& unit) {
-    if (unit.loaded) return;
-    unit.loaded = true;
-    ++loadedUnits;
+  void loadLines(Unit& unit) {
+    if (unit.linesLoaded) return;
+    unit.linesLoaded = true;
     if (unit.stmtList) {
       std::string error;
       unit.lines = LineTable::parse(lineSections, *unit.stmtList, unit.compDir, error);
     }
+  }
+
+  void load(Unit& unit) {
+    if (unit.loaded) return;
+    unit.loaded = true;
+    ++loadedUnits;
+    loadLines(unit);
     ErrorSink err(dbg);
     Die unitDie;
     if (dwarf_offdie_b(dbg, unit.dieOffset, true, unitDie.out(), err.out()) != DW_DLV_OK) return;

@@ -29,7 +29,7 @@ class DwarfInfo {
   std::vector<SourceFrame> lookup(uint64_t vaddr, bool nameOutermost = true);
 
   std::size_t unitCount() const;
-  std::size_t unitsLoaded() const;  // units whose line table and DIE tree were read so far
+  std::size_t unitsLoaded() const;  // units whose line table and functions were read so far
 
   struct Impl;
 

@@ -112,8 +112,9 @@ std::string joinSourcePath(std::string_view compDir, std::string_view includeDir
 // The line number program's state machine (DWARF 5 section 6.2.2).
 class LineProgram {
  public:
-  LineProgram(LineTable& table, uint8_t minInstLength, uint8_t maxOps, bool defaultIsStmt, int8_t lineBase,
-              uint8_t lineRange, uint8_t opcodeBase, std::vector<uint8_t> opcodeLengths)
+  // is_stmt is not tracked: like llvm, lookups use every row, statement start or not.
+  LineProgram(LineTable& table, uint8_t minInstLength, uint8_t maxOps, int8_t lineBase, uint8_t lineRange,
+              uint8_t opcodeBase, std::vector<uint8_t> opcodeLengths)
       : table_(table),
         minInstLength_(minInstLength),
         maxOps_(maxOps == 0 ? 1 : maxOps),
@@ -121,7 +122,6 @@ class LineProgram {
         lineRange_(lineRange),
         opcodeBase_(opcodeBase),
         opcodeLengths_(std::move(opcodeLengths)) {
-    (void)defaultIsStmt;  // rows are looked up whether or not they start a statement, as llvm does
     reset();
   }
 
@@ -240,20 +240,20 @@ std::optional<LineTable> LineTable::parse(const LineSections& sections, uint64_t
   }
   ByteReader unit = r.sub(unitLength);
   LineTable table;
-  table.version_ = unit.u16();
-  if (unit.failed() || table.version_ < 2 || table.version_ > 5) {
-    error = "unsupported or truncated line table (version " + std::to_string(table.version_) + ")";
+  const uint16_t version = unit.u16();
+  if (unit.failed() || version < 2 || version > 5) {
+    error = "unsupported or truncated line table (version " + std::to_string(version) + ")";
     return std::nullopt;
   }
-  if (table.version_ >= 5) {
+  if (version >= 5) {
     unit.u8();  // address_size: DW_LNE_set_address carries its own length
     unit.u8();  // segment_selector_size
   }
   ByteReader header = unit.sub(unit.fixed(dwarf64 ? 8 : 4));
   // `unit` is now at the first opcode of the program.
   const uint8_t minInstLength = header.u8();
-  const uint8_t maxOps = table.version_ >= 4 ? header.u8() : 1;
-  const bool defaultIsStmt = header.u8() != 0;
+  const uint8_t maxOps = version >= 4 ? header.u8() : 1;
+  header.u8();  // default_is_stmt
   const auto lineBase = static_cast<int8_t>(header.u8());
   const uint8_t lineRange = header.u8();
   const uint8_t opcodeBase = header.u8();
@@ -266,7 +266,7 @@ std::optional<LineTable> LineTable::parse(const LineSections& sections, uint64_t
 
   std::vector<std::string_view> dirs;
   std::vector<FileEntry> files;
-  if (table.version_ >= 5) {
+  if (version >= 5) {
     const bool ok =
         readV5Entries(header, dwarf64, sections, [&](const FileEntry& e) { dirs.push_back(e.name); }) &&
         readV5Entries(header, dwarf64, sections, [&](const FileEntry& e) { files.push_back(e); });
@@ -291,15 +291,14 @@ std::optional<LineTable> LineTable::parse(const LineSections& sections, uint64_t
   }
 
   std::vector<std::pair<std::string_view, uint64_t>> definedFiles;
-  LineProgram program(table, minInstLength, maxOps, defaultIsStmt, lineBase, lineRange, opcodeBase,
-                      std::move(opcodeLengths));
+  LineProgram program(table, minInstLength, maxOps, lineBase, lineRange, opcodeBase, std::move(opcodeLengths));
   if (!program.run(unit, definedFiles) && table.rows_.empty()) {
     error = "malformed line number program";
     return std::nullopt;
   }
   for (const auto& [name, dir] : definedFiles) files.push_back({name, dir});
 
-  const bool v5 = table.version_ >= 5;
+  const bool v5 = version >= 5;
   table.files_.resize(files.size());
   table.fileKnown_.resize(files.size(), false);
   for (std::size_t i = v5 ? 0 : 1; i < files.size(); ++i) {

@@ -39,8 +39,6 @@ class LineTable {
   // [low, high) of every sequence, for units whose DIE gives no address range.
   std::vector<std::pair<uint64_t, uint64_t>> sequenceRanges() const;
 
-  uint16_t version() const { return version_; }
-  std::size_t rowCount() const { return rows_.size(); }
 
  private:
   static constexpr uint32_t kEndSequence = UINT32_MAX;
@@ -52,7 +50,6 @@ class LineTable {
   friend class LineProgram;
   void sortRows();
 
-  uint16_t version_ = 0;
   std::vector<Row> rows_;
   std::vector<std::string> files_;  // by DWARF index (index 0 unused before DWARF 5)
   std::vector<bool> fileKnown_;

@@ -1,6 +1,5 @@
 #include "analyzer/symbols/symbolizer.h"
 
-#include <cstdio>
 #include <optional>
 #include <system_error>
 #include <unordered_map>
@@ -229,7 +228,15 @@ Symbolizer::~Symbolizer() = default;
 Symbolizer::Symbolizer(Symbolizer&&) noexcept = default;
 Symbolizer& Symbolizer::operator=(Symbolizer&&) noexcept = default;
 
-const SymbolizerStats& Symbolizer::stats() const { return impl_->stats; }
+SymbolizerStats Symbolizer::stats() const {
+  SymbolizerStats stats = impl_->stats;
+  for (const auto& [key, mod] : impl_->modules)
+    if (mod->dwarf) {
+      stats.dwarfUnits += mod->dwarf->unitCount();
+      stats.dwarfUnitsRead += mod->dwarf->unitsLoaded();
+    }
+  return stats;
+}
 
 SymbolizedFrame Symbolizer::resolve(const ModuleRef& ref, uint64_t fileOffset) {
   SymbolizedFrame result;

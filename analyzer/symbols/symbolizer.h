@@ -27,7 +27,9 @@ struct SymbolizerOptions {
 struct SymbolizerStats {
   std::size_t modulesIndexed = 0;  // distinct (path, build-id) keys indexed
   std::size_t elfOpens = 0;        // ELF files opened (binaries, candidates and debug files)
-  std::size_t dwarfLoads = 0;      // files whose DWARF was opened (each unit in it is then read on first use)
+  std::size_t dwarfLoads = 0;      // files whose DWARF was opened
+  std::size_t dwarfUnits = 0;      // compile units in the opened DWARF
+  std::size_t dwarfUnitsRead = 0;  // of those, units whose line table and functions were read (on first use)
 };
 
 // Not thread-safe: use one Symbolizer per thread or guard it externally.
@@ -45,7 +47,7 @@ class Symbolizer {
   SymbolizedFrame resolve(const ModuleRef& module, uint64_t fileOffset);
 
   // Counters, mainly so tests can verify the per-module cache.
-  const SymbolizerStats& stats() const;
+  SymbolizerStats stats() const;
 
  private:
   struct Impl;

@@ -307,5 +307,28 @@ TEST(LlvmAgreement, DynamicLoaderCallocInlinedIntoAllocateDtv) {
   EXPECT_TRUE(inlinedCalloc) << "calloc (include/rtld-malloc.h) inlined into allocate_dtv (elf/dl-tls.c)";
 }
 
+TEST(SymbolizerCache, LibcCompileUnitsAreReadWhenAnAddressFallsIntoThem) {
+  const SystemLibrary libc = systemLibrary("libc.so");
+  if (libc.debug.empty()) return;
+  const ElfOracle layout(libc.binary);
+  const ElfOracle symbols(libc.debug);
+  const auto offsetOf = [&](const std::string& function, uint64_t delta) {
+    for (const auto& s : symbols.functions())
+      if (s.name == function) return layout.fileOffset(s.address + delta).value_or(0);
+    ADD_FAILURE() << function << " not in " << libc.debug;
+    return uint64_t{0};
+  };
+  Symbolizer symbolizer{SymbolizerOptions{}};
+  const ModuleRef module{libc.binary, common::readBuildId(libc.binary)};
+  EXPECT_TRUE(symbolizer.resolve(module, offsetOf("_IO_file_doallocate", 8)).resolved());
+  EXPECT_GT(symbolizer.stats().dwarfUnits, 1000u);
+  EXPECT_EQ(symbolizer.stats().dwarfUnitsRead, 1u) << "only the unit of _IO_file_doallocate";
+  EXPECT_TRUE(symbolizer.resolve(module, offsetOf("_IO_file_doallocate", 20)).resolved());
+  EXPECT_EQ(symbolizer.stats().dwarfUnitsRead, 1u);
+  EXPECT_TRUE(symbolizer.resolve(module, offsetOf("getpwuid", 8)).resolved());
+  EXPECT_EQ(symbolizer.stats().dwarfUnitsRead, 2u);
+  EXPECT_EQ(symbolizer.stats().dwarfLoads, 1u);
+}
+
 }  // namespace
 }  // namespace heaptrail::symbols
