@@ -99,51 +99,41 @@ Json summaryJson(const LeakReport& report) {
 
 }  // namespace
 
+// nlohmann-json's conversions (found by argument-dependent lookup): the layout of each group.
+void to_json(Json& j, const LeakGroup& leak) {
+  j = Json{{"pid", leak.pid},
+           {"bytes", leak.bytes},
+           {"count", leak.count},
+           {"oldest_ns", leak.oldestAgeNs},
+           {"youngest_ns", leak.youngestAgeNs},
+           {"stack_id", leak.stack.stackId},
+           {"frames", frameList(leak.stack)}};
+}
+
+void to_json(Json& j, const DoubleFreeGroup& d) {
+  j = Json{{"count", d.count},
+           {"bytes", d.bytes},
+           {"first_ns", d.firstTimeNs},
+           {"stack_id", d.stack.stackId},
+           {"frames", frameList(d.stack)},
+           {"free_frames", frameList(d.freeStack)}};
+}
+
+void to_json(Json& j, const MismatchGroup& m) {
+  j = Json{{"pid", m.pid},
+           {"count", m.count},
+           {"bytes", m.bytes},
+           {"allocated_with", m.allocFamily},
+           {"released_with", m.releaseFamily},
+           {"alloc_frames", frameList(m.allocStack)},
+           {"release_frames", frameList(m.releaseStack)}};
+}
+
 void writeJson(std::ostream& out, const LeakReport& report) {
-  Json doc = Json::object();
-  doc["summary"] = summaryJson(report);
-
-  Json leaks = Json::array();
-  for (const auto& leak : report.leaks) {
-    Json j = Json::object();
-    j["pid"] = leak.pid;
-    j["bytes"] = leak.bytes;
-    j["count"] = leak.count;
-    j["oldest_ns"] = leak.oldestAgeNs;
-    j["youngest_ns"] = leak.youngestAgeNs;
-    j["stack_id"] = leak.stack.stackId;
-    j["frames"] = frameList(leak.stack);
-    leaks.push_back(std::move(j));
-  }
-  doc["leaks"] = std::move(leaks);
-
-  Json doubles = Json::array();
-  for (const auto& d : report.doubleFrees) {
-    Json j = Json::object();
-    j["count"] = d.count;
-    j["bytes"] = d.bytes;
-    j["first_ns"] = d.firstTimeNs;
-    j["stack_id"] = d.stack.stackId;
-    j["frames"] = frameList(d.stack);
-    j["free_frames"] = frameList(d.freeStack);
-    doubles.push_back(std::move(j));
-  }
-  doc["double_frees"] = std::move(doubles);
-
-  Json mismatches = Json::array();
-  for (const auto& m : report.mismatches) {
-    Json j = Json::object();
-    j["pid"] = m.pid;
-    j["count"] = m.count;
-    j["bytes"] = m.bytes;
-    j["allocated_with"] = m.allocFamily;
-    j["released_with"] = m.releaseFamily;
-    j["alloc_frames"] = frameList(m.allocStack);
-    j["release_frames"] = frameList(m.releaseStack);
-    mismatches.push_back(std::move(j));
-  }
-  doc["mismatched_frees"] = std::move(mismatches);
-
+  const Json doc{{"summary", summaryJson(report)},
+                 {"leaks", report.leaks},
+                 {"double_frees", report.doubleFrees},
+                 {"mismatched_frees", report.mismatches}};
   // Paths and names come from the traced machine and may be any bytes: invalid UTF-8
   // becomes U+FFFD so the output is always valid JSON.
   out << doc.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";

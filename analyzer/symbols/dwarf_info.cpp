@@ -141,10 +141,33 @@ struct Function {
   std::vector<AddressRange> ranges;  // of the scopes
 };
 
-struct FunctionRange {
-  uint64_t low;
-  uint64_t high;
-  uint32_t function;
+// Address ranges of units or of functions, each with the index of what it belongs to; they
+// do not overlap in a linked file.
+class RangeIndex {
+ public:
+  void add(uint64_t low, uint64_t high, uint32_t owner) { ranges_.push_back({low, high, owner}); }
+  void sort() {
+    std::sort(ranges_.begin(), ranges_.end(), [](const Entry& a, const Entry& b) { return a.low < b.low; });
+  }
+  // The owner of the range containing vaddr (of the sorted index).
+  std::optional<uint32_t> find(uint64_t vaddr) const {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), vaddr,
+                               [](uint64_t a, const Entry& r) { return a < r.low; });
+    // Look a few back in case some ranges do overlap after all.
+    for (int k = 0; k < 4 && it != ranges_.begin(); ++k) {
+      --it;
+      if (vaddr < it->high) return it->owner;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Entry {
+    uint64_t low;
+    uint64_t high;
+    uint32_t owner;
+  };
+  std::vector<Entry> ranges_;
 };
 
 struct Unit {
@@ -162,13 +185,7 @@ struct Unit {
   std::unordered_map<int, bool> abbrevHasCode;
   std::optional<LineTable> lines;
   std::vector<Function> functions;
-  std::vector<FunctionRange> functionRanges;  // sorted by low
-};
-
-struct UnitRange {
-  uint64_t low;
-  uint64_t high;
-  uint32_t unit;
+  RangeIndex functionRanges;
 };
 
 }  // namespace
@@ -205,8 +222,7 @@ struct DwarfInfo::Impl {
       if (dwarf_tag(unitDie.get(), &tag, err.out()) != DW_DLV_OK || tag != DW_TAG_compile_unit) continue;
       addUnit(unitDie.get(), version);
     }
-    std::sort(unitRanges.begin(), unitRanges.end(),
-              [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
+    unitRanges.sort();
     return true;
   }
 
@@ -233,7 +249,7 @@ struct DwarfInfo::Impl {
       if (units.back().lines)
         for (const auto& [low, high] : units.back().lines->sequenceRanges()) ranges.push_back({low, high});
     }
-    for (const auto& r : ranges) unitRanges.push_back({r.low, r.high, index});
+    for (const auto& r : ranges) unitRanges.add(r.low, r.high, index);
   }
 
   // DW_AT_low_pc/high_pc or DW_AT_ranges of a DIE, tombstoned and empty ranges left out.
@@ -315,14 +331,8 @@ struct DwarfInfo::Impl {
   }
 
   Unit* unitFor(uint64_t vaddr) {
-    auto it = std::upper_bound(unitRanges.begin(), unitRanges.end(), vaddr,
-                               [](uint64_t a, const UnitRange& r) { return a < r.low; });
-    // Unit ranges do not overlap in a linked file; look a few back in case some do.
-    for (int k = 0; k < 4 && it != unitRanges.begin(); ++k) {
-      --it;
-      if (vaddr < it->high) return &units[it->unit];
-    }
-    return nullptr;
+    const auto unit = unitRanges.find(vaddr);
+    return unit ? &units[*unit] : nullptr;
   }
 
   void loadLines(Unit& unit) {
@@ -343,8 +353,7 @@ struct DwarfInfo::Impl {
     Die unitDie;
     if (dwarf_offdie_b(dbg, unit.dieOffset, true, unitDie.out(), err.out()) != DW_DLV_OK) return;
     findFunctions(unit, unitDie.get());
-    std::sort(unit.functionRanges.begin(), unit.functionRanges.end(),
-              [](const FunctionRange& a, const FunctionRange& b) { return a.low < b.low; });
+    unit.functionRanges.sort();
   }
 
   // Calls `visit` for each child DIE of `parent`.
@@ -380,7 +389,7 @@ struct DwarfInfo::Impl {
       if (dwarf_dieoffset(die, &function.die, err.out()) != DW_DLV_OK) return;
       const auto index = static_cast<uint32_t>(unit.functions.size());
       unit.functions.push_back(std::move(function));
-      for (const auto& r : ranges) unit.functionRanges.push_back({r.low, r.high, index});
+      for (const auto& r : ranges) unit.functionRanges.add(r.low, r.high, index);
     });
   }
 
@@ -434,14 +443,9 @@ struct DwarfInfo::Impl {
     return false;
   }
 
-  Function* functionFor(Unit& unit, uint64_t vaddr) {
-    auto it = std::upper_bound(unit.functionRanges.begin(), unit.functionRanges.end(), vaddr,
-                               [](uint64_t a, const FunctionRange& r) { return a < r.low; });
-    for (int k = 0; k < 4 && it != unit.functionRanges.begin(); ++k) {
-      --it;
-      if (vaddr < it->high) return &unit.functions[it->function];
-    }
-    return nullptr;
+  static Function* functionFor(Unit& unit, uint64_t vaddr) {
+    const auto function = unit.functionRanges.find(vaddr);
+    return function ? &unit.functions[*function] : nullptr;
   }
 
   // DIEs of the scopes containing vaddr, innermost first, ending with the subprogram the
@@ -551,7 +555,7 @@ struct DwarfInfo::Impl {
   SectionContents debugLine, debugLineStr, debugStr;
   LineSections lineSections;
   std::vector<Unit> units;
-  std::vector<UnitRange> unitRanges;
+  RangeIndex unitRanges;
   std::size_t loadedUnits = 0;
   std::unordered_map<Dwarf_Off, std::string> names;
 };

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -264,24 +265,32 @@ bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-TEST(LlvmAgreement, LibcWithDebianDebugSymbols) {
-  const SystemLibrary libc = systemLibrary("libc.so");
-  if (libc.debug.empty()) return;
-  const ElfOracle layout(libc.binary);
-  const ElfOracle symbols(libc.debug);
-  // A spread over all of libc, plus every address of the functions of a stdout buffer's
-  // allocation and of getpwuid (whose code is nss/getXXbyYY.c included from pwd/).
-  std::vector<uint64_t> vaddrs = sampledAddresses(symbols, 3000, 20240611);
-  const auto named = everyAddress(symbols, {"_IO_file_doallocate", "_IO_doallocbuf", "_IO_new_file_overflow",
-                                            "_IO_new_file_xsputn", "_IO_fputs", "getpwuid"});
-  ASSERT_GT(named.size(), 1000u);
+// A spread of `samples` addresses over all of a system library, plus every address of the
+// `functions` (names in its debug file), compared with llvm-symbolizer.
+std::optional<Agreement> compareSystemLibrary(const std::string& prefix, size_t samples, unsigned seed,
+                                              const std::set<std::string>& functions) {
+  const SystemLibrary lib = systemLibrary(prefix);
+  if (lib.debug.empty()) return std::nullopt;
+  const ElfOracle layout(lib.binary);
+  const ElfOracle symbols(lib.debug);
+  std::vector<uint64_t> vaddrs = sampledAddresses(symbols, samples, seed);
+  const auto named = everyAddress(symbols, functions);
+  EXPECT_GT(named.size(), 20 * functions.size()) << "the functions are in " << lib.debug;
   vaddrs.insert(vaddrs.end(), named.begin(), named.end());
-  const Agreement a = compareWithLlvm(libc.binary, vaddrs, layout, symbols);
-  EXPECT_GE(a.withInlines, 300u);
-  EXPECT_LT(a.namedBeyondLlvm, a.compared / 20);
+  return compareWithLlvm(lib.binary, vaddrs, layout, symbols);
+}
 
+TEST(LlvmAgreement, LibcWithDebianDebugSymbols) {
+  // With the functions that allocate a stdout buffer and getpwuid (whose code is
+  // nss/getXXbyYY.c, included from pwd/).
+  const auto a = compareSystemLibrary("libc.so", 3000, 20240611,
+                                      {"_IO_file_doallocate", "_IO_doallocbuf", "_IO_new_file_overflow",
+                                       "_IO_new_file_xsputn", "_IO_fputs", "getpwuid"});
+  if (!a) return;
+  EXPECT_GE(a->withInlines, 300u);
+  EXPECT_LT(a->namedBeyondLlvm, a->compared / 20);
   bool doallocate = false, getXXbyYY = false;
-  for (const auto& [vaddr, chain] : a.chains) {
+  for (const auto& [vaddr, chain] : a->chains) {
     doallocate |= chain.back().function == "_IO_file_doallocate" && chain.back().file == "./libio/filedoalloc.c";
     getXXbyYY |= chain.back().function == "getpwuid" && chain.front().file == "./pwd/../nss/getXXbyYY.c";
   }
@@ -290,17 +299,10 @@ TEST(LlvmAgreement, LibcWithDebianDebugSymbols) {
 }
 
 TEST(LlvmAgreement, DynamicLoaderCallocInlinedIntoAllocateDtv) {
-  const SystemLibrary ld = systemLibrary("ld-linux");
-  if (ld.debug.empty()) return;
-  const ElfOracle layout(ld.binary);
-  const ElfOracle symbols(ld.debug);
-  std::vector<uint64_t> vaddrs = sampledAddresses(symbols, 1000, 7);
-  const auto dtv = everyAddress(symbols, {"allocate_dtv"});
-  ASSERT_GT(dtv.size(), 20u);
-  vaddrs.insert(vaddrs.end(), dtv.begin(), dtv.end());
-  const Agreement a = compareWithLlvm(ld.binary, vaddrs, layout, symbols);
+  const auto a = compareSystemLibrary("ld-linux", 1000, 7, {"allocate_dtv"});
+  if (!a) return;
   bool inlinedCalloc = false;
-  for (const auto& [vaddr, chain] : a.chains)
+  for (const auto& [vaddr, chain] : a->chains)
     inlinedCalloc |= chain.size() == 2 && chain[0].function == "calloc" &&
                      endsWith(chain[0].file, "/include/rtld-malloc.h") && chain[1].function == "allocate_dtv" &&
                      endsWith(chain[1].file, "/elf/dl-tls.c");
