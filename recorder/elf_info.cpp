@@ -93,6 +93,7 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
     if (!gelf_getphdr(elf.get(), static_cast<int>(i), &phdr) || phdr.p_type != PT_LOAD) continue;
     loads.push_back(phdr);
     if (phdr.p_flags & PF_X) {
+      index.executableSegments.push_back({phdr.p_vaddr, phdr.p_offset, phdr.p_filesz});
       if (index.textEnd == 0 || phdr.p_vaddr < index.textStart) index.textStart = phdr.p_vaddr;
       index.textEnd = std::max<uint64_t>(index.textEnd, phdr.p_vaddr + phdr.p_memsz);
     }
@@ -118,7 +119,7 @@ std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
           if (sym.st_value < load.p_vaddr || sym.st_value >= load.p_vaddr + load.p_filesz) continue;
           const bool thumb = arm32 && (sym.st_value & 1);
           const uint64_t vaddr = thumb ? sym.st_value & ~uint64_t{1} : sym.st_value;
-          index.functions[name] = {vaddr, vaddr - load.p_vaddr + load.p_offset, thumb};
+          index.functions[name] = {vaddr, vaddr - load.p_vaddr + load.p_offset, thumb, sym.st_size};
           break;
         }
       }

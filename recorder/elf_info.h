@@ -23,11 +23,18 @@ struct FunctionLocation {
   uint64_t vaddr = 0;       // st_value
   uint64_t fileOffset = 0;  // what a uprobe is attached at
   bool thumb = false;       // 32-bit arm Thumb code (st_value bit 0): no uprobe can go there
+  uint64_t size = 0;        // st_size
+};
+struct ExecutableSegment {
+  uint64_t vaddr = 0;
+  uint64_t fileOffset = 0;
+  uint64_t fileSize = 0;
 };
 struct FunctionIndex {
   std::map<std::string, FunctionLocation> functions;  // the names asked for that exist
   uint64_t textStart = 0;  // virtual address range of the executable segment(s)
   uint64_t textEnd = 0;
+  std::vector<ExecutableSegment> executableSegments;
 };
 // Looks up defined, global function symbols by name (.dynsym, then .symtab).
 std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
