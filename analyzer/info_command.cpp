@@ -69,6 +69,17 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   out << "probed functions:";
   for (auto f : o.getProbedFunctions()) out << " " << f.cStr();
   out << "\n";
+  // Where each probe sits (older traces: no site recorded, the entry).
+  for (const auto& [id, f] : replay.functions()) {
+    out << "  " << f.symbol << " in " << f.object << ": ";
+    if (f.probeInstruction.empty()) {
+      out << "entry\n";
+      continue;
+    }
+    out << (f.probeOffset == 0 ? std::string("entry") : "+" + std::to_string(f.probeOffset)) << " ("
+        << f.probeInstruction << ", " << (f.probeEmulated ? "emulated" : "single-stepped") << "), file offset "
+        << hex(f.symbolFileOffset + f.probeOffset) << (f.custom ? ", --alloc-fn" : "") << "\n";
+  }
 
   out << "status:           ";
   switch (replay.end()) {

@@ -80,6 +80,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
     ++stats_.stacksDefined;
   }
   for (auto m : chunk.getMappings()) maps_.add(m);
+  for (auto f : chunk.getFunctions()) functions_.try_emplace(f.getId(), schema::readFunction(f));
   for (auto p : chunk.getProcesses()) {
     processes_.push_back(schema::readProcess(p));
     if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());

@@ -116,6 +116,8 @@ class Replay {
   const std::vector<DoubleFree>& doubleFrees() const { return doubleFreeList_; }
   const std::vector<Mismatch>& mismatches() const { return mismatchList_; }
   const std::vector<ProcessInfo>& processes() const { return processes_; }
+  // The allocator functions the recorder hooked, by id (first definition of each id).
+  const std::map<uint16_t, schema::FunctionRecord>& functions() const { return functions_; }
 
   uint64_t startTimeNs() const { return startTimeNs_; }
   // Absolute time of the analysis point: start + --at, or the end of the recording.
@@ -199,6 +201,7 @@ class Replay {
 
   MapHistory maps_;
   std::vector<ProcessInfo> processes_;
+  std::map<uint16_t, schema::FunctionRecord> functions_;
   std::vector<DoubleFree> doubleFreeList_;
   std::vector<Mismatch> mismatchList_;
   std::vector<std::string> damage_;

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Uprobes on a process's allocator functions: every allocation (with its user stack,
  * taken at return so that the allocator's immediate caller is in it) and every
- * release, streamed through one ring buffer. Each uprobe's BPF cookie says which
- * function it is on and what kind of event it makes (HT_COOKIE).
+ * release, streamed through one ring buffer. Two programs serve every function: one
+ * entry program and one return program; each uprobe's BPF cookie says which function
+ * it is on, what kind of event it makes, how its arguments are passed and where in the
+ * function the probe is (HT_COOKIE): a probe goes on the first instruction the kernel
+ * can emulate rather than single-step (recorder/probe_sites.h).
  *
  * Only user registers are read here, through the UAPI struct pt_regs, so this object
  * needs no kernel BTF: loading it does not make libbpf parse vmlinux's BTF (several
- * MiB of the recorder's peak memory). Following forks, which reads kernel structures,
- * is a separate CO-RE object (heaptrail_fork.bpf.c). */
+ * MiB of the recorder's peak memory). Following forks needs no BPF: the recorder traces
+ * the process tree (recorder/fork_follower.h). */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
 #include <stdbool.h>
@@ -32,9 +35,9 @@ const volatile __u32 stack_depth = 64;
 /* Unread bytes in the ring above which a writer wakes the recorder up; below it no
  * wakeup is sent and the recorder drains on its own timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
-/* Virtual addresses, in libc's ELF file, of its executable segment and of mmap/munmap:
- * calls made from inside libc (thread stacks, malloc's own mappings, free's munmap)
- * are its business, not the program's. Zero: no check. */
+/* Virtual addresses, in libc's ELF file, of its executable segment and of the probed
+ * instructions of mmap/munmap: calls made from inside libc (thread stacks, malloc's own
+ * mappings, free's munmap) are its business, not the program's. Zero: no check. */
 const volatile __u64 alloc_text_start = 0;
 const volatile __u64 alloc_text_end = 0;
 const volatile __u64 mmap_vaddr = 0;
@@ -53,14 +56,22 @@ struct {
 
 /* An allocator call between its entry and its return, per thread. Calls that an
  * allocator function makes to another (realloc -> malloc, new -> malloc, malloc ->
- * mmap) are nested: they only raise `depth`, so each user call is recorded once. */
+ * mmap) are nested: they only raise a count, so each user call is recorded once.
+ *
+ * The state never outlives its call: it is only believed while the slot of its return
+ * address still shows the return probe's hijack (still_active), and a return above
+ * it ends it. So a call whose return is never seen (a return probe attached after its
+ * entry, an exception or longjmp out of the allocator, a thread gone mid-call) cannot
+ * make the thread's later calls look nested. */
 struct pending_call {
 	__u64 size;
 	__u64 arg;   /* posix_memalign: memptr */
-	__u64 sp;    /* stack pointer at entry: a deeper call is nested in this one */
+	__u64 sp;    /* stack pointer at entry: the slot of the return address */
+	__u64 ret;   /* the return address at entry, before the return probe replaced it */
 	__u32 kind;
 	__u16 function;
-	__u16 depth;
+	__u8 tail;   /* calls entered at the same stack pointer (tail calls) */
+	__u8 deep;   /* calls entered below it (real nesting) */
 };
 
 struct {
@@ -77,7 +88,19 @@ struct {
 struct release_call {
 	__u64 ptr;
 	__u64 sp;
+	__u64 ret;   /* return address at entry: the release is over once its slot differs */
 };
+
+/* Per process (tgid): the address of the kernel's return-probe trampoline, which the
+ * return address of every call with a return probe is replaced by until it returns.
+ * Learned by the recorder from the "[uprobes]" mapping; 0 or absent: not known yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} trampolines SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -151,193 +174,227 @@ static __always_inline enum ht_stack_at release_stack_at(void)
 	return release_stacks ? HT_STACK_AT_ENTRY : HT_STACK_NONE;
 }
 
-/* Which process and thread hit a probe, and the function and event kind its cookie
- * names (HT_COOKIE). */
-struct probe_hit {
-	__u64 pid_tgid;
-	__u32 tid;
-	__u32 kind;
-	__u32 function;
-};
-
-/* False when the calling process is not recorded: the probe does nothing. */
-static __always_inline bool hit_of_target(void *ctx, struct probe_hit *hit)
+/* Argument `index` (0-3) of the probed call, wherever the probed instruction finds it:
+ * a probe past the entry may see an argument moved to another register (the cookie
+ * says which; recorder/probe_sites.h). */
+static __always_inline __u64 argument(struct pt_regs *ctx, __u64 cookie, __u32 index)
 {
-	hit->pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_target(hit->pid_tgid >> 32))
-		return false;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	hit->tid = (__u32)hit->pid_tgid;
-	hit->kind = HT_COOKIE_KIND(cookie);
-	hit->function = HT_COOKIE_FUNCTION(cookie);
-	return true;
+	__u32 location = HT_COOKIE_LOCATION(cookie, index);
+	if (!location) {
+		switch (index) {
+		case 0: return PT_REGS_PARM1(ctx);
+		case 1: return PT_REGS_PARM2(ctx);
+		case 2: return PT_REGS_PARM3(ctx);
+		default: return PT_REGS_PARM4(ctx);
+		}
+	}
+#if defined(__TARGET_ARCH_x86)
+	/* Constant-offset loads from the context only (the verifier refuses a computed
+	 * one), then an index into the copy. */
+	__u64 regs[16] = {ctx->rax, ctx->rcx, ctx->rdx, ctx->rbx, ctx->rsp, ctx->rbp, ctx->rsi, ctx->rdi,
+			  ctx->r8,  ctx->r9,  ctx->r10, ctx->r11, ctx->r12, ctx->r13, ctx->r14, ctx->r15};
+	return regs[(location - 1) & 15];
+#else
+	return 0; /* the recorder only moves probes on x86-64 */
+#endif
 }
 
-/* Records the entry of an allocator call. Returns true for an outermost call, false
- * for one nested in another allocator call of the same thread. `kind` is the hit's,
- * or HT_IGNORED for a call whose return is not recorded. */
-static __always_inline bool enter(struct pt_regs *ctx, const struct probe_hit *hit, __u32 kind,
-				  __u64 size, __u64 arg)
+static __always_inline __u64 read_user_u64(__u64 address, bool *ok)
 {
-	__u32 tid = hit->tid;
-	__u64 sp = PT_REGS_SP(ctx);
+	__u64 value = 0;
+	*ok = bpf_probe_read_user(&value, sizeof(value), (void *)address) == 0;
+	return value;
+}
+
+/* Whether a pending call is still running: while it is, the slot of its return address
+ * holds the return probe's trampoline. The original return address back in that slot
+ * means the return probe never took it (attached after the call began, or the kernel
+ * could not hijack it): that call's return will not be seen, and a new call has written
+ * its own return address there. */
+static __always_inline bool still_active(struct pending_call *p, __u32 tgid)
+{
+#if !HT_RETURN_ADDRESS_ON_STACK
+	return true; /* arm: the return address is in the link register, not in a slot */
+#endif
+	bool ok;
+	__u64 slot = read_user_u64(p->sp, &ok);
+	if (!ok || slot == p->ret)
+		return false;
+	__u64 *trampoline = bpf_map_lookup_elem(&trampolines, &tgid);
+	return !trampoline || !*trampoline || slot == *trampoline;
+}
+
+/* The pending call of the thread that a call entering with stack pointer `sp` runs
+ * inside of, if any; a stale one is dropped. */
+static __always_inline struct pending_call *outer_call(__u64 pid_tgid, __u64 sp)
+{
+	__u32 tid = (__u32)pid_tgid;
 	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
 	/* Nested calls run at or below the outer call's stack pointer (at it for a tail
-	 * call). An entry above it means that call is gone without a return (longjmp,
-	 * thread cancelled): replace it. */
-	if (outer && sp <= outer->sp) {
-		outer->depth++;
+	 * call). An entry above it means that call is gone without a return (longjmp, an
+	 * exception): it is replaced. */
+	if (!outer || sp > outer->sp)
+		return NULL;
+	if (!still_active(outer, pid_tgid >> 32)) {
+		bpf_map_delete_elem(&pending, &tid);
+		return NULL;
+	}
+	return outer;
+}
+
+/* Records the entry of an allocator call (`sp`: the stack pointer at its entry).
+ * Returns true for an outermost call, false for one nested in another allocator call
+ * of the same thread. */
+static __always_inline bool enter(__u64 pid_tgid, __u64 sp, __u32 kind, __u32 function, __u64 size, __u64 arg)
+{
+	struct pending_call *outer = outer_call(pid_tgid, sp);
+	if (outer) {
+		if (sp == outer->sp) {
+			if (outer->tail < 255)
+				outer->tail++;
+		} else if (outer->deep < 255) {
+			outer->deep++;
+		}
 		return false;
 	}
 	if (kind != HT_IGNORED &&
 	    ((min_size && size < min_size) || (max_size && size > max_size)))
 		kind = HT_IGNORED;
-	struct pending_call call = {
-		.size = size, .arg = arg, .sp = sp, .kind = kind, .function = hit->function};
+	bool ok;
+	struct pending_call call = {.size = size,
+				    .arg = arg,
+				    .sp = sp,
+				    .ret = read_user_u64(sp, &ok),
+				    .kind = kind,
+				    .function = function};
+	__u32 tid = (__u32)pid_tgid;
 	bpf_map_update_elem(&pending, &tid, &call, BPF_ANY);
 	return true;
 }
 
 /* True when the thread is inside an allocator call (its free/munmap is internal). */
-static __always_inline bool nested(struct pt_regs *ctx, __u32 tid)
+static __always_inline bool nested(__u64 pid_tgid, __u64 sp)
 {
-	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
-	return outer && PT_REGS_SP(ctx) <= outer->sp;
+	return outer_call(pid_tgid, sp) != NULL;
 }
 
 /* True when this release of `ptr` is part of one already recorded (delete -> free). */
-static __always_inline bool in_release_of(struct pt_regs *ctx, __u32 tid, __u64 ptr)
+static __always_inline bool in_release_of(__u32 tid, __u64 sp, __u64 ptr)
 {
 	struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
-	__u64 sp = PT_REGS_SP(ctx);
-	return r && r->ptr == ptr && sp <= r->sp && sp + RELEASE_CHAIN_BYTES > r->sp;
+	if (!r || r->ptr != ptr || sp > r->sp || sp + RELEASE_CHAIN_BYTES <= r->sp)
+		return false;
+#if !HT_RETURN_ADDRESS_ON_STACK
+	return true;
+#endif
+	bool ok;
+	return read_user_u64(r->sp, &ok) == r->ret && ok;
 }
 
-/* At a function's first instruction the return address is at [sp] (x86-64) or in the
- * link register (arm); the probe address minus the function's ELF address is the
- * object's load bias. */
-static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 func_vaddr)
+/* The return address of the probed call, whose stack pointer at entry was `entry_sp`:
+ * at [entry_sp] on x86-64, in the link register on arm (where probes are always on the
+ * first instruction). 0 when unreadable. */
+static __always_inline __u64 return_address(struct pt_regs *ctx, __u64 entry_sp)
 {
-	if (!alloc_text_end || !func_vaddr)
+#if HT_RETURN_ADDRESS_ON_STACK
+	bool ok;
+	__u64 ret = read_user_u64(entry_sp, &ok);
+	return ok ? ret : 0;
+#else
+	return ht_entry_return_address(ctx);
+#endif
+}
+
+/* The probe address minus the probed instruction's ELF address is the object's load
+ * bias. */
+static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 entry_sp, __u64 site_vaddr)
+{
+	if (!alloc_text_end || !site_vaddr)
 		return false;
-	__u64 ret = ht_entry_return_address(ctx);
+	__u64 ret = return_address(ctx, entry_sp);
 	if (!ret)
 		return false;
-	__u64 caller = ret - (PT_REGS_IP(ctx) - func_vaddr);
+	__u64 caller = ret - (PT_REGS_IP(ctx) - site_vaddr);
 	return caller >= alloc_text_start && caller < alloc_text_end;
 }
 
-/* malloc, valloc, pvalloc, operator new and new[] (all variants): size first. */
+/* Every allocator function's probe: its cookie says which function, what it makes and
+ * how it passes its arguments (HT_COOKIE). */
 SEC("uprobe")
-int BPF_KPROBE(alloc_size1_enter, __u64 size)
+int alloc_entry(struct pt_regs *ctx)
 {
-	struct probe_hit hit;
-	if (hit_of_target(ctx, &hit))
-		enter(ctx, &hit, hit.kind, size, 0);
-	return 0;
-}
-
-/* memalign, aligned_alloc: (alignment, size). */
-SEC("uprobe")
-int BPF_KPROBE(alloc_size2_enter, __u64 alignment, __u64 size)
-{
-	struct probe_hit hit;
-	if (hit_of_target(ctx, &hit))
-		enter(ctx, &hit, hit.kind, size, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(calloc_enter, __u64 nmemb, __u64 size)
-{
-	struct probe_hit hit;
-	if (hit_of_target(ctx, &hit))
-		enter(ctx, &hit, hit.kind, nmemb * size, 0);
-	return 0;
-}
-
-/* realloc releases the old block at entry (recorded even if the call then fails: the
- * return says so). */
-static __always_inline void enter_realloc(struct pt_regs *ctx, __u64 ptr, __u64 size)
-{
-	struct probe_hit hit;
-	if (!hit_of_target(ctx, &hit))
-		return;
-	if (enter(ctx, &hit, hit.kind, size, 0) && ptr)
-		emit(ctx, hit.pid_tgid, HT_REALLOC_RELEASE, hit.function, ptr, size, HT_STACK_NONE);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
-{
-	enter_realloc(ctx, ptr, size);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 nmemb, __u64 size)
-{
-	enter_realloc(ctx, ptr, nmemb * size);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(posix_memalign_enter, __u64 memptr, __u64 alignment, __u64 size)
-{
-	struct probe_hit hit;
-	if (hit_of_target(ctx, &hit))
-		enter(ctx, &hit, hit.kind, size, memptr);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(mmap_enter, __u64 addr, __u64 length, __u64 prot, __u64 flags)
-{
-	struct probe_hit hit;
-	if (!hit_of_target(ctx, &hit))
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
+	if (!is_target(tgid))
 		return 0;
-	/* File mappings and libc's own are not the program's heap; they still take a slot
-	 * so that the return probe pairs with the right call. */
-	bool heap = (flags & MAP_ANONYMOUS) && !called_from_allocator(ctx, mmap_vaddr);
-	enter(ctx, &hit, heap ? hit.kind : HT_IGNORED, length, 0);
-	return 0;
-}
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 kind = HT_COOKIE_KIND(cookie);
+	__u32 function = HT_COOKIE_FUNCTION(cookie);
+	__u64 sp = PT_REGS_SP(ctx) + HT_COOKIE_STACK_BYTES(cookie);
 
-SEC("uprobe")
-int BPF_KPROBE(munmap_enter, __u64 addr, __u64 length)
-{
-	struct probe_hit hit;
-	if (!hit_of_target(ctx, &hit) || nested(ctx, hit.tid) || called_from_allocator(ctx, munmap_vaddr))
-		return 0;
-	emit(ctx, hit.pid_tgid, hit.kind, hit.function, addr, length, HT_STACK_NONE);
-	return 0;
-}
-
-/* free(): the end of every release chain. */
-SEC("uprobe")
-int BPF_KPROBE(free_enter, __u64 ptr)
-{
-	struct probe_hit hit;
-	if (!ptr || !hit_of_target(ctx, &hit) || nested(ctx, hit.tid))
-		return 0;
-	if (in_release_of(ctx, hit.tid, ptr)) {
-		bpf_map_delete_elem(&releasing, &hit.tid);
-		return 0;
+	switch (HT_COOKIE_SHAPE(cookie)) {
+	case HT_SHAPE_SIZE1:
+		enter(pid_tgid, sp, kind, function, argument(ctx, cookie, 0), 0);
+		break;
+	case HT_SHAPE_SIZE2:
+		enter(pid_tgid, sp, kind, function, argument(ctx, cookie, 1), 0);
+		break;
+	case HT_SHAPE_CALLOC:
+		enter(pid_tgid, sp, kind, function, argument(ctx, cookie, 0) * argument(ctx, cookie, 1), 0);
+		break;
+	case HT_SHAPE_REALLOC: {
+		__u64 ptr = argument(ctx, cookie, 0), size = argument(ctx, cookie, 1);
+		if (enter(pid_tgid, sp, kind, function, size, 0) && ptr)
+			emit(ctx, pid_tgid, HT_REALLOC_RELEASE, function, ptr, size, HT_STACK_NONE);
+		break;
 	}
-	emit(ctx, hit.pid_tgid, hit.kind, hit.function, ptr, 0, release_stack_at());
-	return 0;
-}
-
-/* operator delete/delete[] (all variants) and custom frees: they end in free(). */
-SEC("uprobe")
-int BPF_KPROBE(release_enter, __u64 ptr)
-{
-	struct probe_hit hit;
-	if (!ptr || !hit_of_target(ctx, &hit) || nested(ctx, hit.tid) || in_release_of(ctx, hit.tid, ptr))
-		return 0;
-	struct release_call r = {.ptr = ptr, .sp = PT_REGS_SP(ctx)};
-	bpf_map_update_elem(&releasing, &hit.tid, &r, BPF_ANY);
-	emit(ctx, hit.pid_tgid, hit.kind, hit.function, ptr, 0, release_stack_at());
+	case HT_SHAPE_REALLOCARRAY: {
+		__u64 ptr = argument(ctx, cookie, 0);
+		__u64 size = argument(ctx, cookie, 1) * argument(ctx, cookie, 2);
+		if (enter(pid_tgid, sp, kind, function, size, 0) && ptr)
+			emit(ctx, pid_tgid, HT_REALLOC_RELEASE, function, ptr, size, HT_STACK_NONE);
+		break;
+	}
+	case HT_SHAPE_POSIX_MEMALIGN:
+		enter(pid_tgid, sp, kind, function, argument(ctx, cookie, 2), argument(ctx, cookie, 0));
+		break;
+	case HT_SHAPE_MMAP: {
+		/* File mappings and libc's own are not the program's heap; they still take a
+		 * slot so that the return probe pairs with the right call. */
+		bool heap = (argument(ctx, cookie, 3) & MAP_ANONYMOUS) && !called_from_allocator(ctx, sp, mmap_vaddr);
+		enter(pid_tgid, sp, heap ? kind : HT_IGNORED, function, argument(ctx, cookie, 1), 0);
+		break;
+	}
+	case HT_SHAPE_MUNMAP:
+		if (nested(pid_tgid, sp) || called_from_allocator(ctx, sp, munmap_vaddr))
+			break;
+		emit(ctx, pid_tgid, kind, function, argument(ctx, cookie, 0), argument(ctx, cookie, 1), HT_STACK_NONE);
+		break;
+	case HT_SHAPE_FREE: {
+		/* free(): the end of every release chain. */
+		__u64 ptr = argument(ctx, cookie, 0);
+		if (!ptr || nested(pid_tgid, sp))
+			break;
+		if (in_release_of(tid, sp, ptr)) {
+			bpf_map_delete_elem(&releasing, &tid);
+			break;
+		}
+		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
+		break;
+	}
+	case HT_SHAPE_RELEASE: {
+		/* operator delete/delete[] (all variants) and custom frees: they end in free(). */
+		__u64 ptr = argument(ctx, cookie, 0);
+		if (!ptr || nested(pid_tgid, sp) || in_release_of(tid, sp, ptr))
+			break;
+		bool ok;
+		struct release_call r = {.ptr = ptr, .sp = sp, .ret = return_address(ctx, sp)};
+		bpf_map_update_elem(&releasing, &tid, &r, BPF_ANY);
+		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
+		break;
+	}
+	}
 	return 0;
 }
 
@@ -350,8 +407,21 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	struct pending_call *p = bpf_map_lookup_elem(&pending, &tid);
 	if (!p)
 		return 0;
-	if (p->depth) {
-		p->depth--;
+	/* The stack pointer after a return: one slot above the return address's on x86-64,
+	 * the entry's on arm. */
+	__u64 slot = PT_REGS_SP(ctx) - (HT_RETURN_ADDRESS_ON_STACK ? 8 : 0);
+	if (slot > p->sp) {
+		/* A call above the pending one returns: that one is long gone. */
+		bpf_map_delete_elem(&pending, &tid);
+		return 0;
+	}
+	if (slot < p->sp) {
+		if (p->deep)
+			p->deep--;
+		return 0;
+	}
+	if (p->tail) {
+		p->tail--;
 		return 0;
 	}
 	struct pending_call call = *p;

@@ -57,11 +57,41 @@ static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep 
 _Static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep it packed");
 #endif
 
-/* The BPF cookie of every uprobe: which function it sits on and what kind of event
- * that function makes. One generic program serves all functions of a calling
- * convention (size in the first argument, pointer to release, ...). */
-#define HT_COOKIE(kind, function) (((__u64)(function) << 16) | (kind))
-#define HT_COOKIE_KIND(cookie) ((__u32)((cookie) & 0xffff))
+/* How a probed function passes what is recorded; one branch of the generic entry
+ * program each (the recorder's CallShape has the same values). */
+enum ht_call_shape {
+	HT_SHAPE_SIZE1 = 0,          /* size first, returns the pointer (malloc, new) */
+	HT_SHAPE_SIZE2 = 1,          /* (alignment, size) */
+	HT_SHAPE_CALLOC = 2,         /* (nmemb, size) */
+	HT_SHAPE_REALLOC = 3,        /* (ptr, size) */
+	HT_SHAPE_REALLOCARRAY = 4,   /* (ptr, nmemb, size) */
+	HT_SHAPE_POSIX_MEMALIGN = 5, /* (memptr, alignment, size) */
+	HT_SHAPE_MMAP = 6,
+	HT_SHAPE_MUNMAP = 7,
+	HT_SHAPE_FREE = 8,           /* (ptr): the end of a release chain (libc free) */
+	HT_SHAPE_RELEASE = 9,        /* (ptr) that ends in free(): delete, custom frees */
+};
+
+/* The BPF cookie of every uprobe: which function it sits on, what kind of event that
+ * function makes, how it passes its arguments, and where the probe is in it. One
+ * generic entry program serves every function:
+ *   bits  0-7   event kind (enum ht_event_kind)
+ *   bits  8-15  call shape (enum ht_call_shape)
+ *   bits 16-31  function id
+ *   bits 32-51  where arguments 0-3 are at the probed instruction, 5 bits each:
+ *               0 = their ABI register, r + 1 = x86-64 register number r (rax = 0,
+ *               rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8 .. r15 = 15); a probe further in
+ *               than the entry may find an argument moved (recorder/probe_sites.h)
+ *   bits 52-63  bytes the function has pushed before the probed instruction, / 8:
+ *               the entry's stack pointer is the probe's plus this */
+#define HT_COOKIE(kind, shape, function)                                              \
+	(((__u64)(function) << 16) | ((__u64)(shape) << 8) | (__u64)((kind) & 0xff))
+#define HT_COOKIE_ARGUMENT(index, location) ((__u64)(location) << (32 + 5 * (index)))
+#define HT_COOKIE_STACK_OFFSET(bytes) ((__u64)((bytes) / 8) << 52)
+#define HT_COOKIE_KIND(cookie) ((__u32)((cookie) & 0xff))
+#define HT_COOKIE_SHAPE(cookie) ((__u32)((cookie) >> 8) & 0xff)
 #define HT_COOKIE_FUNCTION(cookie) ((__u32)((cookie) >> 16) & 0xffff)
+#define HT_COOKIE_LOCATION(cookie, index) ((__u32)((cookie) >> (32 + 5 * (index))) & 0x1f)
+#define HT_COOKIE_STACK_BYTES(cookie) ((__u64)((cookie) >> 52) * 8)
 
 #endif

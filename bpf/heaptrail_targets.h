@@ -1,6 +1,8 @@
-/* The processes being recorded (tgid -> 1). Both BPF objects declare it through this
- * header so that their definitions cannot drift: the recorder makes the fork tracker
- * reuse the allocator probes' map (bpf_map__reuse_fd), which requires equal definitions. */
+/* The processes being recorded (tgid -> 1), filled by the recorder: the target and, with
+ * --follow-forks, each process of its tree before that process runs (fork_follower.h).
+ * The probes are per process already; this also covers a vfork child, which shares its
+ * parent's memory and so its probes. Kept in its own header for any BPF object that
+ * needs to know the targets. */
 #ifndef HEAPTRAIL_TARGETS_H
 #define HEAPTRAIL_TARGETS_H
 

@@ -4,22 +4,24 @@
 #include <string>
 #include <vector>
 
+#include "bpf/heaptrail_event.h"
 #include "schema/trace.capnp.h"
 
 namespace heaptrail::recorder {
 
-// How a function passes what we record; each shape is one BPF program.
+// How a function passes what we record; the BPF entry program has one branch per
+// shape (enum ht_call_shape, same values), chosen by the probe's cookie.
 enum class CallShape {
-  Size1,          // size in the first argument, returns the pointer (malloc, new)
-  Size2,          // (alignment, size) (memalign, aligned_alloc)
-  Calloc,         // (nmemb, size)
-  Realloc,        // (ptr, size)
-  ReallocArray,   // (ptr, nmemb, size)
-  PosixMemalign,  // (memptr, alignment, size), pointer stored through memptr
-  Mmap,
-  Munmap,
-  Free,           // (ptr): the end of a release chain (libc free)
-  Release,        // (ptr) that ends in free(): operator delete, custom frees
+  Size1 = HT_SHAPE_SIZE1,                  // size first, returns the pointer (malloc, new)
+  Size2 = HT_SHAPE_SIZE2,                  // (alignment, size) (memalign, aligned_alloc)
+  Calloc = HT_SHAPE_CALLOC,                // (nmemb, size)
+  Realloc = HT_SHAPE_REALLOC,              // (ptr, size)
+  ReallocArray = HT_SHAPE_REALLOCARRAY,    // (ptr, nmemb, size)
+  PosixMemalign = HT_SHAPE_POSIX_MEMALIGN, // (memptr, alignment, size), pointer stored through memptr
+  Mmap = HT_SHAPE_MMAP,
+  Munmap = HT_SHAPE_MUNMAP,
+  Free = HT_SHAPE_FREE,                    // (ptr): the end of a release chain (libc free)
+  Release = HT_SHAPE_RELEASE,              // (ptr) that ends in free(): operator delete, custom frees
 };
 
 struct FunctionSpec {

@@ -5,13 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <thread>
 
 #include "heaptrail.skel.h"
-#include "heaptrail_fork.skel.h"
 #include "recorder/elf_info.h"
+#include "recorder/probe_sites.h"
 #include "recorder/record_error.h"
 
 namespace heaptrail::recorder {
@@ -30,24 +32,50 @@ int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   return 0;
 }
 
-bpf_program* entryProgram(heaptrail_bpf* skel, CallShape shape) {
-  switch (shape) {
-    case CallShape::Size1: return skel->progs.alloc_size1_enter;
-    case CallShape::Size2: return skel->progs.alloc_size2_enter;
-    case CallShape::Calloc: return skel->progs.calloc_enter;
-    case CallShape::Realloc: return skel->progs.realloc_enter;
-    case CallShape::ReallocArray: return skel->progs.reallocarray_enter;
-    case CallShape::PosixMemalign: return skel->progs.posix_memalign_enter;
-    case CallShape::Mmap: return skel->progs.mmap_enter;
-    case CallShape::Munmap: return skel->progs.munmap_enter;
-    case CallShape::Free: return skel->progs.free_enter;
-    case CallShape::Release: return skel->progs.release_enter;
-  }
-  return nullptr;
-}
-
 bool hasReturnProbe(CallShape shape) {
   return shape != CallShape::Munmap && shape != CallShape::Free && shape != CallShape::Release;
+}
+
+// What the site of a function of this shape must preserve.
+SiteRequirements requirementsOf(CallShape shape, bool releaseStacks) {
+  SiteRequirements needs;
+  switch (shape) {
+    case CallShape::Size1: case CallShape::Free: case CallShape::Release: needs.argumentsUsed = 1; break;
+    case CallShape::Size2: case CallShape::Calloc: case CallShape::Realloc: case CallShape::Munmap:
+      needs.argumentsUsed = 2;
+      break;
+    case CallShape::ReallocArray: case CallShape::PosixMemalign: needs.argumentsUsed = 3; break;
+    case CallShape::Mmap: needs.argumentsUsed = 4; break;
+  }
+  // The kernel hijacks the return address at [sp] where the return probe is; a stack
+  // captured at entry starts at [sp]. Elsewhere the BPF side adds the offset.
+  const bool releases = shape == CallShape::Free || shape == CallShape::Release;
+  needs.sameStackPointer = hasReturnProbe(shape) || (releases && releaseStacks);
+  return needs;
+}
+
+// The part of a function's BPF cookie that says where the probe is in it.
+uint64_t siteCookie(const ProbeSite& site) {
+  static constexpr X86Register kAbi[kTrackedArguments] = {X86Register::rdi, X86Register::rsi, X86Register::rdx,
+                                                          X86Register::rcx};
+  uint64_t cookie = HT_COOKIE_STACK_OFFSET(site.stackOffset);
+  for (size_t i = 0; i < kTrackedArguments; ++i)
+    if (site.arguments[i] != kAbi[i]) cookie |= HT_COOKIE_ARGUMENT(i, static_cast<uint64_t>(site.arguments[i]) + 1);
+  return cookie;
+}
+
+std::vector<TextSegment> textSegmentsOf(const FunctionIndex& index) {
+  std::vector<TextSegment> text;
+  for (const auto& s : index.executableSegments) text.push_back({s.vaddr, s.fileOffset, s.fileSize});
+  return text;
+}
+
+bool sitesMovable() {
+#if defined(__x86_64__)
+  return true;
+#else
+  return false;  // the decoder knows x86-64 only: entries elsewhere
+#endif
 }
 
 }  // namespace
@@ -59,17 +87,13 @@ void configureLibbpfLogging(bool verbose) {
 
 std::string lastLibbpfWarnings() { return gWarnings; }
 
-void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_bpf* skel) const {
-  heaptrail_bpf__destroy(skel);
-}
-
-void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_fork_bpf* skel) const {
-  heaptrail_fork_bpf__destroy(skel);
-}
+void AllocatorProbes::SkeletonDeleter::operator()(heaptrail_bpf* skel) const { heaptrail_bpf__destroy(skel); }
 
 void AllocatorProbes::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
-AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc) {
+AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc)
+    : config_(config) {
+  if (!sitesMovable()) config_.sites = ProbeSiteMode::Entry;
   skel_.reset(heaptrail_bpf__open());
   if (!skel_) throw RecordError(std::string("cannot open the BPF programs: ") + std::strerror(errno));
   auto* rodata = skel_->rodata;
@@ -80,40 +104,94 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   rodata->release_stacks = config.releaseStacks;
   if (libc) {
     if (const auto index = indexFunctions(libc->attachPath, {"mmap", "munmap"})) {
-      const auto vaddrOf = [&](const char* name) {
+      // The probed instruction's address: the BPF side derives libc's load bias from it.
+      std::vector<SiteQuery> queries;
+      for (const auto& [name, shape] : {std::pair{"mmap", CallShape::Mmap}, std::pair{"munmap", CallShape::Munmap}}) {
         const auto it = index->functions.find(name);
-        return it == index->functions.end() ? 0 : it->second.vaddr;
-      };
+        const auto& f = it == index->functions.end() ? FunctionLocation{} : it->second;
+        queries.push_back({f.vaddr, f.fileOffset, f.size, requirementsOf(shape, config.releaseStacks)});
+      }
+      std::vector<ProbeSite> sites(2);
+      if (config_.sites == ProbeSiteMode::Cheap) sites = chooseProbeSites(libc->attachPath, textSegmentsOf(*index), queries);
       rodata->alloc_text_start = index->textStart;
       rodata->alloc_text_end = index->textEnd;
-      rodata->mmap_vaddr = vaddrOf("mmap");
-      rodata->munmap_vaddr = vaddrOf("munmap");
+      rodata->mmap_vaddr = queries[0].vaddr ? queries[0].vaddr + sites[0].offset : 0;
+      rodata->munmap_vaddr = queries[1].vaddr ? queries[1].vaddr + sites[1].offset : 0;
     }
   }
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
     throw RecordError("invalid ring buffer size");
+  multi_ = uprobeMultiSupported();
+  if (multi_) {
+    for (bpf_program* p : {skel_->progs.alloc_entry, skel_->progs.alloc_return})
+      bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(kUprobeMultiAttachType));
+  }
   if (const int err = heaptrail_bpf__load(skel_.get()); err != 0) {
     std::string detail = lastLibbpfWarnings();
     if (auto pos = detail.find('\n'); pos != std::string::npos) detail.resize(pos);
     throw RecordError("cannot load the BPF programs: " + std::string(std::strerror(-err)) +
                       (detail.empty() ? "" : " (" + detail + ")") + "; rerun with --verbose for details");
   }
-  if (config.followForks) {
-    // A separate object so that recording without it never loads the kernel's BTF.
-    forkSkel_.reset(heaptrail_fork_bpf__open());
-    if (!forkSkel_ ||
-        bpf_map__reuse_fd(forkSkel_->maps.targets, bpf_map__fd(skel_->maps.targets)) != 0 ||
-        heaptrail_fork_bpf__load(forkSkel_.get()) != 0)
-      throw RecordError(std::string("cannot follow forks: loading the fork tracker failed: ") +
-                        std::strerror(errno) + "; rerun with --verbose for details");
-    bpf_link* link = bpf_program__attach(forkSkel_->progs.follow_fork);
-    if (!link) throw RecordError(std::string("cannot follow forks: ") + std::strerror(errno));
-    links_.emplace_back(link);
-  }
 }
 
 AllocatorProbes::~AllocatorProbes() {
-  links_.clear();  // detach before the programs go
+  // Detach before the programs go. Every detach waits for the kernel to be done with
+  // the probes (an RCU grace period, tens of milliseconds): all of them at once.
+  std::vector<Link> all;
+  for (auto& [pid, links] : links_)
+    for (auto& l : links) all.push_back(std::move(l));
+  links_.clear();
+  if (reaper_.joinable()) {
+    {
+      std::lock_guard lock(reaperMutex_);
+      stopping_ = true;
+      for (auto& l : retired_) all.push_back(std::move(l));
+      retired_.clear();
+    }
+    reaperWake_.notify_one();
+    detachConcurrently(all);
+    reaper_.join();
+  } else {
+    detachConcurrently(all);
+  }
+}
+
+void AllocatorProbes::retire(std::vector<Link> links) {
+  if (links.empty()) return;
+  {
+    std::lock_guard lock(reaperMutex_);
+    for (auto& l : links) retired_.push_back(std::move(l));
+  }
+  if (!reaper_.joinable()) reaper_ = std::thread([this] { reap(); });
+  reaperWake_.notify_one();
+}
+
+void AllocatorProbes::reap() {
+  std::unique_lock lock(reaperMutex_);
+  while (true) {
+    reaperWake_.wait(lock, [this] { return stopping_ || !retired_.empty(); });
+    if (retired_.empty() && stopping_) return;
+    std::vector<Link> batch = std::move(retired_);
+    retired_.clear();
+    lock.unlock();
+    detachConcurrently(batch);
+    lock.lock();
+  }
+}
+
+void AllocatorProbes::detachConcurrently(std::vector<Link>& links) {
+  if (links.size() <= 1) {
+    links.clear();
+    return;
+  }
+  const size_t threads = std::min<size_t>(links.size(), 64);
+  std::vector<std::thread> closers;
+  for (size_t t = 0; t < threads; ++t)
+    closers.emplace_back([&links, t, threads] {
+      for (size_t i = t; i < links.size(); i += threads) links[i] = Link{};
+    });
+  for (auto& c : closers) c.join();
+  links.clear();
 }
 
 void AllocatorProbes::addTarget(pid_t pid) {
@@ -124,38 +202,110 @@ void AllocatorProbes::addTarget(pid_t pid) {
                       std::strerror(errno));
 }
 
-std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObject& object,
-                                                           const std::vector<FunctionSpec>& specs, pid_t pid) {
+void AllocatorProbes::removeTarget(pid_t pid) {
+  const uint32_t key = static_cast<uint32_t>(pid);
+  bpf_map__delete_elem(skel_->maps.targets, &key, sizeof key, 0);
+  bpf_map__delete_elem(skel_->maps.trampolines, &key, sizeof key, 0);
+  if (auto it = links_.find(pid); it != links_.end()) {
+    retire(std::move(it->second));
+    links_.erase(it);
+  }
+  for (auto it = attached_.begin(); it != attached_.end();)
+    it = it->first == pid ? attached_.erase(it) : std::next(it);
+}
+
+void AllocatorProbes::setTrampoline(pid_t pid, uint64_t address) {
+  const uint32_t key = static_cast<uint32_t>(pid);
+  bpf_map__update_elem(skel_->maps.trampolines, &key, sizeof key, &address, sizeof address, BPF_ANY);
+}
+
+void AllocatorProbes::place(const AllocatorObject& object, const std::vector<FunctionSpec>& specs, dev_t dev,
+                            ino_t ino, std::vector<schema::FunctionRecord>& placed) {
+  PlacedObject result{object.attachPath, object.displayPath, {}, {}, {}, {}};
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.symbol);
-  const auto index = indexFunctions(object.attachPath, names);
-  struct stat st {};
-  if (!index || ::stat(object.attachPath.c_str(), &st) != 0) return {};
-
-  std::vector<schema::FunctionRecord> hooked;
-  for (const auto& spec : specs) {
-    const auto it = index->functions.find(spec.symbol);
-    if (it == index->functions.end()) continue;
-    if (it->second.thumb) {
-      thumbFunctions_.push_back(spec.symbol + " in " + object.displayPath);
-      continue;
+  if (const auto index = indexFunctions(object.attachPath, names)) {
+    std::vector<const FunctionSpec*> found;
+    std::vector<SiteQuery> queries;
+    for (const auto& spec : specs) {
+      const auto it = index->functions.find(spec.symbol);
+      if (it == index->functions.end()) continue;
+      if (it->second.thumb) {
+        thumbFunctions_.push_back(spec.symbol + " in " + object.displayPath);
+        continue;
+      }
+      if (!hooked_.insert({dev, ino, it->second.fileOffset}).second) continue;
+      found.push_back(&spec);
+      queries.push_back({it->second.vaddr, it->second.fileOffset, it->second.size,
+                         requirementsOf(spec.shape, config_.releaseStacks)});
     }
-    const uint64_t offset = it->second.fileOffset;
-    if (!hooked_.insert({st.st_dev, st.st_ino, offset}).second) continue;
-    const uint16_t id = nextFunctionId_++;
-    const auto attachOne = [&](bpf_program* program, bool retprobe) {
-      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = HT_COOKIE(static_cast<uint32_t>(spec.kind), id), .retprobe = retprobe);
-      bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object.attachPath.c_str(), offset, &opts);
-      if (!link)
-        throw RecordError("cannot attach a uprobe to " + spec.symbol + " in " + object.displayPath + ": " +
-                          std::strerror(errno));
-      links_.emplace_back(link);
-    };
-    attachOne(entryProgram(skel_.get(), spec.shape), false);
-    if (hasReturnProbe(spec.shape)) attachOne(skel_->progs.alloc_return, true);
-    hooked.push_back({id, spec.symbol, spec.kind, object.displayPath, spec.custom});
+    std::vector<ProbeSite> sites(queries.size());
+    if (config_.sites == ProbeSiteMode::Cheap && !queries.empty())
+      sites = chooseProbeSites(object.attachPath, textSegmentsOf(*index), queries);
+    for (size_t i = 0; i < found.size(); ++i) {
+      const FunctionSpec& spec = *found[i];
+      const ProbeSite& site = sites[i];
+      if (gVerbose && config_.sites == ProbeSiteMode::Cheap && !site.emulated)
+        std::fprintf(stderr, "heaptrail-record: %s in %s: probed at its entry (%s): %s\n", spec.symbol.c_str(),
+                     object.displayPath.c_str(), site.instruction.c_str(), site.reason.c_str());
+      const uint16_t id = nextFunctionId_++;
+      const uint64_t cookie = HT_COOKIE(static_cast<uint32_t>(spec.kind), static_cast<uint32_t>(spec.shape), id) | siteCookie(site);
+      const uint64_t offset = queries[i].fileOffset + site.offset;
+      result.entryOffsets.push_back(offset);
+      result.entryCookies.push_back(cookie);
+      if (hasReturnProbe(spec.shape)) {
+        result.returnOffsets.push_back(offset);  // the site keeps the entry's stack pointer
+        result.returnCookies.push_back(cookie);
+      }
+      placed.push_back({id, spec.symbol, spec.kind, object.displayPath, spec.custom,
+                        site.offset, site.instruction, site.emulated, queries[i].fileOffset});
+    }
   }
-  return hooked;
+  objectIndex_[{dev, ino}] = objects_.size();
+  objects_.push_back(std::move(result));
+}
+
+std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObject& object,
+                                                           const std::vector<FunctionSpec>& specs, pid_t pid) {
+  std::vector<schema::FunctionRecord> placed;
+  struct stat st {};
+  if (::stat(object.attachPath.c_str(), &st) != 0) return placed;
+  if (!objectIndex_.count({st.st_dev, st.st_ino})) place(object, specs, st.st_dev, st.st_ino, placed);
+  attachPlaced(objectIndex_.at({st.st_dev, st.st_ino}), pid);
+  return placed;
+}
+
+void AllocatorProbes::attachKnownObjects(pid_t pid) {
+  for (size_t i = 0; i < objects_.size(); ++i) attachPlaced(i, pid);
+}
+
+void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
+  const PlacedObject& object = objects_[index];
+  if (object.entryOffsets.empty() || !attached_.insert({pid, index}).second) return;
+  auto& links = links_[pid];
+  // Return probes first: a call whose entry is seen then always has its return seen.
+  if (multi_) {
+    if (!object.returnOffsets.empty())
+      links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_return), object.attachPath.string(),
+                                         object.returnOffsets, object.returnCookies, pid, true, object.displayPath),
+                       nullptr});
+    links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_entry), object.attachPath.string(),
+                                       object.entryOffsets, object.entryCookies, pid, false, object.displayPath),
+                     nullptr});
+    return;
+  }
+  const auto attachOne = [&](bpf_program* program, uint64_t offset, uint64_t cookie, bool retprobe) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
+    bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object.attachPath.c_str(), offset, &opts);
+    if (!link)
+      throw RecordError("cannot attach a uprobe to " + object.displayPath + " at offset " + std::to_string(offset) +
+                        ": " + std::strerror(errno));
+    links.push_back({UprobeMultiLink{}, std::unique_ptr<bpf_link, LinkDeleter>(link)});
+  };
+  for (size_t i = 0; i < object.returnOffsets.size(); ++i)
+    attachOne(skel_->progs.alloc_return, object.returnOffsets[i], object.returnCookies[i], true);
+  for (size_t i = 0; i < object.entryOffsets.size(); ++i)
+    attachOne(skel_->progs.alloc_entry, object.entryOffsets[i], object.entryCookies[i], false);
 }
 
 int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.events); }
@@ -172,6 +322,16 @@ std::array<uint64_t, HT_KIND_COUNT> AllocatorProbes::lostCounts() const {
     for (uint64_t v : perCpu) totals[kind] += v;
   }
   return totals;
+}
+
+std::vector<uint32_t> AllocatorProbes::programIds() const {
+  std::vector<uint32_t> ids;
+  for (bpf_program* p : {skel_->progs.alloc_entry, skel_->progs.alloc_return}) {
+    bpf_prog_info info{};
+    uint32_t length = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &length) == 0) ids.push_back(info.id);
+  }
+  return ids;
 }
 
 }  // namespace heaptrail::recorder

@@ -80,9 +80,16 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("release-stacks", "also capture the stacks of frees and deletes, so that mismatched-family and double-free reports show where the block was released (doubles the cost of a free)")
       ("verbose,v", "print libbpf diagnostics and progress");
 
+  // Not in --help: for the tests and benchmarks that compare probe sites.
+  std::string probeSites = "cheap";
+  po::options_description hidden;
+  hidden.add_options()("probe-sites", po::value<std::string>(&probeSites), "cheap or entry");
+  po::options_description all;
+  all.add(visible).add(hidden);
+
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(own).options(visible).run(), vm);
+    po::store(po::command_line_parser(own).options(all).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
       result.action = ParsedCommandLine::Action::ShowHelp;
@@ -92,6 +99,8 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     options.verbose = vm.count("verbose") > 0;
     options.followForks = vm.count("follow-forks") > 0;
     options.releaseStacks = vm.count("release-stacks") > 0;
+    if (probeSites != "cheap" && probeSites != "entry") throw po::error("--probe-sites must be cheap or entry");
+    options.entryProbes = probeSites == "entry";
     for (const auto& f : options.customFunctions)
       if (!parseCustomFunction(f))
         throw po::error("invalid --alloc-fn '" + f + "': expected SYMBOL=KIND with KIND one of " + customKindNames());

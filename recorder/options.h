@@ -24,6 +24,7 @@ struct RecordOptions {
   bool followForks = false;
   bool releaseStacks = false;
   bool verbose = false;
+  bool entryProbes = false;  // hidden --probe-sites=entry: probe first instructions (tests, benchmarks)
 };
 
 struct ParsedCommandLine {

@@ -19,7 +19,7 @@ bool hasCapability(const __user_cap_data_struct (&data)[2], int cap) {
 
 }  // namespace
 
-void checkPrivilegesAndKernel(bool followForks) {
+void checkPrivilegesAndKernel() {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (::syscall(SYS_capget, &header, data) == 0) {
@@ -31,9 +31,6 @@ void checkPrivilegesAndKernel(bool followForks) {
           "not privileged: recording needs CAP_BPF and CAP_PERFMON (or root); run it with sudo "
           "or grant them with `setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep heaptrail-record`");
   }
-  if (followForks && !std::filesystem::exists("/sys/kernel/btf/vmlinux"))
-    throw RecordError("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): --follow-forks needs "
-                      "a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or newer)");
   if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) != 1)
     throw RecordError("this kernel has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8 or newer)");
 }

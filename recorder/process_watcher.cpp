@@ -50,7 +50,7 @@ bpf_perf_event_ret collectRecord(void* ctx, int, perf_event_header* header) {
 
 void ProcessWatcher::BufferDeleter::operator()(perf_buffer* buffer) const { perf_buffer__free(buffer); }
 
-ProcessWatcher::ProcessWatcher(bool followForks) : followForks_(followForks) {
+ProcessWatcher::ProcessWatcher(bool reportExits) : reportExits_(reportExits) {
   perf_event_attr attr{};
   attr.size = sizeof attr;
   attr.type = PERF_TYPE_SOFTWARE;
@@ -101,9 +101,6 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
   if (size < sizeof(perf_event_header) + sizeof(SampleId)) return;
   const auto sample = load<SampleId>(record + size - sizeof(SampleId));
   const uint32_t pid = load<uint32_t>(body);
-  if (header.type == PERF_RECORD_FORK && followForks_ && load<uint32_t>(body + 8) == pid &&
-      targets_.count(load<uint32_t>(body + 4)))
-    targets_.insert(pid);  // a new process (not a thread) of a target
   if (!targets_.count(pid)) return;
 
   switch (header.type) {
@@ -145,19 +142,16 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
       sink.process(std::move(p));
       break;
     }
-    case PERF_RECORD_EXIT:
-    case PERF_RECORD_FORK: {
-      const uint32_t ppid = load<uint32_t>(body + 4);
+    case PERF_RECORD_EXIT: {
+      // Forks are not reported from here: --follow-forks learns them from ptrace.
       const uint32_t tid = load<uint32_t>(body + 8);
-      if (tid != pid) return;  // a thread, not a process
+      if (tid != pid || !reportExits_) return;  // a thread, not a process
       schema::ProcessRecord p;
       p.timeNs = sample.time;
       p.pid = pid;
-      p.parentPid = ppid;
-      p.kind = header.type == PERF_RECORD_EXIT ? schema::ProcessEventKind::EXIT
-                                               : schema::ProcessEventKind::FORK;
-      if (p.kind == schema::ProcessEventKind::FORK && !followForks_) return;
-      if (p.kind == schema::ProcessEventKind::EXIT) targets_.erase(pid);  // pids get reused
+      p.parentPid = load<uint32_t>(body + 4);
+      p.kind = schema::ProcessEventKind::EXIT;
+      targets_.erase(pid);  // pids get reused
       sink.process(std::move(p));
       break;
     }

@@ -22,13 +22,15 @@ namespace heaptrail::recorder {
 // processes here.
 class ProcessWatcher {
  public:
-  // `followForks`: processes forked by a target become targets.
-  explicit ProcessWatcher(bool followForks);  // throws RecordError
+  // `reportExits`: EXIT records of targets are handed over (false when --follow-forks
+  // learns forks and exits from ptrace, exactly; see fork_follower.h).
+  explicit ProcessWatcher(bool reportExits);  // throws RecordError
   ~ProcessWatcher();
   ProcessWatcher(const ProcessWatcher&) = delete;
   ProcessWatcher& operator=(const ProcessWatcher&) = delete;
 
   void addTarget(pid_t pid) { targets_.insert(static_cast<uint32_t>(pid)); }
+  void removeTarget(pid_t pid) { targets_.erase(static_cast<uint32_t>(pid)); }
   const std::set<uint32_t>& targets() const { return targets_; }
 
   struct Sink {
@@ -46,7 +48,7 @@ class ProcessWatcher {
   };
   void handle(const uint8_t* record, size_t size, const Sink& sink);
 
-  bool followForks_;
+  bool reportExits_;
   common::UniqueFd cpuMap_;  // the PERF_EVENT_ARRAY perf_buffer keeps its per-CPU events in
   std::unique_ptr<perf_buffer, BufferDeleter> buffer_;
   // Records of one drain from all CPUs, put in time order before they are handled:

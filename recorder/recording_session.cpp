@@ -4,16 +4,19 @@
 #include <poll.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-#include <set>
+#include <map>
+#include <optional>
 
 #include "bpf/heaptrail_event.h"
 #include "recorder/allocator_locator.h"
 #include "recorder/allocator_probes.h"
 #include "recorder/clock.h"
+#include "recorder/fork_follower.h"
 #include "recorder/preflight.h"
 #include "recorder/process_watcher.h"
 #include "recorder/record_error.h"
@@ -54,11 +57,15 @@ class Session {
   }
   void addEvent(const ht_event* event, size_t size);
   void hookAllocators();
-  void hook(const AllocatorObject& object);
+  void hook(const AllocatorObject& object, pid_t pid);
   void onProcessEvent(schema::ProcessRecord p);
   void drainAll();
   void flush(bool sync);
   void recordExit();
+  void followProcesses();
+  void hookNewImage(pid_t pid);
+  void addProcessRecord(uint32_t pid, schema::ProcessEventKind kind, uint32_t parent = 0,
+                        std::optional<ExitStatus> status = std::nullopt);
 
   const RecordOptions& options_;
   TargetProcess target_;
@@ -67,8 +74,9 @@ class Session {
   std::function<void(const RecordSummary&)> onStarted_;
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
-  std::set<std::pair<dev_t, ino_t>> scannedObjects_;
-  std::set<uint32_t> liveChildren_;  // --follow-forks: processes besides the main target
+  std::unique_ptr<ForkFollower> follower_;  // --follow-forks
+  std::map<std::pair<dev_t, ino_t>, AllocatorObjects> imageObjects_;  // executable -> what it loads
+  bool exitRecorded_ = false;
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
   ring_buffer* ring_ = nullptr;
@@ -97,10 +105,7 @@ void Session::addEvent(const ht_event* event, size_t size) {
     ++summary_.frees;
 }
 
-void Session::hook(const AllocatorObject& object) {
-  struct stat st {};
-  if (::stat(object.attachPath.c_str(), &st) != 0 || !scannedObjects_.insert({st.st_dev, st.st_ino}).second) return;
-  const pid_t pid = options_.followForks ? -1 : target_.pid();
+void Session::hook(const AllocatorObject& object, pid_t pid) {
   for (auto& f : probes_->attach(object, specs_, pid)) {
     chunk_.addFunction(f);
     hooked_.push_back(std::move(f));
@@ -110,7 +115,7 @@ void Session::hook(const AllocatorObject& object) {
 void Session::hookAllocators() {
   specs_ = standardFunctions();
   for (const auto& argument : options_.customFunctions) specs_.push_back(*parseCustomFunction(argument));
-  for (const auto& object : allocators_.objects) hook(object);
+  for (const auto& object : allocators_.objects) hook(object, target_.pid());
 
   const auto hooked = [&](const std::string& symbol) {
     return std::any_of(hooked_.begin(), hooked_.end(), [&](const auto& f) { return f.symbol == symbol; });
@@ -132,19 +137,15 @@ void Session::hookAllocators() {
 
 void Session::onProcessEvent(schema::ProcessRecord p) {
   using Kind = schema::ProcessEventKind;
-  if (p.kind == Kind::FORK) liveChildren_.insert(p.pid);
-  if (p.kind == Kind::EXIT) {
-    liveChildren_.erase(p.pid);
-    // A started command's exit is recorded from waitpid(), with its status.
-    if (target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
-  }
+  // A started command's exit is recorded from waitpid(), with its status.
+  if (p.kind == Kind::EXIT && target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
   if (p.kind == Kind::EXEC) {
     p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
     // The new image may bring its own allocator (a static program started by a shell).
     std::error_code ec;
     const std::string proc = "/proc/" + std::to_string(p.pid);
     const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
-    if (!ec) hook({proc + "/root" + exe.string(), exe.string()});
+    if (!ec) hook({proc + "/root" + exe.string(), exe.string()}, static_cast<pid_t>(p.pid));
   }
   chunk_.addProcessEvent(std::move(p));
 }
@@ -157,7 +158,10 @@ void Session::drainAll() {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
         if (m.executable && !m.path.empty() && m.path.front() == '/')
-          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path});
+          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path}, static_cast<pid_t>(m.pid));
+        // The kernel's return-probe trampoline: it tells calls in progress from calls
+        // whose return was never seen (see still_active in heaptrail.bpf.c).
+        if (m.path == "[uprobes]") probes_->setTrampoline(static_cast<pid_t>(m.pid), m.start);
         chunk_.addMapping(std::move(m));
       },
       [this](schema::ProcessRecord p) { onProcessEvent(std::move(p)); },
@@ -176,19 +180,83 @@ void Session::flush(bool sync) {
   if (sync) writer_.sync();
 }
 
-void Session::recordExit() {
-  const auto status = target_.pollExit();
-  if (!status) return;
-  summary_.exitStatus = status;
+void Session::addProcessRecord(uint32_t pid, schema::ProcessEventKind kind, uint32_t parent,
+                               std::optional<ExitStatus> status) {
   schema::ProcessRecord p;
   p.timeNs = clockNs();
-  p.pid = static_cast<uint32_t>(target_.pid());
-  p.kind = schema::ProcessEventKind::EXIT;
-  p.exitStatusKnown = true;
-  p.exitCode = status->exitCode;
-  p.signal = status->signal;
-  p.coreDumped = status->coreDumped;
+  p.pid = pid;
+  p.kind = kind;
+  p.parentPid = parent;
+  if (status) {
+    p.exitStatusKnown = true;
+    p.exitCode = status->exitCode;
+    p.signal = status->signal;
+    p.coreDumped = status->coreDumped;
+  }
   chunk_.addProcessEvent(std::move(p));
+}
+
+void Session::recordExit() {
+  if (exitRecorded_) return;
+  const auto status = target_.pollExit();
+  if (!status) return;
+  exitRecorded_ = true;
+  summary_.exitStatus = status;
+  addProcessRecord(static_cast<uint32_t>(target_.pid()), schema::ProcessEventKind::EXIT, 0, status);
+}
+
+// At an exec stop, before the new image runs its first instruction: the allocator it
+// will use (its executable, or a library it needs that no process hooked yet).
+void Session::hookNewImage(pid_t pid) {
+  std::error_code ec;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
+  struct stat st {};
+  if (ec || ::stat((proc + "/exe").c_str(), &st) != 0) return;
+  auto it = imageObjects_.find({st.st_dev, st.st_ino});
+  if (it == imageObjects_.end()) {
+    // A shell starts the same few programs over and over: resolved once each.
+    AllocatorObjects image = locateAllocatorsForExecutable(proc + "/root" + exe.string());
+    if (!image.objects.empty()) image.objects.front().displayPath = exe.string();
+    it = imageObjects_.emplace(std::pair{st.st_dev, st.st_ino}, std::move(image)).first;
+  }
+  for (AllocatorObject object : it->second.objects) {
+    if (object.displayPath == exe.string()) object.attachPath = proc + "/root" + exe.string();  // this process's view
+    hook(object, pid);
+  }
+}
+
+// --follow-forks: new processes get their probes before they run, exits end them.
+void Session::followProcesses() {
+  auto events = follower_->poll();
+  if (std::any_of(events.begin(), events.end(),
+                  [](const auto& e) { return e.kind == ForkFollower::Event::Kind::Exit; }))
+    drainAll();  // what a process did before it died, and its last mappings, come first
+  for (const auto& e : events) {
+    const uint32_t pid = static_cast<uint32_t>(e.pid);
+    switch (e.kind) {
+      case ForkFollower::Event::Kind::Fork:
+        probes_->addTarget(e.pid);
+        probes_->attachKnownObjects(e.pid);
+        watcher_->addTarget(e.pid);
+        addProcessRecord(pid, schema::ProcessEventKind::FORK, static_cast<uint32_t>(e.parent));
+        follower_->release(e.pid);
+        break;
+      case ForkFollower::Event::Kind::Exec:
+        hookNewImage(e.pid);
+        follower_->release(e.pid);
+        break;
+      case ForkFollower::Event::Kind::Exit:
+        if (e.pid == target_.pid()) {
+          if (target_.launched()) summary_.exitStatus = e.status;
+          exitRecorded_ = true;
+        }
+        addProcessRecord(pid, schema::ProcessEventKind::EXIT, 0, e.status);
+        probes_->removeTarget(e.pid);
+        watcher_->removeTarget(e.pid);
+        break;
+    }
+  }
 }
 
 RecordSummary Session::run() {
@@ -198,18 +266,26 @@ RecordSummary Session::run() {
 
   probes_ = std::make_unique<AllocatorProbes>(
       ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes,
-                  options_.followForks, options_.releaseStacks},
+                  options_.releaseStacks, options_.entryProbes ? ProbeSiteMode::Entry : ProbeSiteMode::Cheap},
       allocators_.libc);
+  if (options_.verbose) {
+    std::cerr << "heaptrail-record: BPF program ids";
+    for (uint32_t id : probes_->programIds()) std::cerr << " " << id;
+    std::cerr << (probes_->usesUprobeMulti() ? " (uprobe_multi links)" : " (one link per probe)") << "\n";
+  }
   probes_->addTarget(target_.pid());
+  // Events are stamped from here on: the trace starts before the first probe can fire.
+  startNs_ = clockNs();
+  // Traced before anything is hooked: a process it forks meanwhile is held for us.
+  if (options_.followForks) follower_ = std::make_unique<ForkFollower>(target_.pid(), target_.launched());
   hookAllocators();
-  watcher_ = std::make_unique<ProcessWatcher>(options_.followForks);
+  watcher_ = std::make_unique<ProcessWatcher>(!options_.followForks);
   watcher_->addTarget(target_.pid());
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> ring(
       ring_buffer__new(probes_->ringBufferFd(), &Session::onRingEvent, this, nullptr), ring_buffer__free);
   if (!ring) throw RecordError(std::string("cannot read the BPF ring buffer: ") + std::strerror(errno));
   ring_ = ring.get();
 
-  startNs_ = clockNs();
   if (!target_.launched()) {
     // The watcher is already running, so nothing mapped from here on is missed.
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
@@ -223,7 +299,9 @@ RecordSummary Session::run() {
   const uint64_t deadline = options_.durationNs ? startNs_ + options_.durationNs : 0;
   uint64_t lastFlush = startNs_;
   uint64_t stopRequestedAt = 0;
-  std::array<pollfd, 3> fds = {pollfd{signals.fd(), POLLIN, 0}, pollfd{target_.pidfd(), POLLIN, 0},
+  // The target's exit (its pidfd) or, with --follow-forks, any change in the tree.
+  std::array<pollfd, 3> fds = {pollfd{signals.fd(), POLLIN, 0},
+                               pollfd{follower_ ? follower_->fd() : target_.pidfd(), POLLIN, 0},
                                pollfd{ring_buffer__epoll_fd(ring_), POLLIN, 0}};
   try {
     while (true) {
@@ -237,14 +315,19 @@ RecordSummary Session::run() {
       }
       drainAll();
       const uint64_t now = clockNs();
-      if (target_.exited()) {
-        drainAll();  // the process is gone: everything it did is in the buffers now
-        recordExit();
-        // With --follow-forks the recording goes on while any child lives.
-        if (liveChildren_.empty()) {
+      if (follower_) {
+        followProcesses();
+        // With --follow-forks the recording goes on while any process of the tree lives.
+        if (follower_->processCount() == 0) {
+          drainAll();
           if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
           break;
         }
+      } else if (target_.exited()) {
+        drainAll();  // the process is gone: everything it did is in the buffers now
+        recordExit();
+        if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
+        break;
       }
       if (deadline && now >= deadline) {
         summary_.endReason = schema::EndReason::DURATION;
@@ -302,7 +385,7 @@ RecordSummary Session::run() {
 }  // namespace
 
 RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
-  checkPrivilegesAndKernel(options.followForks);
+  checkPrivilegesAndKernel();
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
   AllocatorObjects allocators = options.allocatorObject.empty()
                                     ? (target.launched() ? locateAllocatorsForExecutable(target.executable())

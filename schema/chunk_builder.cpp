@@ -123,6 +123,10 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
     functions[i].setKind(f.kind);
     functions[i].setObject(f.object);
     functions[i].setCustom(f.custom);
+    functions[i].setProbeOffset(f.probeOffset);
+    functions[i].setProbeInstruction(f.probeInstruction);
+    functions[i].setProbeEmulated(f.probeEmulated);
+    functions[i].setSymbolFileOffset(f.symbolFileOffset);
   }
 
   auto lost = chunk.initLost(static_cast<unsigned>(lost_.size()));

@@ -35,7 +35,8 @@ ProcessRecord readProcess(schema::ProcessEvent::Reader p) {
 }
 
 FunctionRecord readFunction(schema::AllocatorFunction::Reader f) {
-  return {f.getId(), f.getSymbol(), f.getKind(), f.getObject(), f.getCustom()};
+  return {f.getId(),          f.getSymbol(),           f.getKind(),          f.getObject(), f.getCustom(),
+          f.getProbeOffset(), f.getProbeInstruction(), f.getProbeEmulated(), f.getSymbolFileOffset()};
 }
 
 }  // namespace heaptrail::schema

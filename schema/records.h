@@ -27,6 +27,10 @@ struct FunctionRecord {
   EventKind kind = EventKind::MALLOC;
   std::string object;
   bool custom = false;
+  uint32_t probeOffset = 0;      // where the uprobe sits, from the symbol (0: the entry)
+  std::string probeInstruction;
+  bool probeEmulated = false;
+  uint64_t symbolFileOffset = 0;
 };
 
 struct MappingRecord {

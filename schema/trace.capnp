@@ -118,6 +118,16 @@ struct AllocatorFunction {
   kind @2 :EventKind;   # the kind of event its calls make
   object @3 :Text;      # path of the ELF object that defines it, as the target sees it
   custom @4 :Bool;      # hooked because of --alloc-fn
+  # Where the uprobe sits (recorder/probe_sites.h): the recorder probes the first
+  # instruction of the function that every call runs, that the kernel emulates rather
+  # than single-steps, and where the arguments it reads are still known; its return
+  # probe, if it has one, is on the same instruction. Traces written before these
+  # fields existed read as 0 / "" / false: the entry.
+  probeOffset @5 :UInt32;       # bytes from the symbol's first instruction (0: the entry)
+  probeInstruction @6 :Text;    # the instruction probed, e.g. "push %r12", "jcc", "endbr64"
+  probeEmulated @7 :Bool;       # the kernel emulates it (no out-of-line single step)
+  symbolFileOffset @8 :UInt64;  # file offset of the symbol in `object`; the probe is at
+                                # symbolFileOffset + probeOffset
 }
 
 struct Events {

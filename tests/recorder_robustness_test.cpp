@@ -95,7 +95,7 @@ std::set<uint32_t> unheldRecorderPrograms(uint32_t afterId) {
       continue;
     const auto id = static_cast<uint32_t>(std::stoul(line.substr(0, colon)));
     const std::string program = line.substr(name + 6, line.find(' ', name + 6) - name - 6);
-    const bool ours = program.find("_enter") != std::string::npos || program == "alloc_return";
+    const bool ours = program == "alloc_entry" || program == "alloc_return";
     if (id > afterId && ours && !held.count(id)) unheld.insert(id);
   }
   return unheld;
