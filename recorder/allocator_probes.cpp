@@ -221,7 +221,7 @@ void AllocatorProbes::setTrampoline(pid_t pid, uint64_t address) {
 
 void AllocatorProbes::place(const AllocatorObject& object, const std::vector<FunctionSpec>& specs, dev_t dev,
                             ino_t ino, std::vector<schema::FunctionRecord>& placed) {
-  PlacedObject result{object.attachPath, object.displayPath, {}, {}, {}, {}};
+  PlacedObject result{object.attachPath, object.displayPath, dev, ino, {}, {}, {}, {}};
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.symbol);
   if (const auto index = indexFunctions(object.attachPath, names)) {
@@ -275,28 +275,42 @@ std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObjec
   return placed;
 }
 
-void AllocatorProbes::attachKnownObjects(pid_t pid) {
-  for (size_t i = 0; i < objects_.size(); ++i) attachPlaced(i, pid);
+void AllocatorProbes::attachLikeParent(pid_t child, pid_t parent) {
+  std::vector<size_t> objects;
+  for (const auto& [pid, index] : attached_)
+    if (pid == parent) objects.push_back(index);
+  if (objects.empty())
+    for (size_t i = 0; i < objects_.size(); ++i) objects.push_back(i);
+  for (size_t index : objects) attachPlaced(index, child);
 }
 
 void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
   const PlacedObject& object = objects_[index];
-  if (object.entryOffsets.empty() || !attached_.insert({pid, index}).second) return;
+  if (object.entryOffsets.empty() || attached_.count({pid, index})) return;
+  // The file as this process sees it (the first process to show it may be gone), if it
+  // is the same file.
+  std::filesystem::path path = object.attachPath;
+  if (!object.displayPath.empty() && object.displayPath.front() == '/') {
+    const std::filesystem::path own = "/proc/" + std::to_string(pid) + "/root" + object.displayPath;
+    struct stat st {};
+    if (::stat(own.c_str(), &st) == 0 && st.st_dev == object.dev && st.st_ino == object.ino) path = own;
+  }
+  attached_.insert({pid, index});
   auto& links = links_[pid];
   // Return probes first: a call whose entry is seen then always has its return seen.
   if (multi_) {
     if (!object.returnOffsets.empty())
-      links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_return), object.attachPath.string(),
+      links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_return), path.string(),
                                          object.returnOffsets, object.returnCookies, pid, true, object.displayPath),
                        nullptr});
-    links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_entry), object.attachPath.string(),
+    links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_entry), path.string(),
                                        object.entryOffsets, object.entryCookies, pid, false, object.displayPath),
                      nullptr});
     return;
   }
   const auto attachOne = [&](bpf_program* program, uint64_t offset, uint64_t cookie, bool retprobe) {
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
-    bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, object.attachPath.c_str(), offset, &opts);
+    bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, path.c_str(), offset, &opts);
     if (!link)
       throw RecordError("cannot attach a uprobe to " + object.displayPath + " at offset " + std::to_string(offset) +
                         ": " + std::strerror(errno));

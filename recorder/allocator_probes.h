@@ -69,9 +69,9 @@ class AllocatorProbes {
   // examined once); throws RecordError when a probe cannot be attached.
   std::vector<schema::FunctionRecord> attach(const AllocatorObject& object, const std::vector<FunctionSpec>& specs,
                                             pid_t pid);
-  // Hooks, in a new process `pid`, every object hooked so far in any process (a forked
-  // child runs its parent's code).
-  void attachKnownObjects(pid_t pid);
+  // Hooks, in a new process `child`, what is hooked in `parent` (a forked child runs its
+  // parent's code); every object hooked so far when the parent is not known.
+  void attachLikeParent(pid_t child, pid_t parent);
   // "symbol in object" of each function left out because it is 32-bit arm Thumb code,
   // where the kernel cannot place a uprobe (arch/arm/probes/uprobes takes ARM only).
   const std::vector<std::string>& thumbFunctions() const { return thumbFunctions_; }
@@ -97,8 +97,10 @@ class AllocatorProbes {
   };
   // Where the probes of one object go, decided once.
   struct PlacedObject {
-    std::filesystem::path attachPath;
+    std::filesystem::path attachPath;  // as first seen (possibly through that process's /proc/PID/root)
     std::string displayPath;
+    dev_t dev = 0;
+    ino_t ino = 0;
     std::vector<uint64_t> entryOffsets, entryCookies, returnOffsets, returnCookies;
   };
   void place(const AllocatorObject& object, const std::vector<FunctionSpec>& specs, dev_t dev, ino_t ino,

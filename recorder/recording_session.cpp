@@ -237,7 +237,7 @@ void Session::followProcesses() {
     switch (e.kind) {
       case ForkFollower::Event::Kind::Fork:
         probes_->addTarget(e.pid);
-        probes_->attachKnownObjects(e.pid);
+        probes_->attachLikeParent(e.pid, e.parent);
         watcher_->addTarget(e.pid);
         addProcessRecord(pid, schema::ProcessEventKind::FORK, static_cast<uint32_t>(e.parent));
         follower_->release(e.pid);

@@ -1,5 +1,7 @@
 #include "tests/support/trace_contents.h"
 
+#include <algorithm>
+
 #include "schema/record_readers.h"
 
 namespace heaptrail::testing {
@@ -29,7 +31,12 @@ const schema::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t add
     if (m.pid != pid || address < m.start || address >= m.end || m.timeNs > timeNs) continue;
     if (!best || m.timeNs >= best->timeNs) best = &m;
   }
-  return best;
+  if (best) return best;
+  // A forked child that has not exec'd runs its parent's mappings.
+  for (const auto& p : processes)
+    if (p.kind == schema::ProcessEventKind::FORK && p.pid == pid && p.parentPid != pid)
+      return mappingAt(p.parentPid, address, std::min(timeNs, p.timeNs));
+  return nullptr;
 }
 
 TraceContents loadTrace(const std::filesystem::path& path) {
