@@ -8,6 +8,7 @@
 #include "analyzer/cli.h"
 #include "analyzer/subcommand.h"
 #include "common/hex.h"
+#include "common/safe_text.h"
 #include "analyzer/replay.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
@@ -71,14 +72,15 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   out << "\n";
   // Where each probe sits (older traces: no site recorded, the entry).
   for (const auto& [id, f] : replay.functions()) {
-    out << "  " << f.symbol << " in " << f.object << ": ";
+    out << "  " << common::printable(f.symbol) << " in " << common::printable(f.object) << ": ";
     if (f.probeInstruction.empty()) {
       out << "entry\n";
       continue;
     }
     out << (f.probeOffset == 0 ? std::string("entry") : "+" + std::to_string(f.probeOffset)) << " ("
-        << f.probeInstruction << ", " << (f.probeEmulated ? "emulated" : "single-stepped") << "), file offset "
-        << hex(f.symbolFileOffset + f.probeOffset) << (f.custom ? ", --alloc-fn" : "") << "\n";
+        << common::printable(f.probeInstruction) << ", " << (f.probeEmulated ? "emulated" : "single-stepped")
+        << "), file offset " << common::hexNumber(f.symbolFileOffset + f.probeOffset) << (f.custom ? ", --alloc-fn" : "")
+        << "\n";
   }
 
   out << "status:           ";
