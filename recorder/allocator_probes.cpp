@@ -240,8 +240,9 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
                          requirementsOf(spec.shape, config_.releaseStacks)});
     }
     std::vector<ProbeSite> sites(queries.size());
-    if (config_.sites == ProbeSiteMode::Cheap && !queries.empty())
-      sites = chooseProbeSites(object.attachPath, textSegmentsOf(*index), queries);
+    if (!queries.empty() && sitesMovable())
+      sites = chooseProbeSites(object.attachPath, textSegmentsOf(*index), queries,
+                               config_.sites == ProbeSiteMode::Entry);
     for (size_t i = 0; i < found.size(); ++i) {
       const FunctionSpec& spec = *found[i];
       const ProbeSite& site = sites[i];

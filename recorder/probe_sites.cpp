@@ -500,7 +500,7 @@ std::vector<std::vector<uint32_t>> branchTargetsInto(std::span<const uint8_t> te
 }
 
 std::vector<ProbeSite> chooseProbeSites(const std::string& path, std::span<const TextSegment> text,
-                                        std::span<const SiteQuery> queries) {
+                                        std::span<const SiteQuery> queries, bool entriesOnly) {
   std::vector<ProbeSite> sites(queries.size());
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -533,6 +533,7 @@ std::vector<ProbeSite> chooseProbeSites(const std::string& path, std::span<const
     rangeOf[i] = ranges.size() - 1;
   }
   std::vector<std::vector<uint32_t>> targets(ranges.size());
+  if (entriesOnly) text = {};  // no site will move: nothing to scan
   constexpr size_t kChunk = 64 * 1024, kOverlap = 8;
   std::vector<uint8_t> buffer(kChunk + kOverlap);
   for (const auto& segment : text) {
@@ -550,6 +551,13 @@ std::vector<ProbeSite> chooseProbeSites(const std::string& path, std::span<const
     code[i].resize(std::min<size_t>(code[i].size(), ranges[rangeOf[i]].length));
     if (code[i].empty()) {
       sites[i].reason = "the function's bytes cannot be read";
+      continue;
+    }
+    if (entriesOnly) {
+      const auto first = decodePrologue(code[i], 1);
+      sites[i].instruction = first.empty() ? "(not decoded)" : first[0].text;
+      sites[i].emulated = !first.empty() && first[0].emulated;
+      sites[i].reason = "--probe-sites=entry";
       continue;
     }
     sites[i] = chooseProbeSite(code[i], queries[i].needs, targets[rangeOf[i]]);

@@ -90,8 +90,10 @@ struct SiteQuery {
 // Chooses the sites of several functions of one ELF file (x86-64): reads each
 // function's first bytes and scans the executable segments once, a chunk at a time,
 // for branches into them. A function whose bytes cannot be read keeps its entry.
+// With `entriesOnly`, every site is the function's first instruction (described, not
+// moved): --probe-sites=entry.
 std::vector<ProbeSite> chooseProbeSites(const std::string& path, std::span<const TextSegment> text,
-                                        std::span<const SiteQuery> queries);
+                                        std::span<const SiteQuery> queries, bool entriesOnly = false);
 
 // The longest prologue the chooser looks at.
 inline constexpr uint32_t kPrologueBytes = 64;
