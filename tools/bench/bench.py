@@ -29,6 +29,8 @@ CHURN_PAIRS = 100_000
 THREADS = 4
 THREAD_PAIRS = 25_000
 SQLITE_ROWS = 5_000
+PERL_KEYS = 40_000
+JQ_RECORDS = 6_000
 REPLAY_EVENTS = 50_000_000
 REPLAY_STACKS = 4_000
 HEAPTRACK_PRINT_PAIRS = 1_000_000
@@ -171,6 +173,13 @@ class Bench:
         self.make_sqlite_script(SQLITE_ROWS, script)
         self.sqlite_script = script
         sqlite = shutil.which("sqlite3")
+        perl = shutil.which("perl")
+        jq = shutil.which("jq")
+        self.make_jq_input(JQ_RECORDS, os.path.join(self.work, "jq-input.json"))
+        perl_script = ("my %h; for my $i (1.." + str(PERL_KEYS) + ") { $h{\"key$i\"} = [map { $_ * $i } 1..6]; } "
+                       "my $n = 0; for my $k (sort keys %h) { $n += scalar @{$h{$k}}; delete $h{$k} if $n % 3; } "
+                       "print \"$n\\n\";")
+        jq_filter = "[.[] | {id, total: ([.values[]] | add), tags: (.tags | join(\",\"))}] | group_by(.total % 7) | map(length)"
         return [
             {"name": "churn", "cmd": [self.churn, str(CHURN_PAIRS)], "stdin": None, "timing": "work",
              "empty": {"cmd": [self.churn, "1"]},
@@ -181,51 +190,62 @@ class Bench:
             {"name": "sqlite3", "cmd": [sqlite, ":memory:"], "stdin": script, "timing": "stopwatch",
              "empty": {"stdin": "/dev/null"},
              "desc": f"sqlite3 :memory: < script ({SQLITE_ROWS} inserts in one transaction, updates, joins, group-bys, indexes)"},
+            {"name": "perl", "cmd": [perl, "-e", perl_script], "stdin": None, "timing": "stopwatch",
+             "empty": {"cmd": [perl, "-e", "1"]},
+             "desc": f"perl -e (a hash of {PERL_KEYS} keys to 6-element arrays, sorted, partly deleted)"},
+            {"name": "jq", "cmd": [jq, "-c", jq_filter, os.path.join(self.work, "jq-input.json")], "stdin": None,
+             "timing": "stopwatch", "empty": {"cmd": [jq, "-n", "1"]},
+             "desc": f"jq over {JQ_RECORDS} JSON records (projection, sums, string joins, group_by)"},
         ]
 
-    # ------------------------------------------------------------------ probe discovery
-    def recorder_probes(self, rec_pid):
-        rc, out, _, _ = self.sh(["bpftool", "perf", "show", "-j"])
-        if rc != 0:
-            return []
-        sites = []
-        for e in json.loads(out or "[]"):
-            if e.get("pid") == rec_pid and e.get("fd_type") in ("uprobe", "uretprobe"):
-                sites.append((e["fd_type"], e["filename"], int(e["offset"]), e.get("prog_id")))
-        return sites
+    def make_jq_input(self, n, path):
+        r = random.Random(11)
+        words = ["red", "green", "blue", "amber", "teal", "ochre", "plum", "slate"]
+        with open(path, "w") as f:
+            json.dump([{"id": i, "name": f"item-{i}", "values": [r.randint(0, 1000) for _ in range(r.randint(1, 8))],
+                        "tags": r.sample(words, r.randint(1, 4))} for i in range(n)], f)
 
+    # ------------------------------------------------------------------ probe discovery
     def discover_probes(self, wl):
-        """Starts heaptrail-record on a short version of the workload that stays alive,
-        and lists the uprobes the recorder attached (bpftool perf show)."""
+        """The floor's sites: the *entry* of every function heaptrail-record hooks for
+        this workload (a return probe too where the recorder has one), read from `heaptrail
+        info` of a recording made with --probe-sites=entry of the workload's empty run.
+        The floor stays the cost of probing first instructions, whatever sites the recorder
+        itself picks."""
         trace = os.path.join(self.work, f"discover-{wl['name']}.htr")
-        env = dict(os.environ, BENCH_LINGER_MS="3000")
-        if wl["name"] == "sqlite3":
-            cmd = [self.recorder, "-o", trace, "--", self.stopwatch, os.path.join(self.work, "sw-discover")] + wl["cmd"]
-            stdin = subprocess.PIPE  # sqlite3 waits on it until we close it
-        else:
-            small = wl["cmd"][:1] + (["10"] if wl["name"] == "churn" else [str(THREADS), "10"])
-            cmd = [self.recorder, "-o", trace, "--"] + small
-            stdin = subprocess.DEVNULL
-        p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        sites, stable = [], 0
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and stable < 3:
-            time.sleep(0.2)
-            now = self.recorder_probes(p.pid)
-            stable = stable + 1 if now and len(now) == len(sites) else 0
-            sites = now
-        if wl["name"] == "sqlite3":
-            p.stdin.close()
-        p.wait(timeout=60)
+        empty = dict(wl, **wl["empty"])
+        inner = list(empty["cmd"])
+        cmd = [self.recorder, "--probe-sites", "entry", "-o", trace, "--"] + inner
+        rc, _, err, _ = self.sh(cmd, stdin=empty["stdin"])
+        if rc != 0:
+            raise RuntimeError(f"discovery recording of {wl['name']} failed: {err[-1000:]}")
+        _, out, _, _ = self.sh([self.analyzer, "info", trace], check=True)
+        sites = []
+        for m in re.finditer(r"^  (\S+) in (\S+): (?:entry|\+\d+) \(.*\), file offset (0x[0-9a-f]+)", out, re.M):
+            symbol, path, offset = m.group(1), m.group(2), int(m.group(3), 16)
+            sites.append(("uprobe", path, offset))
+            if symbol not in ("free", "munmap") and not symbol.startswith("_Zd"):
+                sites.append(("uretprobe", path, offset))
         if not sites:
-            raise RuntimeError(f"could not list the uprobes of heaptrail-record for {wl['name']}")
+            raise RuntimeError(f"heaptrail info listed no probe sites for {wl['name']}:\n{out[:2000]}")
         path = os.path.join(self.work, f"probes-{wl['name']}.txt")
         with open(path, "w") as f:
-            for t, fn, off, _ in sites:
+            for t, fn, off in sites:
                 f.write(f"{t} {fn} {off}\n")
         wl["probes"] = path
-        wl["probe_sites"] = [(t, fn, off) for t, fn, off, _ in sites]
+        wl["probe_sites"] = sites
         return path
+
+    def chosen_sites(self):
+        """symbol -> the probe offset heaptrail-record picks (a C++ program: libc and
+        libstdc++ are both hooked)."""
+        trace = os.path.join(self.work, "chosen-sites.htr")
+        self.sh([self.recorder, "-o", trace, "--", os.path.join(self.build, "workloads", "cxx_noop")], check=True)
+        _, out, _, _ = self.sh([self.analyzer, "info", trace], check=True)
+        chosen = {}
+        for m in re.finditer(r"^  (\S+) in \S+: (entry|\+(\d+)) \(", out, re.M):
+            chosen[m.group(1)] = int(m.group(3)) if m.group(3) else 0
+        return chosen
 
     # ------------------------------------------------------------------ one measurement
     def run_mode(self, wl, mode, tag, extra_rec=None, sampler=None):
@@ -359,7 +379,7 @@ class Bench:
         counts = self.parse_counts(line)
         progs = {}
         owner = p.pid
-        for t, fn, off, prog_id in self.recorder_probes(owner):
+        for prog_id in prog_ids_held_by(owner):
             progs[prog_id] = None
         rc, out, _, _ = self.sh(["bpftool", "prog", "show", "-j"])
         for e in json.loads(out or "[]"):
@@ -703,6 +723,23 @@ def smaps_breakdown(pid):
     return {k: v for k, v in out.items() if v > 0}
 
 
+def prog_ids_held_by(pid):
+    """The BPF programs a process holds (its own fds: never another user's)."""
+    ids = set()
+    fddir = f"/proc/{pid}/fdinfo"
+    try:
+        for fd in os.listdir(fddir):
+            try:
+                m = re.search(r"^prog_id:\s+(\d+)", open(os.path.join(fddir, fd)).read(), re.M)
+            except OSError:
+                continue
+            if m:
+                ids.add(int(m.group(1)))
+    except OSError:
+        pass
+    return sorted(ids)
+
+
 def proc_cpu_ns(pid):
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -865,14 +902,15 @@ def main():
     ap.add_argument("--build", required=True, help="the harness build directory")
     ap.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="overhead,lossless,profile,replay,symbols",
+    ap.add_argument("--only", default="overhead,lossless,profile,replay,symbols,sites,lifecycle,bystander",
                     help="comma-separated figures to run (the report marks the others as not run)")
     ap.add_argument("--command", default="sudo tools/bench/run.sh", help="the command shown in the report")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the harness itself works")
     args = ap.parse_args()
     if args.quick:
         global CHURN_PAIRS, THREAD_PAIRS, SQLITE_ROWS, REPLAY_EVENTS, HEAPTRACK_PRINT_PAIRS, SYM_FILES, SYM_ADDRESSES
-        CHURN_PAIRS, THREAD_PAIRS, SQLITE_ROWS = 5000, 1250, 300
+        global PERL_KEYS, JQ_RECORDS
+        CHURN_PAIRS, THREAD_PAIRS, SQLITE_ROWS, PERL_KEYS, JQ_RECORDS = 5000, 1250, 300, 2000, 1000
         REPLAY_EVENTS, HEAPTRACK_PRINT_PAIRS = 1_000_000, 50_000
         SYM_FILES, SYM_ADDRESSES = 10, 2000
     if os.geteuid() != 0:
@@ -882,6 +920,8 @@ def main():
     t0 = time.monotonic()
     b.results["env"] = b.environment()
     wls = b.workloads()
+    b.workloads_list = wls
+    b.bystander_pairs = CHURN_PAIRS
     if only & {"overhead", "profile"}:
         for wl in wls:
             b.discover_probes(wl)
@@ -897,6 +937,17 @@ def main():
         b.figure_replay()
     if "symbols" in only:
         b.figure_symbols()
+    if "sites" in only:
+        import sites
+        log("probe-site costs (bench-site-cost)")
+        b.results["sites"] = sites.measure(os.path.join(b.build, "bench-site-cost"), rounds=min(b.runs, 5))
+        b.results["sites"]["chosen"] = b.chosen_sites()
+    if "lifecycle" in only or "bystander" in only:
+        import lifecycle
+        if "lifecycle" in only:
+            b.results["lifecycle"] = lifecycle.measure(b)
+        if "bystander" in only:
+            b.results["bystander"] = lifecycle.bystander(b)
     b.results["elapsed_s"] = time.monotonic() - t0
     b.results["loadavg"] = b.loadavg
     b.results["workloads"] = {wl["name"]: wl["desc"] for wl in wls}

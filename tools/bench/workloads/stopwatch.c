@@ -5,7 +5,8 @@
  *   stopwatch OUTFILE CMD [ARGS...]
  *
  * A helper child, forked before exec, waits for this process to exit (pidfd) and
- * writes "elapsed_ns=N" into OUTFILE. The helper makes no allocator calls. */
+ * writes "elapsed_ns=N end_ns=T" into OUTFILE (T: CLOCK_MONOTONIC at the exit, to time
+ * what a tool does after its target is gone). The helper makes no allocator calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -71,8 +72,8 @@ int main(int argc, char **argv)
 		const int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0)
 			_exit(1);
-		char line[64];
-		const int len = snprintf(line, sizeof line, "elapsed_ns=%llu\n", t1 - t0);
+		char line[96];
+		const int len = snprintf(line, sizeof line, "elapsed_ns=%llu end_ns=%llu\n", t1 - t0, t1);
 		const int ok2 = write(fd, line, (size_t)len) == len;
 		close(fd);
 		_exit(ok2 ? 0 : 1);
