@@ -46,6 +46,10 @@ const volatile __u64 munmap_vaddr = 0;
  * mismatched-family and double-free reports. Off by default: it doubles the cost of a
  * free. */
 const volatile __u8 release_stacks = 0;  /* a __u8: the skeleton is also compiled as C++ */
+/* Whether a probe must check that the caller is a target. Not with uprobe_multi links,
+ * which the kernel runs for their own process's threads only; one link per probe is
+ * filtered by memory map, which a vfork child shares with its parent. */
+const volatile __u8 check_targets = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -62,11 +66,15 @@ struct {
  * address still shows the return probe's hijack (still_active), and a return above
  * it ends it. So a call whose return is never seen (a return probe attached after its
  * entry, an exception or longjmp out of the allocator, a thread gone mid-call) cannot
- * make the thread's later calls look nested. */
+ * make the thread's later calls look nested.
+ *
+ * A thread's entry stays in the map between calls (sp = 0: no call), so that a call
+ * costs a lookup and plain stores rather than a hash insert and delete; the recorder
+ * removes the entries of threads that have exited (AllocatorProbes::forgetExitedThreads). */
 struct pending_call {
 	__u64 size;
 	__u64 arg;   /* posix_memalign: memptr */
-	__u64 sp;    /* stack pointer at entry: the slot of the return address */
+	__u64 sp;    /* stack pointer at entry: the slot of the return address; 0: no call */
 	__u64 ret;   /* the return address at entry, before the return probe replaced it */
 	__u32 kind;
 	__u16 function;
@@ -76,7 +84,7 @@ struct pending_call {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* threads inside an allocator call at once */
+	__uint(max_entries, 16384); /* threads that call an allocator function */
 	__type(key, __u32);
 	__type(value, struct pending_call);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -84,9 +92,10 @@ struct {
 
 /* The release (operator delete, a custom free) a thread is in, so that the free() it
  * ends in is not recorded a second time. No return probe is needed: delete reaches
- * free by a tail call, and the entry is consumed there. */
+ * free by a tail call, and the entry is consumed there (ptr = 0; entries stay, like the
+ * pending calls'). */
 struct release_call {
-	__u64 ptr;
+	__u64 ptr;   /* 0: none */
 	__u64 sp;
 	__u64 ret;   /* return address at entry: the release is over once its slot differs */
 };
@@ -138,9 +147,33 @@ static __always_inline void count_lost(__u32 kind)
 }
 
 /* Sends one event; `stack_at` says whether and where the user stack is taken. */
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									 : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 function,
 				 __u64 address, __u64 size, enum ht_stack_at stack_at)
 {
+	if (stack_at == HT_STACK_NONE) {
+		/* A release: the header alone, written in place in the ring. */
+		struct ht_event *ev = bpf_ringbuf_reserve(&events, HT_EVENT_HEADER_SIZE, 0);
+		if (!ev) {
+			count_lost(kind);
+			return;
+		}
+		ev->ts_ns = bpf_ktime_get_ns();
+		ev->address = address;
+		ev->size = size;
+		ev->pid = pid_tgid >> 32;
+		ev->tid = (__u32)pid_tgid;
+		ev->kind = kind;
+		ev->function = function;
+		ev->stack_bytes = 0;
+		bpf_ringbuf_submit(ev, wakeup_flag());
+		return;
+	}
 	__u32 zero = 0;
 	struct ht_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -161,10 +194,7 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 		n = sizeof(ev->stack);
 	ev->stack_bytes = n;
 
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, ev, HT_EVENT_HEADER_SIZE + n, flags))
+	if (bpf_ringbuf_output(&events, ev, HT_EVENT_HEADER_SIZE + n, wakeup_flag()))
 		count_lost(kind);
 }
 
@@ -224,22 +254,20 @@ static __always_inline bool still_active(struct pending_call *p, __u32 tgid)
 	return !trampoline || !*trampoline || slot == *trampoline;
 }
 
-/* The pending call of the thread that a call entering with stack pointer `sp` runs
- * inside of, if any; a stale one is dropped. */
-static __always_inline struct pending_call *outer_call(__u64 pid_tgid, __u64 sp)
+/* Whether the thread's pending call `outer` (its map entry, or NULL) is one that a
+ * call entering with stack pointer `sp` runs inside of; a stale one is dropped. */
+static __always_inline bool runs_inside(struct pending_call *outer, __u64 pid_tgid, __u64 sp)
 {
-	__u32 tid = (__u32)pid_tgid;
-	struct pending_call *outer = bpf_map_lookup_elem(&pending, &tid);
 	/* Nested calls run at or below the outer call's stack pointer (at it for a tail
 	 * call). An entry above it means that call is gone without a return (longjmp, an
 	 * exception): it is replaced. */
-	if (!outer || sp > outer->sp)
-		return NULL;
+	if (!outer || !outer->sp || sp > outer->sp)
+		return false;
 	if (!still_active(outer, pid_tgid >> 32)) {
-		bpf_map_delete_elem(&pending, &tid);
-		return NULL;
+		outer->sp = 0;
+		return false;
 	}
-	return outer;
+	return true;
 }
 
 /* Records the entry of an allocator call (`sp`: the stack pointer at its entry).
@@ -247,8 +275,10 @@ static __always_inline struct pending_call *outer_call(__u64 pid_tgid, __u64 sp)
  * of the same thread. */
 static __always_inline bool enter(__u64 pid_tgid, __u64 sp, __u32 kind, __u32 function, __u64 size, __u64 arg)
 {
-	struct pending_call *outer = outer_call(pid_tgid, sp);
-	if (outer) {
+	__u32 tid = (__u32)pid_tgid;
+	struct pending_call *p = bpf_map_lookup_elem(&pending, &tid);
+	if (runs_inside(p, pid_tgid, sp)) {
+		struct pending_call *outer = p;
 		if (sp == outer->sp) {
 			if (outer->tail < 255)
 				outer->tail++;
@@ -261,28 +291,36 @@ static __always_inline bool enter(__u64 pid_tgid, __u64 sp, __u32 kind, __u32 fu
 	    ((min_size && size < min_size) || (max_size && size > max_size)))
 		kind = HT_IGNORED;
 	bool ok;
-	struct pending_call call = {.size = size,
-				    .arg = arg,
-				    .sp = sp,
-				    .ret = read_user_u64(sp, &ok),
-				    .kind = kind,
-				    .function = function};
-	__u32 tid = (__u32)pid_tgid;
-	bpf_map_update_elem(&pending, &tid, &call, BPF_ANY);
+	__u64 ret = read_user_u64(sp, &ok);
+	if (p) {
+		p->size = size;
+		p->arg = arg;
+		p->sp = sp;
+		p->ret = ret;
+		p->kind = kind;
+		p->function = function;
+		p->tail = 0;
+		p->deep = 0;
+	} else {
+		struct pending_call call = {
+			.size = size, .arg = arg, .sp = sp, .ret = ret, .kind = kind, .function = function};
+		bpf_map_update_elem(&pending, &tid, &call, BPF_ANY);
+	}
 	return true;
 }
 
 /* True when the thread is inside an allocator call (its free/munmap is internal). */
 static __always_inline bool nested(__u64 pid_tgid, __u64 sp)
 {
-	return outer_call(pid_tgid, sp) != NULL;
+	__u32 tid = (__u32)pid_tgid;
+	return runs_inside(bpf_map_lookup_elem(&pending, &tid), pid_tgid, sp);
 }
 
 /* True when this release of `ptr` is part of one already recorded (delete -> free). */
 static __always_inline bool in_release_of(__u32 tid, __u64 sp, __u64 ptr)
 {
 	struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
-	if (!r || r->ptr != ptr || sp > r->sp || sp + RELEASE_CHAIN_BYTES <= r->sp)
+	if (!r || !ptr || r->ptr != ptr || sp > r->sp || sp + RELEASE_CHAIN_BYTES <= r->sp)
 		return false;
 #if !HT_RETURN_ADDRESS_ON_STACK
 	return true;
@@ -326,7 +364,7 @@ int alloc_entry(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	__u32 tid = (__u32)pid_tgid;
-	if (!is_target(tgid))
+	if (check_targets && !is_target(tgid))
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 kind = HT_COOKIE_KIND(cookie);
@@ -377,7 +415,9 @@ int alloc_entry(struct pt_regs *ctx)
 		if (!ptr || nested(pid_tgid, sp))
 			break;
 		if (in_release_of(tid, sp, ptr)) {
-			bpf_map_delete_elem(&releasing, &tid);
+			struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
+			if (r)
+				r->ptr = 0;
 			break;
 		}
 		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
@@ -388,9 +428,16 @@ int alloc_entry(struct pt_regs *ctx)
 		__u64 ptr = argument(ctx, cookie, 0);
 		if (!ptr || nested(pid_tgid, sp) || in_release_of(tid, sp, ptr))
 			break;
-		bool ok;
-		struct release_call r = {.ptr = ptr, .sp = sp, .ret = return_address(ctx, sp)};
-		bpf_map_update_elem(&releasing, &tid, &r, BPF_ANY);
+		__u64 ret = return_address(ctx, sp);
+		struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
+		if (r) {
+			r->ptr = ptr;
+			r->sp = sp;
+			r->ret = ret;
+		} else {
+			struct release_call call = {.ptr = ptr, .sp = sp, .ret = ret};
+			bpf_map_update_elem(&releasing, &tid, &call, BPF_ANY);
+		}
 		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
 		break;
 	}
@@ -405,14 +452,14 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct pending_call *p = bpf_map_lookup_elem(&pending, &tid);
-	if (!p)
+	if (!p || !p->sp)
 		return 0;
 	/* The stack pointer after a return: one slot above the return address's on x86-64,
 	 * the entry's on arm. */
 	__u64 slot = PT_REGS_SP(ctx) - (HT_RETURN_ADDRESS_ON_STACK ? 8 : 0);
 	if (slot > p->sp) {
 		/* A call above the pending one returns: that one is long gone. */
-		bpf_map_delete_elem(&pending, &tid);
+		p->sp = 0;
 		return 0;
 	}
 	if (slot < p->sp) {
@@ -425,7 +472,7 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		return 0;
 	}
 	struct pending_call call = *p;
-	bpf_map_delete_elem(&pending, &tid);
+	p->sp = 0;
 
 	__u64 address = ret;
 	switch (call.kind) {

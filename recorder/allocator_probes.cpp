@@ -122,6 +122,7 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
     throw RecordError("invalid ring buffer size");
   multi_ = uprobeMultiSupported();
+  rodata->check_targets = !multi_;
   if (multi_) {
     for (bpf_program* p : {skel_->progs.alloc_entry, skel_->progs.alloc_return})
       bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(kUprobeMultiAttachType));
@@ -321,6 +322,21 @@ void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
     attachOne(skel_->progs.alloc_return, object.returnOffsets[i], object.returnCookies[i], true);
   for (size_t i = 0; i < object.entryOffsets.size(); ++i)
     attachOne(skel_->progs.alloc_entry, object.entryOffsets[i], object.entryCookies[i], false);
+}
+
+void AllocatorProbes::forgetExitedThreads() {
+  for (bpf_map* map : {skel_->maps.pending, skel_->maps.releasing}) {
+    std::vector<uint32_t> gone;
+    uint32_t key = 0, next = 0;
+    const uint32_t* previous = nullptr;
+    while (bpf_map__get_next_key(map, previous, &next, sizeof next) == 0) {
+      // A thread id is valid under /proc even though only processes are listed there.
+      if (::access(("/proc/" + std::to_string(next)).c_str(), F_OK) != 0 && errno == ENOENT) gone.push_back(next);
+      key = next;
+      previous = &key;
+    }
+    for (uint32_t tid : gone) bpf_map__delete_elem(map, &tid, sizeof tid, 0);
+  }
 }
 
 int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.events); }

@@ -76,6 +76,12 @@ class AllocatorProbes {
   // where the kernel cannot place a uprobe (arch/arm/probes/uprobes takes ARM only).
   const std::vector<std::string>& thumbFunctions() const { return thumbFunctions_; }
 
+  // The BPF side keeps one entry per thread that called an allocator function (between
+  // calls too, which is cheaper than an insert per call): the entries of threads that
+  // no longer exist are removed here, so the maps never fill up. Cheap; call it now and
+  // then (the recording loop does, once a second).
+  void forgetExitedThreads();
+
   bool usesUprobeMulti() const { return multi_; }
   int ringBufferFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).

@@ -338,7 +338,10 @@ RecordSummary Session::run() {
       if (now - lastFlush >= kFlushIntervalNs || chunk_.eventCount() >= kMaxChunkEvents) {
         const bool timed = now - lastFlush >= kFlushIntervalNs;
         flush(timed);
-        if (timed) lastFlush = now;
+        if (timed) {
+          lastFlush = now;
+          probes_->forgetExitedThreads();
+        }
       }
     }
     drainAll();
