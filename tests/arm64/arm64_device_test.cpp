@@ -166,8 +166,9 @@ TEST_F(Arm64Device, StacksAtFunctionEntryStartAtTheCaller) {
   EXPECT_EQ(frees, 100u);
 }
 
-// The CO-RE fork tracker, relocated against the arm64 kernel's BTF: leaky runs as the
-// shell's child, recorded from its exec, and its leaks are all there.
+// --follow-forks on arm64 (the recorder traces the shell with ptrace and hooks the child
+// at its exec; one link per probe on this 6.1 kernel): leaky runs as the shell's child,
+// recorded from its exec, and its leaks are all there.
 TEST_F(Arm64Device, FollowForksRecordsTheShellsChild) {
   const std::string status = readFile(kWork / "out/status");
   ASSERT_NE(status.find("HT-STATUS forks 0"), std::string::npos) << status << "\n" << readFile(kWork / "out/forks.log");

@@ -17,7 +17,7 @@ echo "HT-STATUS cmd $?"
 # Stacks taken at a function's entry (frees): the return address is still in x30.
 /heaptrail-record --release-stacks -o /tmp/release.htr -- /samples/leaky >/tmp/release.log 2>&1
 echo "HT-STATUS release $?"
-# --follow-forks loads the CO-RE fork tracker against this kernel's BTF: a shell that
+# --follow-forks traces the shell with ptrace (its child is held until hooked): a shell that
 # starts leaky in a child (`; true` keeps the shell from exec'ing it in place). The shell
 # is static busybox, without malloc: --obj names the child's allocator.
 /heaptrail-record --follow-forks --obj /lib/aarch64-linux-gnu/libc.so.6 -o /tmp/forks.htr \
