@@ -21,7 +21,7 @@ packages=(
   capnproto libcapnp-dev libdwarf-dev libboost-program-options-dev nlohmann-json3-dev  # heaptrail's build
   python3 time binutils        # the harness (python3 standard library only), /usr/bin/time, nm/readelf
   heaptrack zstd               # comparison: heaptrack, heaptrack_print (zstd: .zst output)
-  sqlite3                      # real workload
+  sqlite3 jq                   # real workloads (perl: perl-base)
   llvm elfutils                # symbolization comparison: llvm-symbolizer, eu-addr2line
 )
 missing=()
