@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "heaptrail.skel.h"
@@ -68,6 +70,22 @@ std::vector<TextSegment> textSegmentsOf(const FunctionIndex& index) {
   std::vector<TextSegment> text;
   for (const auto& s : index.executableSegments) text.push_back({s.vaddr, s.fileOffset, s.fileSize});
   return text;
+}
+
+// Whether `pid` has exited (a zombie whose threads are all gone included): a short-lived
+// target can exit while the recorder attaches the probes of a library it just mapped.
+bool processEnded(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream in(dir + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;
+  const auto name = stat.rfind(')');
+  if (name == std::string::npos || name + 2 >= stat.size()) return true;
+  if (stat[name + 2] != 'Z' && stat[name + 2] != 'X') return false;
+  std::error_code ec;
+  size_t threads = 0;
+  for ([[maybe_unused]] const auto& t : std::filesystem::directory_iterator(dir + "/task", ec)) ++threads;
+  return threads <= 1;
 }
 
 bool sitesMovable() {
@@ -298,30 +316,38 @@ void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
     if (::stat(own.c_str(), &st) == 0 && st.st_dev == object.dev && st.st_ino == object.ino) path = own;
   }
   attached_.insert({pid, index});
-  auto& links = links_[pid];
-  // Return probes first: a call whose entry is seen then always has its return seen.
-  if (multi_) {
-    if (!object.returnOffsets.empty())
-      links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_return), path.string(),
-                                         object.returnOffsets, object.returnCookies, pid, true, object.displayPath),
+  const auto attachLinks = [&] {
+    auto& links = links_[pid];
+    // Return probes first: a call whose entry is seen then always has its return seen.
+    if (multi_) {
+      if (!object.returnOffsets.empty())
+        links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_return), path.string(),
+                                           object.returnOffsets, object.returnCookies, pid, true, object.displayPath),
+                         nullptr});
+      links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_entry), path.string(),
+                                         object.entryOffsets, object.entryCookies, pid, false, object.displayPath),
                        nullptr});
-    links.push_back({attachUprobeMulti(bpf_program__fd(skel_->progs.alloc_entry), path.string(),
-                                       object.entryOffsets, object.entryCookies, pid, false, object.displayPath),
-                     nullptr});
-    return;
-  }
-  const auto attachOne = [&](bpf_program* program, uint64_t offset, uint64_t cookie, bool retprobe) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
-    bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, path.c_str(), offset, &opts);
-    if (!link)
-      throw RecordError("cannot attach a uprobe to " + object.displayPath + " at offset " + std::to_string(offset) +
-                        ": " + std::strerror(errno));
-    links.push_back({UprobeMultiLink{}, std::unique_ptr<bpf_link, LinkDeleter>(link)});
+      return;
+    }
+    const auto attachOne = [&](bpf_program* program, uint64_t offset, uint64_t cookie, bool retprobe) {
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
+      bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, path.c_str(), offset, &opts);
+      if (!link)
+        throw RecordError("cannot attach a uprobe to " + object.displayPath + " at offset " + std::to_string(offset) +
+                          ": " + std::strerror(errno));
+      links.push_back({UprobeMultiLink{}, std::unique_ptr<bpf_link, LinkDeleter>(link)});
+    };
+    for (size_t i = 0; i < object.returnOffsets.size(); ++i)
+      attachOne(skel_->progs.alloc_return, object.returnOffsets[i], object.returnCookies[i], true);
+    for (size_t i = 0; i < object.entryOffsets.size(); ++i)
+      attachOne(skel_->progs.alloc_entry, object.entryOffsets[i], object.entryCookies[i], false);
   };
-  for (size_t i = 0; i < object.returnOffsets.size(); ++i)
-    attachOne(skel_->progs.alloc_return, object.returnOffsets[i], object.returnCookies[i], true);
-  for (size_t i = 0; i < object.entryOffsets.size(); ++i)
-    attachOne(skel_->progs.alloc_entry, object.entryOffsets[i], object.entryCookies[i], false);
+  try {
+    attachLinks();
+  } catch (const RecordError&) {
+    if (processEnded(pid)) return;  // nothing left to record there
+    throw;
+  }
 }
 
 void AllocatorProbes::forgetExitedThreads() {
