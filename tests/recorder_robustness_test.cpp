@@ -145,7 +145,8 @@ TEST_F(RecorderRobustnessTest, FullDiskStopsWithAClearErrorAndAValidFile) {
 }
 
 TEST_F(RecorderRobustnessTest, TwoRecordersOnOneTargetBothRecordEverything) {
-  testing::BackgroundCommand target({kSamples + "/threads", "1.5"});
+  testing::BackgroundCommand target({kSamples + "/threads", "stdin"});
+  ASSERT_TRUE(target.waitForOutput("ready"));
   const auto pid = std::to_string(target.pid());
   testing::BackgroundCommand first({kRecorder, "-p", pid, "-o", (dir_ / "a.htr").string()});
   testing::BackgroundCommand second({kRecorder, "-p", pid, "-o", (dir_ / "b.htr").string()});
@@ -155,6 +156,7 @@ TEST_F(RecorderRobustnessTest, TwoRecordersOnOneTargetBothRecordEverything) {
   const auto third = testing::runCommand({kRecorder, "-p", pid, "-o", (dir_ / "a.htr").string()});
   EXPECT_EQ(third.exitCode, 1);
   EXPECT_NE(third.err.find("another heaptrail recorder"), std::string::npos) << third.err;
+  target.closeInput();  // both recorders are attached: now the threads allocate
   ASSERT_EQ(first.wait().exitCode, 0);
   ASSERT_EQ(second.wait().exitCode, 0);
   target.wait();
