@@ -30,7 +30,16 @@ enum ht_event_kind {
 	HT_OPERATOR_NEW_ARRAY = 14,
 	HT_OPERATOR_DELETE = 15,
 	HT_OPERATOR_DELETE_ARRAY = 16,
-	HT_KIND_COUNT = 17,
+	/* Kernel allocations (heaptrail_kernel.bpf.c). */
+	HT_KMALLOC = 17,
+	HT_KMEM_CACHE_ALLOC = 18,
+	HT_KFREE = 19,
+	HT_KMEM_CACHE_FREE = 20,
+	HT_PAGE_ALLOC = 21,
+	HT_PAGE_FREE = 22,
+	HT_PERCPU_ALLOC = 23,
+	HT_PERCPU_FREE = 24,
+	HT_KIND_COUNT = 25,
 	/* Entry state of a call whose return is not recorded (file mmap, filtered size). */
 	HT_IGNORED = 255,
 };

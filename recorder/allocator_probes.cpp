@@ -367,6 +367,8 @@ void AllocatorProbes::forgetExitedThreads() {
 
 int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.events); }
 
+int AllocatorProbes::targetsMapFd() const { return bpf_map__fd(skel_->maps.targets); }
+
 std::array<uint64_t, HT_KIND_COUNT> AllocatorProbes::lostCounts() const {
   std::array<uint64_t, HT_KIND_COUNT> totals{};
   const int cpus = libbpf_num_possible_cpus();

@@ -84,6 +84,8 @@ class AllocatorProbes {
 
   bool usesUprobeMulti() const { return multi_; }
   int ringBufferFd() const;
+  // The map of recorded processes, shared with the kernel programs in combined mode.
+  int targetsMapFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
   std::array<uint64_t, HT_KIND_COUNT> lostCounts() const;
   // The BPF programs' ids (for tests and benchmarks that read their run counts).

@@ -5,8 +5,9 @@
 
 #include <boost/program_options.hpp>
 
-#include "bpf/heaptrail_event.h"
+#include "bpf/heaptrail_kernel_event.h"
 #include "recorder/allocator_functions.h"
+#include "recorder/kernel_probes.h"
 #include "common/units.h"
 
 namespace po = boost::program_options;
@@ -17,12 +18,15 @@ namespace {
 std::string helpText(const std::string& program, const po::options_description& visible) {
   std::ostringstream out;
   out << "Usage: " << program << " -p PID [options]\n"
-      << "       " << program << " [options] -- COMMAND [ARGS...]\n\n"
+      << "       " << program << " [options] -- COMMAND [ARGS...]\n"
+      << "       " << program << " --kernel [options] [-p PID | -- COMMAND [ARGS...]]\n\n"
       << "Records every heap allocation and free of a process (malloc, calloc, realloc,\n"
       << "reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, free,\n"
       << "C++ operator new/delete and anonymous mmap/munmap) with its user stack into a\n"
       << "compressed trace file, to be analyzed elsewhere with `heaptrail analyze`.\n"
-      << "Needs root, or CAP_BPF + CAP_PERFMON.\n\n"
+      << "With --kernel, also (or only) the kernel's own allocations: kmalloc, kmem_cache,\n"
+      << "pages and per-CPU memory of every process, with kernel stacks.\n"
+      << "Needs root, or CAP_BPF + CAP_PERFMON (--kernel: also CAP_SYSLOG for kernel symbols).\n\n"
       << visible << "\n"
       << "Examples:\n"
       << "  " << program << " -p 1234 -o app.htr          attach to a running process; Ctrl-C stops\n"
@@ -31,7 +35,9 @@ std::string helpText(const std::string& program, const po::options_description& 
       << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n"
       << "  " << program << " --follow-forks -- make     the command and every process it starts\n"
       << "  " << program << " --alloc-fn pool_alloc=malloc --alloc-fn pool_free=free -p 1234\n"
-      << "                                               also hook the program's own allocator\n\n"
+      << "                                               also hook the program's own allocator\n"
+      << "  " << program << " --kernel -d 30s -o k.htr     kernel allocations of the whole machine for 30 s\n"
+      << "  " << program << " --kernel -o both.htr -- ./app  the command's heap and the kernel's, in one trace\n\n"
       << "Durations take ms, s, m or h (default s); sizes take k, M or G (powers of 1024).\n"
       << "Exit status: 0 recorded, 1 error, 2 usage error.\n";
   return out.str();
@@ -59,7 +65,8 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     own.erase(dashdash, own.end());
   }
 
-  std::string output, duration, minSize, maxSize, ringSize, obj;
+  std::string output, duration, minSize, maxSize, ringSize, obj, kernelEvents = "all";
+  unsigned kernelStackDepth = options.kernelStackDepth;
   long long pid = -1;
   unsigned stackDepth = options.stackDepth;
   po::options_description visible("Options");
@@ -78,6 +85,9 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
         " (repeatable)").c_str())
       ("follow-forks,f", "also record the processes the target starts (fork, vfork, clone) and what they exec")
       ("release-stacks", "also capture the stacks of frees and deletes, so that mismatched-family and double-free reports show where the block was released (doubles the cost of a free)")
+      ("kernel", "record the kernel's allocations (kmalloc, kmem_cache, pages, per-CPU) of every process, alone or beside -p / -- COMMAND")
+      ("kernel-events", po::value<std::string>(&kernelEvents), "with --kernel: which of kmalloc,cache,page,percpu to record (default: all)")
+      ("kernel-stack-depth", po::value<unsigned>(&kernelStackDepth), "with --kernel: kernel stack frames per allocation (1-64, default 32)")
       ("verbose,v", "print libbpf diagnostics and progress");
 
   // Not in --help: for the tests and benchmarks that compare probe sites.
@@ -111,8 +121,19 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     if (options.pid && !options.command.empty())
       throw po::error("give either -p PID or -- COMMAND, not both");
     if (hasDashDash && options.command.empty()) throw po::error("no command after --");
-    if (!options.pid && options.command.empty())
-      throw po::error("nothing to record: give -p PID or -- COMMAND");
+    options.kernel = vm.count("kernel") > 0;
+    if (!options.kernel && (vm.count("kernel-events") || vm.count("kernel-stack-depth")))
+      throw po::error("--kernel-events and --kernel-stack-depth need --kernel");
+    options.kernelEvents = parseKernelEventGroups(kernelEvents);
+    if (options.kernelEvents == 0)
+      throw po::error("invalid --kernel-events '" + kernelEvents + "': a comma-separated list of kmalloc, cache, page, percpu (or all)");
+    if (kernelStackDepth < 1 || kernelStackDepth > HT_MAX_KERNEL_STACK_DEPTH)
+      throw po::error("--kernel-stack-depth must be between 1 and " + std::to_string(HT_MAX_KERNEL_STACK_DEPTH));
+    options.kernelStackDepth = kernelStackDepth;
+    if (!options.pid && options.command.empty() && !options.kernel)
+      throw po::error("nothing to record: give -p PID, -- COMMAND or --kernel");
+    if (options.kernel && !options.pid && options.command.empty() && options.followForks)
+      throw po::error("--follow-forks needs -p PID or -- COMMAND");
     options.output = output;
     if (!obj.empty()) options.allocatorObject = obj;
     if (!duration.empty()) {
@@ -131,6 +152,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       const uint64_t r = options.ringBufferBytes;
       if (r < 4096 || (r & (r - 1)) != 0 || r > (1ull << 30))
         throw po::error("--ringbuf-size must be a power of two between 4k and 1G");
+      options.kernelRingBufferBytes = r;
     }
   } catch (const po::error& e) {
     result.action = ParsedCommandLine::Action::UsageError;

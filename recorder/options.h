@@ -25,6 +25,11 @@ struct RecordOptions {
   bool releaseStacks = false;
   bool verbose = false;
   bool entryProbes = false;  // hidden --probe-sites=entry: probe first instructions (tests, benchmarks)
+  // --kernel: kernel allocations (recorder/kernel_*), alone or beside -p / -- cmd.
+  bool kernel = false;
+  uint32_t kernelEvents = 0;                    // HT_KGROUP_* bits (--kernel-events)
+  uint32_t kernelStackDepth = 32;               // --kernel-stack-depth
+  uint64_t kernelRingBufferBytes = 8ull << 20;  // --ringbuf-size applies to it too
 };
 
 struct ParsedCommandLine {

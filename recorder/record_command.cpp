@@ -15,6 +15,7 @@ namespace {
 std::string describeEnd(const RecordSummary& s) {
   switch (s.endReason) {
     case schema::EndReason::TARGET_EXITED:
+      if (s.pid == 0) return "stopped";
       if (s.exitStatus) {
         if (s.exitStatus->signal)
           return "target killed by signal " + std::to_string(s.exitStatus->signal) + " (" +
@@ -64,8 +65,12 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
   configureLibbpfLogging(parsed.options.verbose);
   try {
     const RecordSummary s = runRecording(parsed.options, [&](const RecordSummary& started) {
-      std::cerr << program << ": recording pid " << started.pid << " into " << started.output.string()
-                << "; Ctrl-C to stop\n";
+      if (started.pid == 0)
+        std::cerr << program << ": recording kernel allocations into " << started.output.string()
+                  << "; Ctrl-C to stop\n";
+      else
+        std::cerr << program << ": recording pid " << started.pid << (parsed.options.kernel ? " and kernel allocations" : "")
+                  << " into " << started.output.string() << "; Ctrl-C to stop\n";
     });
     printSummary(std::cerr, program, s);
     if (s.endReason == schema::EndReason::ERROR) {

@@ -17,6 +17,7 @@
 #include "recorder/allocator_probes.h"
 #include "recorder/clock.h"
 #include "recorder/fork_follower.h"
+#include "recorder/kernel_recording.h"
 #include "recorder/preflight.h"
 #include "recorder/process_watcher.h"
 #include "recorder/record_error.h"
@@ -66,6 +67,7 @@ class Session {
   void hookNewImage(pid_t pid);
   void addProcessRecord(uint32_t pid, schema::ProcessEventKind kind, uint32_t parent = 0,
                         std::optional<ExitStatus> status = std::nullopt);
+  std::array<uint64_t, HT_KIND_COUNT> lostCounts() const;
 
   const RecordOptions& options_;
   TargetProcess target_;
@@ -79,6 +81,7 @@ class Session {
   bool exitRecorded_ = false;
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
+  std::unique_ptr<KernelRecording> kernel_;  // --kernel with -p / -- cmd
   ring_buffer* ring_ = nullptr;
   StackTable stacks_;
   schema::ChunkBuilder chunk_;
@@ -170,8 +173,17 @@ void Session::drainAll() {
   if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
 }
 
+std::array<uint64_t, HT_KIND_COUNT> Session::lostCounts() const {
+  auto lost = probes_->lostCounts();
+  if (kernel_) {
+    const auto kernel = kernel_->lostCounts();
+    for (size_t kind = 0; kind < lost.size(); ++kind) lost[kind] += kernel[kind];
+  }
+  return lost;
+}
+
 void Session::flush(bool sync) {
-  const auto lost = probes_->lostCounts();
+  const auto lost = lostCounts();
   for (uint32_t kind = 0; kind < HT_KIND_COUNT; ++kind) {
     chunk_.addLost(static_cast<schema::EventKind>(kind), lost[kind] - lostWritten_[kind]);
     lostWritten_[kind] = lost[kind];
@@ -278,6 +290,10 @@ RecordSummary Session::run() {
   startNs_ = clockNs();
   // Traced before anything is hooked: a process it forks meanwhile is held for us.
   if (options_.followForks) follower_ = std::make_unique<ForkFollower>(target_.pid(), target_.launched());
+  if (options_.kernel) {
+    kernel_ = std::make_unique<KernelRecording>(options_, stacks_, chunk_, summary_, probes_->targetsMapFd());
+    kernel_->setStart(startNs_);
+  }
   hookAllocators();
   watcher_ = std::make_unique<ProcessWatcher>(!options_.followForks);
   watcher_->addTarget(target_.pid());
@@ -285,6 +301,7 @@ RecordSummary Session::run() {
       ring_buffer__new(probes_->ringBufferFd(), &Session::onRingEvent, this, nullptr), ring_buffer__free);
   if (!ring) throw RecordError(std::string("cannot read the BPF ring buffer: ") + std::strerror(errno));
   ring_ = ring.get();
+  if (kernel_) kernel_->addTo(ring_);
 
   if (!target_.launched()) {
     // The watcher is already running, so nothing mapped from here on is missed.
@@ -292,7 +309,7 @@ RecordSummary Session::run() {
   }
   const std::string allocator =
       allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
-  writeTraceHeader(writer_, options_, {startNs_, target_, allocator, hooked_});
+  writeTraceHeader(writer_, options_, {startNs_, &target_, allocator, hooked_, kernel_.get()});
   target_.release();
   if (onStarted_) onStarted_(summary_);
 
@@ -355,7 +372,7 @@ RecordSummary Session::run() {
   const uint64_t end = clockNs();
   summary_.durationNs = end - startNs_;
   summary_.stacks = stacks_.size();
-  const auto lost = probes_->lostCounts();
+  const auto lost = lostCounts();
   for (uint64_t n : lost) summary_.lost += n;
   summary_.lostMappingRecords = watcher_->lostRecords();
   try {
@@ -389,6 +406,7 @@ RecordSummary Session::run() {
 
 RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
   checkPrivilegesAndKernel();
+  if (options.kernel && !options.pid && options.command.empty()) return runKernelRecording(options, onStarted);
   TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
   AllocatorObjects allocators = options.allocatorObject.empty()
                                     ? (target.launched() ? locateAllocatorsForExecutable(target.executable())

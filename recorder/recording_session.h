@@ -37,4 +37,8 @@ struct RecordSummary {
 RecordSummary runRecording(const RecordOptions& options,
                            const std::function<void(const RecordSummary&)>& onStarted = {});
 
+// Kernel allocations alone (--kernel without -p or -- cmd): recorder/kernel_session.cpp.
+RecordSummary runKernelRecording(const RecordOptions& options,
+                                 const std::function<void(const RecordSummary&)>& onStarted);
+
 }  // namespace heaptrail::recorder

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "recorder/clock.h"
+#include "recorder/kernel_recording.h"
 
 #ifndef HEAPTRAIL_VERSION
 #define HEAPTRAIL_VERSION "unknown"
@@ -26,12 +27,15 @@ void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options,
     h.getWallClockAnchor().setClockNs(monotonic);
     h.getWallClockAnchor().setRealtimeNs(realtime);
     h.setStartTimeNs(start.startNs);
-    auto target = h.initTargets(1)[0];
-    target.setPid(static_cast<uint32_t>(start.target.pid()));
-    const auto& argv = start.target.commandLine();
-    auto args = target.initCommandLine(static_cast<unsigned>(argv.size()));
-    for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
-    target.setStartedByRecorder(start.target.launched());
+    if (start.target) {
+      auto target = h.initTargets(1)[0];
+      target.setPid(static_cast<uint32_t>(start.target->pid()));
+      const auto& argv = start.target->commandLine();
+      auto args = target.initCommandLine(static_cast<unsigned>(argv.size()));
+      for (unsigned i = 0; i < argv.size(); ++i) args.set(i, argv[i]);
+      target.setStartedByRecorder(start.target->launched());
+    }
+    if (start.kernel) start.kernel->writeHeader(h.initKernel());
 
     auto o = h.initOptions();
     o.setAllocatorObject(start.allocatorObject);

@@ -12,11 +12,14 @@
 namespace heaptrail::recorder {
 
 // What the header says about one recording besides the options it ran with.
+class KernelRecording;
+
 struct RecordingStart {
   uint64_t startNs = 0;  // CLOCK_MONOTONIC
-  const TargetProcess& target;
+  const TargetProcess* target;  // nullptr: kernel allocations only (--kernel)
   std::string allocatorObject;  // as the target sees it
   const std::vector<schema::FunctionRecord>& hooked;
+  KernelRecording* kernel = nullptr;  // --kernel: fills Header.kernel
 };
 
 // Writes the trace's header: this machine, the clocks, the target, the options.

@@ -26,6 +26,8 @@ void ChunkBuilder::addMapping(MappingRecord mapping) { mappings_.push_back(std::
 
 void ChunkBuilder::addFunction(FunctionRecord function) { functions_.push_back(std::move(function)); }
 
+void ChunkBuilder::addThreadName(ThreadNameRecord name) { threadNames_.push_back(std::move(name)); }
+
 void ChunkBuilder::addProcessEvent(ProcessRecord process) {
   processes_.push_back(std::move(process));
 }
@@ -41,7 +43,7 @@ void ChunkBuilder::addLost(EventKind kind, uint64_t count) {
 
 bool ChunkBuilder::empty() const {
   return kinds_.empty() && stackIds_.empty() && mappings_.empty() && processes_.empty() &&
-         lost_.empty() && functions_.empty();
+         lost_.empty() && functions_.empty() && threadNames_.empty();
 }
 
 void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const {
@@ -129,6 +131,17 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
     functions[i].setSymbolFileOffset(f.symbolFileOffset);
   }
 
+  if (!threadNames_.empty()) {
+    auto names = chunk.initThreadNames(static_cast<unsigned>(threadNames_.size()));
+    for (unsigned i = 0; i < threadNames_.size(); ++i) {
+      const auto& n = threadNames_[i];
+      names[i].setTimeNs(n.timeNs);
+      names[i].setPid(n.pid);
+      names[i].setTid(n.tid);
+      names[i].setName(n.name);
+    }
+  }
+
   auto lost = chunk.initLost(static_cast<unsigned>(lost_.size()));
   for (unsigned i = 0; i < lost_.size(); ++i) {
     lost[i].setKind(lost_[i].first);
@@ -152,6 +165,7 @@ void ChunkBuilder::clear() {
   processes_.clear();
   lost_.clear();
   functions_.clear();
+  threadNames_.clear();
 }
 
 }  // namespace heaptrail::schema

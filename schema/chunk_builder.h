@@ -21,6 +21,7 @@ class ChunkBuilder {
   void addProcessEvent(ProcessRecord process);
   void addLost(EventKind kind, uint64_t count);
   void addFunction(FunctionRecord function);
+  void addThreadName(ThreadNameRecord name);
 
   size_t eventCount() const { return kinds_.size(); }
   size_t stackCount() const { return stackIds_.size(); }
@@ -48,6 +49,7 @@ class ChunkBuilder {
   std::vector<ProcessRecord> processes_;
   std::vector<std::pair<EventKind, uint64_t>> lost_;
   std::vector<FunctionRecord> functions_;
+  std::vector<ThreadNameRecord> threadNames_;
 };
 
 }  // namespace heaptrail::schema

@@ -24,7 +24,14 @@ enum class EventRole : uint8_t {
 
 // Which allocator family a block comes from and a release belongs to: memory must go
 // back to the family it came from (malloc -> free, new -> delete, new[] -> delete[]).
-enum class Family : uint8_t { Malloc, New, NewArray };
+// Kernel memory has three families, each its own address space: slab objects (kmalloc
+// and kmem_cache, either released by kfree), pages (by `struct page`, released in parts
+// of any order) and per-CPU areas.
+enum class Family : uint8_t { Malloc, New, NewArray, Slab, Page, Percpu };
+
+constexpr bool isKernelFamily(Family family) {
+  return family == Family::Slab || family == Family::Page || family == Family::Percpu;
+}
 
 struct EventKindInfo {
   EventKind kind;
@@ -53,6 +60,14 @@ inline constexpr std::array<EventKindInfo, kEventKindCount> kEventKinds = {{
     {EventKind::OPERATOR_NEW_ARRAY, "operator new[]", EventRole::Allocate, Family::NewArray},
     {EventKind::OPERATOR_DELETE, "operator delete", EventRole::Release, Family::New},
     {EventKind::OPERATOR_DELETE_ARRAY, "operator delete[]", EventRole::Release, Family::NewArray},
+    {EventKind::KMALLOC, "kmalloc", EventRole::Allocate, Family::Slab},
+    {EventKind::KMEM_CACHE_ALLOC, "kmem_cache_alloc", EventRole::Allocate, Family::Slab},
+    {EventKind::KFREE, "kfree", EventRole::Release, Family::Slab},
+    {EventKind::KMEM_CACHE_FREE, "kmem_cache_free", EventRole::Release, Family::Slab},
+    {EventKind::PAGE_ALLOC, "mm_page_alloc", EventRole::Map, Family::Page},
+    {EventKind::PAGE_FREE, "mm_page_free", EventRole::Unmap, Family::Page},
+    {EventKind::PERCPU_ALLOC, "percpu_alloc", EventRole::Allocate, Family::Percpu},
+    {EventKind::PERCPU_FREE, "percpu_free", EventRole::Release, Family::Percpu},
 }};
 
 // The table is indexed by kind.
@@ -83,6 +98,14 @@ HEAPTRAIL_SAME_KIND(HT_OPERATOR_NEW, OPERATOR_NEW);
 HEAPTRAIL_SAME_KIND(HT_OPERATOR_NEW_ARRAY, OPERATOR_NEW_ARRAY);
 HEAPTRAIL_SAME_KIND(HT_OPERATOR_DELETE, OPERATOR_DELETE);
 HEAPTRAIL_SAME_KIND(HT_OPERATOR_DELETE_ARRAY, OPERATOR_DELETE_ARRAY);
+HEAPTRAIL_SAME_KIND(HT_KMALLOC, KMALLOC);
+HEAPTRAIL_SAME_KIND(HT_KMEM_CACHE_ALLOC, KMEM_CACHE_ALLOC);
+HEAPTRAIL_SAME_KIND(HT_KFREE, KFREE);
+HEAPTRAIL_SAME_KIND(HT_KMEM_CACHE_FREE, KMEM_CACHE_FREE);
+HEAPTRAIL_SAME_KIND(HT_PAGE_ALLOC, PAGE_ALLOC);
+HEAPTRAIL_SAME_KIND(HT_PAGE_FREE, PAGE_FREE);
+HEAPTRAIL_SAME_KIND(HT_PERCPU_ALLOC, PERCPU_ALLOC);
+HEAPTRAIL_SAME_KIND(HT_PERCPU_FREE, PERCPU_FREE);
 #undef HEAPTRAIL_SAME_KIND
 
 // nullptr for a kind newer than this build (a trace from a later recorder).
@@ -109,6 +132,9 @@ constexpr std::string_view familyAllocName(Family family) {
     case Family::Malloc: return "malloc";
     case Family::New: return "new";
     case Family::NewArray: return "new[]";
+    case Family::Slab: return "kmalloc";
+    case Family::Page: return "alloc_pages";
+    case Family::Percpu: return "alloc_percpu";
   }
   return "?";
 }
@@ -118,6 +144,9 @@ constexpr std::string_view familyReleaseName(Family family) {
     case Family::Malloc: return "free";
     case Family::New: return "delete";
     case Family::NewArray: return "delete[]";
+    case Family::Slab: return "kfree";
+    case Family::Page: return "free_pages";
+    case Family::Percpu: return "free_percpu";
   }
   return "?";
 }

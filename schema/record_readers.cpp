@@ -39,4 +39,8 @@ FunctionRecord readFunction(schema::AllocatorFunction::Reader f) {
           f.getProbeOffset(), f.getProbeInstruction(), f.getProbeEmulated(), f.getSymbolFileOffset()};
 }
 
+ThreadNameRecord readThreadName(schema::ThreadName::Reader n) {
+  return {n.getTimeNs(), n.getPid(), n.getTid(), n.getName()};
+}
+
 }  // namespace heaptrail::schema

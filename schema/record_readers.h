@@ -27,5 +27,6 @@ struct EventColumns {
 MappingRecord readMapping(schema::Mapping::Reader mapping);
 ProcessRecord readProcess(schema::ProcessEvent::Reader process);
 FunctionRecord readFunction(schema::AllocatorFunction::Reader function);
+ThreadNameRecord readThreadName(schema::ThreadName::Reader name);
 
 }  // namespace heaptrail::schema

@@ -59,4 +59,12 @@ struct ProcessRecord {
   std::vector<std::string> commandLine;
 };
 
+// The name (comm) a thread had when it made an event (kernel recordings).
+struct ThreadNameRecord {
+  uint64_t timeNs = 0;
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  std::string name;
+};
+
 }  // namespace heaptrail::schema

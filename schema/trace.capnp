@@ -82,6 +82,45 @@ struct Header {
   startTimeNs @8 :UInt64;       # when recording started (events may not precede it)
   targets @9 :List(Target);     # processes the recording was started for
   options @10 :RecorderOptions;
+  kernel @11 :KernelInfo;       # set when kernel allocations were recorded (--kernel)
+}
+
+struct KernelInfo {
+  # What a kernel recording (`heaptrail-record --kernel`) needs to be understood offline:
+  # which tracepoints were recorded and how to symbolize kernel stacks without the
+  # recorded machine. Kernel events are the kinds `kmalloc` to `percpuFree`.
+  events @0 :List(Text);        # event groups recorded: "kmalloc", "cache", "page", "percpu"
+  buildId @1 :Data;             # GNU build-id of the running kernel (/sys/kernel/notes),
+                                # empty if unknown: matches a vmlinux with DWARF
+  release @2 :Text;             # uname -r (also Header.kernelRelease)
+  kptrRestrict @3 :Int32;       # /proc/sys/kernel/kptr_restrict at recording start, -1 if unreadable
+  symbolsHidden @4 :Bool;       # /proc/kallsyms showed no addresses (kptr_restrict, or
+                                # no CAP_SYSLOG): `symbols` is empty, kernel frames stay raw
+  symbols @5 :KernelSymbols;    # snapshot of /proc/kallsyms
+  modules @6 :List(KernelModule);  # loaded modules (/proc/modules) at recording start
+  pageStructBytes @7 :UInt32;   # sizeof(struct page) (from the kernel's BTF): page events
+                                # name pages by `struct page` pointer, consecutive pages
+                                # are this many bytes apart
+  kernelStackDepth @8 :UInt32;  # kernel frames captured per allocation (at most)
+  userStacks @9 :Bool;          # kernel allocations made by a recorded process (-p, -- cmd)
+                                # also carry that thread's user stack (see Stack)
+  textStart @10 :UInt64;        # address of `_text` in the running kernel (kallsyms): with
+                                # a vmlinux's own `_text` it gives the KASLR offset
+}
+
+struct KernelSymbols {
+  # The text (function) symbols of /proc/kallsyms, in columns sorted by address; element
+  # i of each list describes symbol i. Data symbols are left out.
+  address @0 :List(UInt64);
+  names @1 :Data;               # the names, each followed by a NUL byte, in order
+  module @2 :List(UInt16);      # 0 = the kernel image, else 1 + index into KernelInfo.modules
+}
+
+struct KernelModule {
+  name @0 :Text;
+  base @1 :UInt64;              # load address of the module's core (0 if hidden)
+  size @2 :UInt64;              # bytes of its core
+  buildId @3 :Data;             # /sys/module/NAME/notes/.note.gnu.build-id, empty if unknown
 }
 
 enum EventKind {
@@ -106,6 +145,26 @@ enum EventKind {
   operatorNewArray @14;   # C++ operator new[] (any variant)
   operatorDelete @15;     # C++ operator delete (any variant): address = pointer released; at entry
   operatorDeleteArray @16;  # C++ operator delete[] (any variant)
+  # Kernel allocations (--kernel, KernelInfo). pid/tid: the task that was running (for
+  # allocations in interrupt context, whichever task was interrupted); stackId: the
+  # kernel stack, innermost first, then the user stack of that task when it is a recorded
+  # process. A kernel object may be released by any task: releases match allocations by
+  # address alone, never by pid.
+  kmalloc @17;         # kmem:kmalloc: address = object, size = bytes the slab object holds
+                       # (bytes_alloc, at least the requested size; a krealloc that fits stays
+                       # in place without an event, so this is what it can grow to)
+  kmemCacheAlloc @18;  # kmem:kmem_cache_alloc: address = object, size = the cache's object size
+  kfree @19;           # kmem:kfree: address = object released (from kmalloc or a kmem_cache);
+                       # size = 0
+  kmemCacheFree @20;   # kmem:kmem_cache_free: address = object released; size = 0
+  pageAlloc @21;       # kmem:mm_page_alloc: address = `struct page` pointer of the first page,
+                       # size = page size << order (KernelInfo.pageStructBytes apart per page)
+  pageFree @22;        # kmem:mm_page_free: address = `struct page` pointer, size = page size <<
+                       # order of the free, which may cover only part of an allocation (a
+                       # split high-order block freed page by page)
+  percpuAlloc @23;     # percpu:percpu_alloc_percpu: address = the per-CPU pointer, size = bytes
+                       # over all CPUs (bytes_alloc; per CPU before Linux 6.2)
+  percpuFree @24;      # percpu:percpu_free_percpu: address = the per-CPU pointer; size = 0
 }
 
 struct AllocatorFunction {
@@ -214,6 +273,16 @@ struct Chunk {
   processes @5 :List(ProcessEvent);  # process events since the previous chunk
   lost @6 :List(LostEvents);    # events lost since the previous chunk, by kind
   functions @7 :List(AllocatorFunction);  # functions first referenced in this chunk
+  threadNames @8 :List(ThreadName);  # names of threads first seen, or seen renamed, in this chunk
+}
+
+struct ThreadName {
+  # The name (comm) a thread had when it made an event: kernel recordings see every
+  # process on the machine, and this is how they are told apart offline.
+  timeNs @0 :UInt64;            # time of the first event with this name
+  pid @1 :UInt32;               # process (tgid)
+  tid @2 :UInt32;
+  name @3 :Text;                # comm: at most 15 bytes, as the kernel has it
 }
 
 enum EndReason {
