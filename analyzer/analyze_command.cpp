@@ -8,6 +8,7 @@
 #include "analyzer/cli.h"
 #include "analyzer/subcommand.h"
 #include "analyzer/json_output.h"
+#include "analyzer/kernel_frames.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
 #include "analyzer/text_output.h"
@@ -27,6 +28,7 @@ struct AnalyzeOptions {
   bool json = false;
   bool symbols = true;
   symbols::SymbolizerOptions symbolOptions;
+  std::filesystem::path vmlinux;
 };
 
 std::string helpText(const po::options_description& visible) {
@@ -43,7 +45,8 @@ std::string helpText(const po::options_description& visible) {
       << "  heaptrail analyze app.htr --min-bytes 1M         stacks holding at least 1 MiB\n"
       << "  heaptrail analyze app.htr --pid 4321             one process of a --follow-forks trace\n"
       << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
-      << "  heaptrail analyze app.htr --format json > leaks.json\n\n"
+      << "  heaptrail analyze app.htr --format json > leaks.json\n"
+      << "  heaptrail analyze k.htr --comm nginx --vmlinux ./vmlinux   kernel memory held for nginx\n\n"
       << "Durations take ns, us, ms, s, m or h (default s); sizes take k, M or G (powers of\n"
       << "1024). Unresolved frames print as module+0xoffset with the reason.\n"
       << "Exit status: 0 ok, 1 error, 2 usage error.\n";
@@ -59,7 +62,7 @@ uint64_t parseDurationOption(const std::string& name, const std::string& text) {
 // Returns nullopt after printing help.
 std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out) {
   AnalyzeOptions o;
-  std::string since, at, minBytes, top, format = "text", sysroot;
+  std::string since, at, minBytes, top, format = "text", sysroot, comm, vmlinux;
   long long pid = -1;
   std::vector<std::string> debugDirs, traces;
   po::options_description visible("Options");
@@ -70,6 +73,8 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("top,n", po::value<std::string>(&top), "show the N stacks with the most bytes (default 10, 0: all)")
       ("min-bytes", po::value<std::string>(&minBytes), "hide stacks with fewer outstanding bytes than this")
       ("pid,p", po::value<long long>(&pid), "only this process (traces recorded with --follow-forks hold several)")
+      ("comm", po::value<std::string>(&comm), "only processes with a thread of this name (kernel recordings name every thread)")
+      ("vmlinux", po::value<std::string>(&vmlinux), "kernel image with DWARF for file:line of kernel frames (default: found by the recorded kernel's build-id under the debug directories)")
       ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
@@ -100,6 +105,8 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
     if (pid <= 0 || pid > 0x7fffffff) throw UsageError("--pid must be a positive process id");
     o.report.pid = static_cast<uint32_t>(pid);
   }
+  if (vm.count("comm")) o.report.comm = comm;
+  o.vmlinux = vmlinux;
   if (format != "text" && format != "json") throw UsageError("invalid --format '" + format + "': use text or json");
   o.json = format == "json";
   o.symbols = vm.count("no-symbols") == 0;
@@ -147,7 +154,10 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       symbolizer.emplace(options->symbolOptions);
       resolver = [&](const symbols::ModuleRef& module, uint64_t offset) { return symbolizer->resolve(module, offset); };
     }
-    LeakReport report = buildReport(replay, options->report, resolver);
+    const auto kernel = KernelFrames::fromHeader(
+        reader.header(), {options->vmlinux, options->symbolOptions.debugDirs, options->symbolOptions.sysroot, true});
+    LeakReport report = buildReport(replay, options->report, resolver, kernel.get());
+    if (kernel) report.warnings.insert(report.warnings.end(), kernel->notes().begin(), kernel->notes().end());
     report.summary.trace = options->trace.string();
     const auto header = reader.header();
     if (header.getTargets().size() > 0) {

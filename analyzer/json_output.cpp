@@ -108,6 +108,12 @@ void to_json(Json& j, const LeakGroup& leak) {
            {"youngest_ns", leak.youngestAgeNs},
            {"stack_id", leak.stack.stackId},
            {"frames", frameList(leak.stack)}};
+  // Present only where known: traces without thread names or kernel memory read as before.
+  if (!leak.comm.empty()) j["comm"] = leak.comm;
+  if (leak.kernel) {
+    j["kernel"] = true;
+    j["family"] = leak.family;
+  }
 }
 
 void to_json(Json& j, const DoubleFreeGroup& d) {

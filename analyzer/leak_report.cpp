@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "analyzer/kernel_frames.h"
 #include "common/units.h"
 
 namespace heaptrail::analyzer {
@@ -14,19 +15,26 @@ namespace {
 // Maps and symbolizes stacks, each distinct (mapping, address) once.
 class StackResolver {
  public:
-  StackResolver(const Replay& replay, const FrameResolver& resolver) : replay_(replay), resolver_(resolver) {}
+  StackResolver(const Replay& replay, const FrameResolver& resolver, const KernelFrames* kernel)
+      : replay_(replay), resolver_(resolver), kernel_(kernel) {}
 
   StackReport resolve(uint32_t stackId) {
     StackReport out;
     out.stackId = stackId;
     const auto view = replay_.stack(stackId);
     out.known = view.defined;
-    for (const uint64_t address : view.frames) out.frames.push_back(frame(address, view.firstPid, view.firstUseNs));
+    const size_t skip = kernel_ ? kernel_->machineryFrames(view.frames) : 0;
+    for (const uint64_t address : view.frames.subspan(skip)) out.frames.push_back(frame(address, view.firstPid, view.firstUseNs));
     return out;
   }
 
  private:
   Frame frame(uint64_t address, uint32_t pid, uint64_t timeNs) {
+    if (kernel_ && kernel_->isKernelAddress(address)) {
+      auto it = kernelCache_.find(address);
+      if (it == kernelCache_.end()) it = kernelCache_.emplace(address, kernel_->resolve(address, resolver_)).first;
+      return it->second;
+    }
     Frame f;
     f.address = address;
     // A return address points after the call: look up the call instruction itself.
@@ -49,7 +57,9 @@ class StackResolver {
 
   const Replay& replay_;
   const FrameResolver& resolver_;
+  const KernelFrames* kernel_;
   std::map<std::pair<const MappingEntry*, uint64_t>, symbols::SymbolizedFrame> cache_;
+  std::map<uint64_t, Frame> kernelCache_;
 };
 
 std::string statusName(schema::TraceEnd end) {
@@ -106,7 +116,8 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
 
 }  // namespace
 
-LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver) {
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver,
+                       const KernelFrames* kernel) {
   LeakReport report;
   ReportSummary& s = report.summary;
   const auto& stats = replay.stats();
@@ -148,6 +159,12 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
 
   struct Agg {
     uint64_t bytes = 0, count = 0, oldest = UINT64_MAX, youngest = 0;
+    Family family = Family::Malloc;
+    schema::EventKind kind = schema::EventKind::MALLOC;
+  };
+  const auto commMatches = [&](uint32_t pid) {
+    const auto& names = replay.processNames(pid);
+    return std::find(names.begin(), names.end(), *options.comm) != names.end();
   };
   // Grouped per process and stack: the same code in a forked child is its own group.
   std::map<std::pair<uint32_t, uint32_t>, Agg> groups;
@@ -155,6 +172,7 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   replay.forEachOutstanding([&](const Outstanding& o) {
     processes.insert(o.pid);
     if (options.pid && o.pid != *options.pid) return;
+    if (options.comm && !commMatches(o.pid)) return;
     ++s.outstandingAllocations;
     s.outstandingBytes += o.size;
     const uint64_t age = now > o.timeNs ? now - o.timeNs : 0;
@@ -162,6 +180,8 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
     ++s.matchingAllocations;
     s.matchingBytes += o.size;
     Agg& g = groups[{o.pid, o.stackId}];
+    g.family = o.family;
+    g.kind = o.kind;
     g.bytes += o.size;
     ++g.count;
     g.oldest = std::min(g.oldest, o.timeNs);
@@ -186,16 +206,28 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   s.stackGroups = ranked.size();
   if (options.top > 0 && ranked.size() > options.top) ranked.resize(options.top);
 
-  StackResolver stacks(replay, resolver);
+  StackResolver stacks(replay, resolver, kernel);
   const auto ageOf = [now](uint64_t t) { return now > t ? now - t : 0; };
-  for (const auto& r : ranked)
-    report.leaks.push_back({r.pid, r.agg.bytes, r.agg.count, ageOf(r.agg.oldest), ageOf(r.agg.youngest),
-                            stacks.resolve(r.stackId)});
+  for (const auto& r : ranked) {
+    LeakGroup g;
+    g.pid = r.pid;
+    const auto& names = replay.processNames(r.pid);
+    if (!names.empty()) g.comm = names.front();
+    g.kernel = schema::isKernelFamily(r.agg.family);
+    g.family = std::string(g.kernel ? schema::eventKindName(r.agg.kind) : schema::familyAllocName(r.agg.family));
+    g.bytes = r.agg.bytes;
+    g.count = r.agg.count;
+    g.oldestAgeNs = ageOf(r.agg.oldest);
+    g.youngestAgeNs = ageOf(r.agg.youngest);
+    g.stack = stacks.resolve(r.stackId);
+    report.leaks.push_back(std::move(g));
+  }
 
   std::map<uint32_t, DoubleFreeGroup> doubles;
   std::map<uint32_t, uint32_t> firstFreeStack;
   for (const auto& d : replay.doubleFrees()) {
     if (options.pid && d.pid != *options.pid) continue;
+    if (options.comm && !commMatches(d.pid)) continue;
     auto [it, inserted] = doubles.try_emplace(d.stackId);
     if (inserted) {
       it->second.firstTimeNs = d.timeNs - std::min(d.timeNs, start);
@@ -214,6 +246,7 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   std::map<std::tuple<uint32_t, uint32_t, uint32_t, Family, Family>, MismatchGroup> mismatches;
   for (const auto& m : replay.mismatches()) {
     if (options.pid && m.pid != *options.pid) continue;
+    if (options.comm && !commMatches(m.pid)) continue;
     auto [it, inserted] =
         mismatches.try_emplace({m.pid, m.allocStackId, m.releaseStackId, m.allocFamily, m.releaseFamily});
     if (inserted) {

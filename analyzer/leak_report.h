@@ -21,6 +21,7 @@ struct ReportOptions {
   size_t top = 10;               // groups shown; 0 = all
   uint64_t minBytes = 0;         // groups with fewer bytes are not shown
   std::optional<uint32_t> pid;   // only this process (--pid)
+  std::optional<std::string> comm;  // only processes whose threads had this name (--comm)
 };
 
 // One return address of a recorded stack, with the functions at it (inlined calls first).
@@ -46,6 +47,10 @@ struct StackReport {
 
 struct LeakGroup {
   uint32_t pid = 0;
+  std::string comm;              // the process's name when the trace has it (kernel recordings)
+  std::string family;            // "malloc", "new", "new[]"; for kernel memory the allocating event:
+                                 // "kmalloc", "kmem_cache_alloc", "mm_page_alloc", "percpu_alloc"
+  bool kernel = false;           // kernel memory (--kernel)
   uint64_t bytes = 0;
   uint64_t count = 0;
   uint64_t oldestAgeNs = 0;      // age at the analysis point of the oldest allocation
@@ -112,7 +117,11 @@ struct LeakReport {
   std::vector<std::string> warnings;
 };
 
+class KernelFrames;
+
 // With an empty `resolver` frames are mapped to modules but not symbolized.
-LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver);
+// `kernel`, for traces with kernel allocations, resolves kernel frames.
+LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver,
+                       const KernelFrames* kernel = nullptr);
 
 }  // namespace heaptrail::analyzer

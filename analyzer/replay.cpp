@@ -31,7 +31,9 @@ void Replay::beginTrace(uint64_t startTimeNs) {
 }
 
 void Replay::run(schema::TraceReader& reader) {
-  beginTrace(reader.header().getStartTimeNs());
+  const auto header = reader.header();
+  beginTrace(header.getStartTimeNs());
+  if (header.hasKernel()) configureKernel(header.getPageSize(), header.getKernel().getPageStructBytes());
   while (auto chunk = reader.nextChunk()) {
     try {
       if (!applyChunk(*chunk)) {
@@ -85,6 +87,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
     processes_.push_back(schema::readProcess(p));
     if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());
   }
+  for (auto n : chunk.getThreadNames()) addThreadName(n.getPid(), n.getTid(), n.getName());
   for (auto lost : chunk.getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
     if (kind < schema::kEventKindCount)
@@ -124,6 +127,10 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
     ++stats_.eventsByKind[static_cast<size_t>(info->kind)];
     const uint32_t pid = pids[i];
     const uint64_t address = addresses[i];
+    if (schema::isKernelFamily(info->family)) {
+      applyKernel(*info, pid, address, sizes[i], t, stackIds[i]);
+      continue;
+    }
     switch (info->role) {
       case schema::EventRole::Allocate:
         allocate(pid, address, sizes[i], t, stackIds[i], info->family);
@@ -162,6 +169,41 @@ void Replay::added(uint64_t bytes, uint64_t t) {
     stats_.peakBytes = currentBytes_;
     stats_.peakTimeNs = t;
   }
+}
+
+void Replay::applyKernel(const schema::EventKindInfo& info, uint32_t pid, uint64_t address, uint64_t size,
+                         uint64_t t, uint32_t stackId) {
+  if (size > kMaxPlausibleSize) {
+    ++stats_.implausibleEvents;
+    return;
+  }
+  const KernelHeap::Effect e = kernel_.apply(info, pid, address, size, t, stackId);
+  currentBytes_ -= std::min(currentBytes_, e.removed);
+  if (e.allocation) {
+    ++stats_.allocations;
+    stats_.bytesAllocated += e.added;
+    added(e.added, t);
+    noteStackUse(stackId, pid, t);
+  }
+  if (e.release) ++stats_.frees;
+  if (e.unknownRelease) ++stats_.unknownFrees;
+  if (e.replacedLive) ++stats_.reusedLiveAddresses;
+}
+
+void Replay::addThreadName(uint32_t pid, uint32_t tid, std::string name) {
+  auto& names = names_[pid];
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
+  // The main thread's name first: it is the process's.
+  if (tid == pid)
+    names.insert(names.begin(), std::move(name));
+  else
+    names.push_back(std::move(name));
+}
+
+const std::vector<std::string>& Replay::processNames(uint32_t pid) const {
+  static const std::vector<std::string> none;
+  const auto it = names_.find(pid);
+  return it == names_.end() ? none : it->second;
 }
 
 void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "analyzer/flat_map.h"
+#include "analyzer/kernel_heap.h"
 #include "analyzer/map_history.h"
 #include "analyzer/recording_end.h"
 #include "schema/event_kinds.h"
@@ -36,6 +37,8 @@ struct Outstanding {
   uint64_t size = 0;
   uint64_t timeNs = 0;
   uint32_t stackId = 0;
+  Family family = Family::Malloc;  // kernel families for kernel allocations
+  schema::EventKind kind = schema::EventKind::MALLOC;  // set for kernel allocations only
 };
 
 struct DoubleFree {
@@ -96,6 +99,8 @@ class Replay {
 
   // Called by run(); public so the state can be built without a file.
   void beginTrace(uint64_t startTimeNs);
+  // Page events: page size and sizeof(struct page) of the recorded machine.
+  void configureKernel(uint64_t pageSize, uint64_t pageStructBytes) { kernel_.configure(pageSize, pageStructBytes); }
   // Returns false once every later chunk can only hold events after --at.
   bool applyChunk(schema::Chunk::Reader chunk);
   void finish(schema::TraceReader& reader);
@@ -118,6 +123,9 @@ class Replay {
   const std::vector<ProcessInfo>& processes() const { return processes_; }
   // The allocator functions the recorder hooked, by id (first definition of each id).
   const std::map<uint16_t, schema::FunctionRecord>& functions() const { return functions_; }
+  // Names (comm) the threads of `pid` had (Chunk.threadNames), the main thread's first;
+  // empty when the trace names none.
+  const std::vector<std::string>& processNames(uint32_t pid) const;
 
   uint64_t startTimeNs() const { return startTimeNs_; }
   // Absolute time of the analysis point: start + --at, or the end of the recording.
@@ -177,6 +185,9 @@ class Replay {
   StackInfo& stackInfo(uint32_t id);
   const StackInfo* findStack(uint32_t id) const;
   void added(uint64_t bytes, uint64_t t);
+  void applyKernel(const schema::EventKindInfo& info, uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
+                   uint32_t stackId);
+  void addThreadName(uint32_t pid, uint32_t tid, std::string name);
   void purgeFreedIfLarge();
 
   ReplayOptions options_;
@@ -194,6 +205,8 @@ class Replay {
   std::unordered_map<uint64_t, MmapRecord> mmapRecords_;
   uint64_t nextMmapId_ = 1;
   uint64_t currentBytes_ = 0;
+  KernelHeap kernel_;
+  std::unordered_map<uint32_t, std::vector<std::string>> names_;
 
   std::vector<uint64_t> frames_;
   std::vector<StackInfo> denseStacks_;  // by id, for the ids a recorder hands out
@@ -215,13 +228,17 @@ class Replay {
 template <typename F>
 void Replay::forEachOutstanding(F&& f) const {
   blocks_.forEach([&](uint32_t pid, uint64_t address, const Block& b) {
-    if (b.live) f(Outstanding{pid, address, b.size, b.timeNs, b.stackId});
+    if (b.live) f(Outstanding{pid, address, b.size, b.timeNs, b.stackId, b.family});
   });
   // A realloc still in progress at the analysis point has not released its block yet.
   stashes_.forEach([&](uint32_t pid, uint64_t, const ReallocStash& s) {
-    if (s.address != 0) f(Outstanding{pid, s.address, s.block.size, s.block.timeNs, s.block.stackId});
+    if (s.address != 0) f(Outstanding{pid, s.address, s.block.size, s.block.timeNs, s.block.stackId, s.block.family});
   });
   for (const auto& [id, r] : mmapRecords_) f(Outstanding{r.pid, r.start, r.bytes, r.timeNs, r.stackId});
+  kernel_.forEachLive([&](uint32_t pid, uint64_t address, uint64_t bytes, uint64_t t, uint32_t stackId,
+                          schema::EventKind kind) {
+    f(Outstanding{pid, address, bytes, t, stackId, schema::eventKindInfo(kind)->family, kind});
+  });
 }
 
 }  // namespace heaptrail::analyzer

@@ -121,9 +121,15 @@ void writeText(std::ostream& out, const LeakReport& report) {
   if (s.top > 0 && s.stackGroups > s.top) out << ", showing the top " << s.top;
   out << (report.leaks.empty() ? "\n" : ":\n");
   for (const auto& leak : report.leaks) {
-    out << "\n" << leak.bytes << " bytes in " << plural(leak.count, "allocation", "allocations")
-        << " from stack (";
-    if (s.processes.size() > 1) out << "pid " << leak.pid << ", ";
+    out << "\n" << leak.bytes << " bytes in " << plural(leak.count, "allocation", "allocations");
+    if (leak.kernel) out << " of kernel memory (" << leak.family << ")";
+    out << " from stack (";
+    if (s.processes.size() > 1 || leak.kernel) {
+      out << "pid " << leak.pid;
+      if (!leak.comm.empty()) out << " " << leak.comm;
+      else if (leak.kernel && leak.pid == 0) out << " interrupt or idle";
+      out << ", ";
+    }
     out << "oldest " << common::formatDuration(leak.oldestAgeNs) << ", youngest " << common::formatDuration(leak.youngestAgeNs) << ")\n";
     writeStackText(out, leak.stack);
   }

@@ -152,14 +152,19 @@ KernelProbes::KernelProbes(const KernelProbeConfig& config, const KernelTypes& t
     throw RecordError("cannot load the kernel BPF programs: " + std::string(std::strerror(-err)) +
                       (detail.empty() ? "" : " (" + detail + ")") + "; rerun with --verbose for details");
   }
-  bpf_program* program = nullptr;
-  bpf_object__for_each_program(program, skel_->obj) {
-    if (!bpf_program__autoload(program)) continue;
-    bpf_link* link = bpf_program__attach(program);
-    if (!link)
-      throw RecordError(std::string("cannot attach to the kernel tracepoint of ") + bpf_program__name(program) + ": " +
-                        std::strerror(errno));
-    links_.emplace_back(link);
+  // The interrupt exits before their entries: an entry counted without its exit would
+  // leave the CPU in "interrupt context" for good (an exit without an entry is ignored).
+  for (const bool exits : {true, false}) {
+    bpf_program* program = nullptr;
+    bpf_object__for_each_program(program, skel_->obj) {
+      const std::string_view name = bpf_program__name(program);
+      if (!bpf_program__autoload(program) || name.ends_with("_exit") != exits) continue;
+      bpf_link* link = bpf_program__attach(program);
+      if (!link)
+        throw RecordError(std::string("cannot attach to the kernel tracepoint of ") + std::string(name) + ": " +
+                          std::strerror(errno));
+      links_.emplace_back(link);
+    }
   }
 }
 
