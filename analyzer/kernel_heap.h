@@ -72,7 +72,7 @@ class KernelHeap {
 
 template <typename F>
 void KernelHeap::forEachLive(F&& f) const {
-  objects_.forEach([&](uint32_t family, uint64_t address, const Object& o) {
+  objects_.forEach([&](uint32_t, uint64_t address, const Object& o) {
     f(o.pid, address, o.size, o.timeNs, o.stackId, o.kind);
   });
   for (const auto& [id, r] : runs_)
