@@ -52,8 +52,8 @@ struct LeakGroup {
   uint64_t oldestAgeNs = 0;      // age at the analysis point of the oldest allocation
   uint64_t youngestAgeNs = 0;
   StackReport stack;
-  std::string comm;              // the process's name when the trace has it (kernel recordings)
-  std::string family;            // "malloc", "new", "new[]"; for kernel memory the allocating event:
+  std::string comm{};            // the process's name when the trace has it (kernel recordings)
+  std::string family{};          // "malloc", "new", "new[]"; for kernel memory the allocating event:
                                  // "kmalloc", "kmem_cache_alloc", "mm_page_alloc", "percpu_alloc"
   bool kernel = false;           // kernel memory (--kernel)
 };
