@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/safe_open.h"
 #include "common/unique_fd.h"
 
 namespace heaptrail::common {
@@ -55,11 +56,13 @@ std::string buildIdOf(Elf* elf) {
 }
 
 std::string readBuildId(const std::filesystem::path& path) {
+  const UniqueFd fd = openRegular(path);
+  return fd ? readBuildId(fd.get()) : std::string();
+}
+
+std::string readBuildId(int fd) {
   if (elf_version(EV_CURRENT) == EV_NONE) return {};
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-  const std::unique_ptr<Elf, decltype(&elf_end)> elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr), elf_end);
+  const std::unique_ptr<Elf, decltype(&elf_end)> elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return {};
   return buildIdOf(elf.get());
 }

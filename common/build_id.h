@@ -16,5 +16,7 @@ std::string buildIdFromNotes(Elf_Data* notes);
 std::string buildIdOf(Elf* elf);
 // The build-id of the ELF file at `path`; "" when it has none or cannot be read.
 std::string readBuildId(const std::filesystem::path& path);
+// The build-id of the open ELF file `fd` (which stays open).
+std::string readBuildId(int fd);
 
 }  // namespace heaptrail::common
