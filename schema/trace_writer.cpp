@@ -1,7 +1,9 @@
 #include "schema/trace_writer.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,7 +26,7 @@ TraceWriter::TraceWriter(std::filesystem::path path, int compressionLevel)
     : path_(std::move(path)), cctx_(ZSTD_createCCtx(), ZSTD_freeCCtx) {
   // Not O_TRUNC: the lock must be held before the old content is dropped, or a second
   // recorder would clobber the first one's file.
-  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
   if (!fd_) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
   if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
@@ -32,7 +34,22 @@ TraceWriter::TraceWriter(std::filesystem::path path, int compressionLevel)
       throw TraceError("cannot write " + path_.string() + ": another heaptrail recorder is writing it");
     throw TraceError("cannot lock " + path_.string() + ": " + errnoText(err));
   }
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+  if (!S_ISREG(st.st_mode)) throw TraceError("cannot write " + path_.string() + ": not a regular file");
   if (::ftruncate(fd_.get(), 0) != 0) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+  configureCompression(compressionLevel);
+}
+
+TraceWriter::TraceWriter(common::UniqueFd fd, std::filesystem::path path, int compressionLevel)
+    : path_(std::move(path)), fd_(std::move(fd)), cctx_(ZSTD_createCCtx(), ZSTD_freeCCtx) {
+  struct stat st {};
+  if (!fd_ || ::fstat(fd_.get(), &st) != 0) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+  seekable_ = S_ISREG(st.st_mode);
+  configureCompression(compressionLevel);
+}
+
+void TraceWriter::configureCompression(int compressionLevel) {
   if (!cctx_) throw TraceError("cannot create a zstd compression context");
   ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, compressionLevel);
   ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 1);
@@ -48,10 +65,14 @@ void TraceWriter::writeAll(const void* data, size_t size) {
     const ssize_t n = ::write(fd_.get(), p, size);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        waitUntilWritable();
+        continue;
+      }
       const int err = errno;
       // Drop the partial record so the file ends with a complete one (and a footer
       // saying why may still fit): a full disk must not leave a damaged tail.
-      if (bytesWritten_ != recordStart && ::ftruncate(fd_.get(), static_cast<off_t>(recordStart)) == 0 &&
+      if (seekable_ && bytesWritten_ != recordStart && ::ftruncate(fd_.get(), static_cast<off_t>(recordStart)) == 0 &&
           ::lseek(fd_.get(), static_cast<off_t>(recordStart), SEEK_SET) >= 0)
         bytesWritten_ = recordStart;
       throw TraceError("cannot write " + path_.string() + ": " + errnoText(err) +
@@ -60,6 +81,21 @@ void TraceWriter::writeAll(const void* data, size_t size) {
     p += n;
     size -= static_cast<size_t>(n);
     bytesWritten_ += static_cast<uint64_t>(n);
+  }
+}
+
+void TraceWriter::waitUntilWritable() {
+  pollfd fds[2] = {{fd_.get(), POLLOUT, 0}, {interruptFd_, POLLIN, 0}};
+  bool interrupted = false;
+  while (true) {
+    // Once a stop was requested, a reader that is merely slow still gets a moment.
+    const int n = ::poll(fds, interruptFd_ >= 0 && !interrupted ? 2 : 1, interrupted ? kStoppedWriteWaitMs : -1);
+    if (n < 0 && errno != EINTR) throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
+    if (n == 0 && interrupted)
+      throw TraceError("cannot write " + path_.string() + ": stopped while its reader was not reading");
+    if (n <= 0) continue;
+    if (fds[0].revents) return;  // writable, or an error the next write reports
+    if (fds[1].revents & POLLIN) interrupted = true;
   }
 }
 
@@ -109,13 +145,9 @@ void TraceWriter::writeFooter(const std::function<void(schema::Footer::Builder)>
 }
 
 void TraceWriter::sync() {
+  if (!seekable_) return;
   if (::fdatasync(fd_.get()) != 0 && errno != EINVAL)
     throw TraceError("cannot write " + path_.string() + ": " + errnoText(errno));
-}
-
-void TraceWriter::discard() {
-  std::error_code ignored;
-  std::filesystem::remove(path_, ignored);
 }
 
 }  // namespace heaptrail::schema

@@ -16,12 +16,17 @@ namespace heaptrail::schema {
 // Writes a trace file: header, chunks, footer, each its own zstd frame, so that a file
 // cut anywhere stays readable up to its last complete chunk.
 //
-// The output is locked (flock) for the writer's lifetime: a second recorder on the
-// same file fails instead of interleaving. Errors throw TraceError naming the file.
+// Errors throw TraceError naming the file.
 class TraceWriter {
  public:
-  // Opens (creating or truncating) `path`. Nothing is written until writeHeader().
+  // Opens (creating with mode 0600, or truncating) `path`, never through a symbolic
+  // link, and locks it (flock) for the writer's lifetime: a second writer on the same
+  // file fails instead of interleaving. Nothing is written until writeHeader().
   explicit TraceWriter(std::filesystem::path path, int compressionLevel = 3);
+  // Writes to `fd`, opened by the caller (the recorder's output_file), from its current
+  // position; `path` names it in messages. A file that is not regular (a pipe) is
+  // streamed to: a failed write cannot be taken back there.
+  TraceWriter(common::UniqueFd fd, std::filesystem::path path, int compressionLevel = 3);
   ~TraceWriter();
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
@@ -32,11 +37,12 @@ class TraceWriter {
   void writeChunk(ChunkBuilder& chunk);
   void writeFooter(const std::function<void(schema::Footer::Builder)>& fill);
 
-  // Forces written data to stable storage.
+  // Forces written data to stable storage (nothing for pipes).
   void sync();
-  // Removes the file: used when recording fails before anything useful was written,
-  // so no half-written file is left pretending to be a trace.
-  void discard();
+  // A non-blocking output (a pipe) that is full is waited for; once `fd` is readable
+  // (a stop was requested) only kStoppedWriteWaitMs more, then the write fails.
+  void setInterruptFd(int fd) { interruptFd_ = fd; }
+  static constexpr int kStoppedWriteWaitMs = 2000;
 
   const std::filesystem::path& path() const { return path_; }
   uint64_t bytesWritten() const { return bytesWritten_; }
@@ -46,6 +52,8 @@ class TraceWriter {
  private:
   void writeRecord(capnp::MessageBuilder& message);
   void writeAll(const void* data, size_t size);
+  void waitUntilWritable();
+  void configureCompression(int compressionLevel);
 
   std::filesystem::path path_;
   common::UniqueFd fd_;
@@ -55,6 +63,8 @@ class TraceWriter {
   uint64_t uncompressedBytes_ = 0;
   uint64_t nextSequence_ = 0;
   bool headerWritten_ = false;
+  bool seekable_ = true;  // a regular file: a partly written record can be cut off again
+  int interruptFd_ = -1;
 };
 
 }  // namespace heaptrail::schema
