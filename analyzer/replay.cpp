@@ -1,5 +1,6 @@
 #include "analyzer/replay.h"
 
+#include "common/saturating.h"
 #include "schema/record_readers.h"
 
 #include <algorithm>
@@ -91,9 +92,9 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
   for (auto lost : chunk.getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
     if (kind < schema::kEventKindCount)
-      stats_.lostByKind[kind] += lost.getCount();
+      stats_.lostByKind[kind] = common::saturatingAdd(stats_.lostByKind[kind], lost.getCount());
     else
-      stats_.lostUnknownKind += lost.getCount();
+      stats_.lostUnknownKind = common::saturatingAdd(stats_.lostUnknownKind, lost.getCount());
   }
 
   const schema::EventColumns columns(chunk);
@@ -139,6 +140,17 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
         if (address != 0) {
           ++stats_.frees;
           release(pid, address, t, nullptr, info->family, stackIds[i]);
+        }
+        break;
+      case schema::EventRole::ReleaseIfLive:
+        // The C library's own free: a live block is the program's (fclose); anything
+        // else is the allocator's bookkeeping (glibc's thread-exit cache flush).
+        if (address == 0) break;
+        if (Block* b = blocks_.find(pid, address); b && b->live) {
+          ++stats_.frees;
+          release(pid, address, t, nullptr, info->family, stackIds[i]);
+        } else {
+          ++stats_.libcInternalFrees;
         }
         break;
       case schema::EventRole::ReallocRelease:

@@ -79,6 +79,7 @@ struct ReplayStats {
   uint64_t peakTimeNs = 0;         // absolute trace time of that peak
   uint64_t unknownFrees = 0;       // free/realloc of an address not known to be live
   uint64_t doubleFrees = 0;
+  uint64_t libcInternalFrees = 0;  // the C library's frees of blocks not live: its own, not reported
   uint64_t mismatches = 0;         // releases by the wrong family
   uint64_t failedReallocs = 0;
   uint64_t reusedLiveAddresses = 0;  // allocation returned a still-live address: a free was lost

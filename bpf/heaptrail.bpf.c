@@ -36,12 +36,13 @@ const volatile __u32 stack_depth = 64;
  * wakeup is sent and the recorder drains on its own timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 /* Virtual addresses, in libc's ELF file, of its executable segment and of the probed
- * instructions of mmap/munmap: calls made from inside libc (thread stacks, malloc's own
+ * instructions of mmap/munmap/free: calls made from inside libc (thread stacks, malloc's own
  * mappings, free's munmap) are its business, not the program's. Zero: no check. */
 const volatile __u64 alloc_text_start = 0;
 const volatile __u64 alloc_text_end = 0;
 const volatile __u64 mmap_vaddr = 0;
 const volatile __u64 munmap_vaddr = 0;
+const volatile __u64 free_vaddr = 0;
 /* --release-stacks: capture the user stack of releases too (free, delete), for
  * mismatched-family and double-free reports. Off by default: it doubles the cost of a
  * free. */
@@ -345,9 +346,11 @@ static __always_inline __u64 return_address(struct pt_regs *ctx, __u64 entry_sp)
 
 /* The probe address minus the probed instruction's ELF address is the object's load
  * bias. */
-static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 entry_sp, __u64 site_vaddr)
+static __always_inline bool called_from_allocator(struct pt_regs *ctx, __u64 cookie, __u64 entry_sp,
+						  __u64 site_vaddr)
 {
-	if (!alloc_text_end || !site_vaddr)
+	/* Only a probe in the C library whose addresses we were given gives its load bias. */
+	if (!HT_COOKIE_IS_IN_LIBC(cookie) || !alloc_text_end || !site_vaddr)
 		return false;
 	__u64 ret = return_address(ctx, entry_sp);
 	if (!ret)
@@ -400,12 +403,12 @@ int alloc_entry(struct pt_regs *ctx)
 	case HT_SHAPE_MMAP: {
 		/* File mappings and libc's own are not the program's heap; they still take a
 		 * slot so that the return probe pairs with the right call. */
-		bool heap = (argument(ctx, cookie, 3) & MAP_ANONYMOUS) && !called_from_allocator(ctx, sp, mmap_vaddr);
+		bool heap = (argument(ctx, cookie, 3) & MAP_ANONYMOUS) && !called_from_allocator(ctx, cookie, sp, mmap_vaddr);
 		enter(pid_tgid, sp, heap ? kind : HT_IGNORED, function, argument(ctx, cookie, 1), 0);
 		break;
 	}
 	case HT_SHAPE_MUNMAP:
-		if (nested(pid_tgid, sp) || called_from_allocator(ctx, sp, munmap_vaddr))
+		if (nested(pid_tgid, sp) || called_from_allocator(ctx, cookie, sp, munmap_vaddr))
 			break;
 		emit(ctx, pid_tgid, kind, function, argument(ctx, cookie, 0), argument(ctx, cookie, 1), HT_STACK_NONE);
 		break;
@@ -420,6 +423,11 @@ int alloc_entry(struct pt_regs *ctx)
 				r->ptr = 0;
 			break;
 		}
+		/* Whether the library frees a block of the program's (fclose) or its own cache
+		 * entry (glibc's tcache at thread exit) is only known from the live blocks, in the
+		 * analyzer: say who called. */
+		if (kind == HT_FREE && called_from_allocator(ctx, cookie, sp, free_vaddr))
+			kind = HT_LIBC_FREE;
 		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
 		break;
 	}

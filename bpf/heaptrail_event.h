@@ -39,7 +39,11 @@ enum ht_event_kind {
 	HT_PAGE_FREE = 22,
 	HT_PERCPU_ALLOC = 23,
 	HT_PERCPU_FREE = 24,
-	HT_KIND_COUNT = 25,
+	/* free() called by the C library's own code: fclose, freeaddrinfo, ... for the
+	 * program, and glibc's flush of a thread's cache at thread exit (blocks the program
+	 * freed already) for itself. The analyzer applies it only to a live block. */
+	HT_LIBC_FREE = 25,
+	HT_KIND_COUNT = 26,
 	/* Entry state of a call whose return is not recorded (file mmap, filtered size). */
 	HT_IGNORED = 255,
 };
@@ -85,7 +89,7 @@ enum ht_call_shape {
  * function makes, how it passes its arguments, and where the probe is in it. One
  * generic entry program serves every function:
  *   bits  0-7   event kind (enum ht_event_kind)
- *   bits  8-15  call shape (enum ht_call_shape)
+ *   bits  8-14  call shape (enum ht_call_shape); bit 15: HT_COOKIE_IN_LIBC
  *   bits 16-31  function id
  *   bits 32-51  where arguments 0-3 are at the probed instruction, 5 bits each:
  *               0 = their ABI register, r + 1 = x86-64 register number r (rax = 0,
@@ -98,9 +102,14 @@ enum ht_call_shape {
 #define HT_COOKIE_ARGUMENT(index, location) ((__u64)(location) << (32 + 5 * (index)))
 #define HT_COOKIE_STACK_OFFSET(bytes) ((__u64)((bytes) / 8) << 52)
 #define HT_COOKIE_KIND(cookie) ((__u32)((cookie) & 0xff))
-#define HT_COOKIE_SHAPE(cookie) ((__u32)((cookie) >> 8) & 0xff)
+#define HT_COOKIE_SHAPE(cookie) ((__u32)((cookie) >> 8) & 0x7f)
 #define HT_COOKIE_FUNCTION(cookie) ((__u32)((cookie) >> 16) & 0xffff)
 #define HT_COOKIE_LOCATION(cookie, index) ((__u32)((cookie) >> (32 + 5 * (index))) & 0x1f)
 #define HT_COOKIE_STACK_BYTES(cookie) ((__u64)((cookie) >> 52) * 8)
+/* Bit 15 (the shape byte's top bit): set on the probes of the C library the recorder
+ * located (the one whose ELF addresses the BPF program was given): only there can a
+ * caller be checked against libc's text. */
+#define HT_COOKIE_IN_LIBC (1ull << 15)
+#define HT_COOKIE_IS_IN_LIBC(cookie) (((cookie) >> 15) & 1)
 
 #endif

@@ -18,6 +18,7 @@ enum class EventRole : uint8_t {
   Reallocate,      // realloc's return: a new block replacing the one released at its entry
   ReallocRelease,  // realloc's entry: the old block is released unless the call fails
   Release,         // the block at `address` is released
+  ReleaseIfLive,   // the allocator's own library releases it: applied to a live block only
   Map,             // an anonymous mapping
   Unmap,           // (part of) a mapping is removed
 };
@@ -68,6 +69,7 @@ inline constexpr std::array<EventKindInfo, kEventKindCount> kEventKinds = {{
     {EventKind::PAGE_FREE, "mm_page_free", EventRole::Unmap, Family::Page},
     {EventKind::PERCPU_ALLOC, "percpu_alloc", EventRole::Allocate, Family::Percpu},
     {EventKind::PERCPU_FREE, "percpu_free", EventRole::Release, Family::Percpu},
+    {EventKind::LIBC_FREE, "free (by libc)", EventRole::ReleaseIfLive, Family::Malloc},
 }};
 
 // The table is indexed by kind.
@@ -106,6 +108,7 @@ HEAPTRAIL_SAME_KIND(HT_PAGE_ALLOC, PAGE_ALLOC);
 HEAPTRAIL_SAME_KIND(HT_PAGE_FREE, PAGE_FREE);
 HEAPTRAIL_SAME_KIND(HT_PERCPU_ALLOC, PERCPU_ALLOC);
 HEAPTRAIL_SAME_KIND(HT_PERCPU_FREE, PERCPU_FREE);
+HEAPTRAIL_SAME_KIND(HT_LIBC_FREE, LIBC_FREE);
 #undef HEAPTRAIL_SAME_KIND
 
 // nullptr for a kind newer than this build (a trace from a later recorder).

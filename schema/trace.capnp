@@ -165,6 +165,13 @@ enum EventKind {
   percpuAlloc @23;     # percpu:percpu_alloc_percpu: address = the per-CPU pointer, size = bytes
                        # over all CPUs (bytes_alloc; per CPU before Linux 6.2)
   percpuFree @24;      # percpu:percpu_free_percpu: address = the per-CPU pointer; size = 0
+  libcFree @25;      # free() called by the C library's own code (recorded when the recorder
+                     # knows libc's text, else as `free`): fclose, freeaddrinfo, ... release
+                     # blocks of the program's; glibc's flush of a thread's malloc cache at
+                     # thread exit releases blocks the program freed already (and the cache
+                     # itself, never handed out). Releases the block at `address` if it is
+                     # live; otherwise it is the allocator's own business, not a double free
+                     # or a free of an unknown address. Older analyzers ignore it.
 }
 
 struct AllocatorFunction {
