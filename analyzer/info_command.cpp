@@ -9,6 +9,7 @@
 #include "analyzer/subcommand.h"
 #include "common/hex.h"
 #include "common/safe_text.h"
+#include "common/saturating.h"
 #include "analyzer/replay.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
@@ -110,7 +111,7 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
     const auto k = static_cast<size_t>(kind.kind);
     const uint64_t n = std::max(stats.lostByKind[k], footer ? footer->lostByKind[k] : 0);
     if (n == 0) continue;
-    lostTotal += n;
+    lostTotal = common::saturatingAdd(lostTotal, n);
     lost << "  " << kind.name << ": " << n << "\n";
   }
   out << "lost events:      " << (lostTotal == 0 ? std::string("none") : std::to_string(lostTotal) + " (WARNING: lost frees show up as leaks)") << "\n"

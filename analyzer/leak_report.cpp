@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "analyzer/kernel_frames.h"
+#include "common/saturating.h"
 #include "common/units.h"
 
 namespace heaptrail::analyzer {
@@ -148,11 +149,11 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
         whole && replay.recordingEnd() ? std::max(stats.lostByKind[k], replay.recordingEnd()->lostByKind[k]) : stats.lostByKind[k];
     if (n == 0) continue;
     s.lost.emplace_back(std::string(kind.name), n);
-    s.lostTotal += n;
+    s.lostTotal = common::saturatingAdd(s.lostTotal, n);
   }
   if (stats.lostUnknownKind > 0) {
     s.lost.emplace_back("unknown", stats.lostUnknownKind);
-    s.lostTotal += stats.lostUnknownKind;
+    s.lostTotal = common::saturatingAdd(s.lostTotal, stats.lostUnknownKind);
   }
   s.status = statusName(replay.end());
   s.problem = replay.problem();

@@ -1,5 +1,7 @@
 #include "analyzer/recording_end.h"
 
+#include "common/saturating.h"
+
 namespace heaptrail::analyzer {
 
 std::optional<RecordingEnd> readRecordingEnd(const schema::TraceReader& reader) {
@@ -14,7 +16,7 @@ std::optional<RecordingEnd> readRecordingEnd(const schema::TraceReader& reader) 
   end.chunks = footer->getChunksTotal();
   for (auto lost : footer->getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
-    if (kind < end.lostByKind.size()) end.lostByKind[kind] += lost.getCount();
+    if (kind < end.lostByKind.size()) end.lostByKind[kind] = common::saturatingAdd(end.lostByKind[kind], lost.getCount());
   }
   return end;
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/saturating.h"
+
 namespace heaptrail::schema {
 
 void ChunkBuilder::addEvent(const EventRecord& event) {
@@ -38,7 +40,7 @@ void ChunkBuilder::addLost(EventKind kind, uint64_t count) {
   if (it == lost_.end())
     lost_.emplace_back(kind, count);
   else
-    it->second += count;
+    it->second = common::saturatingAdd(it->second, count);
 }
 
 bool ChunkBuilder::empty() const {
