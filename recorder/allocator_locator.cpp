@@ -4,13 +4,17 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "common/safe_open.h"
+#include "common/safe_text.h"
 #include "recorder/elf_info.h"
+#include "recorder/mapped_file.h"
 #include "recorder/proc_maps.h"
 #include "recorder/record_error.h"
 
@@ -48,17 +52,6 @@ std::filesystem::path findLibrary(const std::string& name, const std::vector<std
   return {};
 }
 
-// "#!/bin/sh -e" -> "/bin/sh"
-std::filesystem::path scriptInterpreter(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::string line;
-  if (!std::getline(in, line) || !line.starts_with("#!")) return {};
-  std::istringstream words(line.substr(2));
-  std::string interpreter;
-  words >> interpreter;
-  return interpreter;
-}
-
 }  // namespace
 
 bool isLibcName(const std::string& name) {
@@ -67,7 +60,6 @@ bool isLibcName(const std::string& name) {
 }
 
 AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
-  const std::string root = "/proc/" + std::to_string(pid) + "/root";
   std::vector<MapsEntry> maps;
   try {
     maps = readMaps(pid);
@@ -78,34 +70,36 @@ AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
   const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
   if (ec) throw RecordError("cannot inspect process " + std::to_string(pid) + ": " + ec.message());
 
-  // Seen from the recorder, the target's files live under /proc/PID/root (they differ
-  // when the target runs in a container).
+  // The files are opened as the process mapped them, never by a path it could have
+  // replaced since (they also differ from ours when it runs in a container).
   AllocatorObjects result;
-  result.objects.push_back({root + exe.string(), exe.string()});
+  if (auto fd = openExecutableOf(pid)) result.objects.emplace_back(std::move(fd), exe.string());
   std::set<std::string> seen = {exe.string()};
   for (const auto& entry : maps) {
     if (!entry.executable || entry.path.empty() || entry.path.front() != '/') continue;
     if (!seen.insert(entry.path).second) continue;
-    AllocatorObject object{root + entry.path, entry.path};
+    auto fd = openMappedFile({pid, entry.start, entry.end, entry.path, entry.device, entry.inode, {}});
+    if (!fd) continue;
+    AllocatorObject object(std::move(fd), entry.path);
     if (!result.libc && isLibcName(std::filesystem::path(entry.path).filename())) result.libc = object;
     result.objects.push_back(std::move(object));
   }
   return result;
 }
 
-AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& executable) {
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program) {
   AllocatorObjects result;
-  std::filesystem::path program = executable;
-  if (auto interpreter = scriptInterpreter(executable); !interpreter.empty()) program = interpreter;
-  result.objects.push_back({program, program.string()});
-
   const auto dirs = librarySearchPath();
   std::set<std::string> seen;
-  std::deque<std::filesystem::path> queue = {program};
+  std::deque<std::pair<std::filesystem::path, size_t>> queue;  // file, index in result.objects
+  if (auto fd = common::openRegular(program)) {
+    result.objects.emplace_back(std::move(fd), program.string());
+    queue.emplace_back(program, 0);
+  }
   while (!queue.empty()) {
-    const auto file = queue.front();
+    const auto [file, index] = queue.front();
     queue.pop_front();
-    const auto info = readElfInfo(file);
+    const auto info = readElfInfo(result.objects[index].fd());
     if (!info) continue;
     std::vector<std::string> wanted = info->needed;
     // musl's dynamic loader is its libc.
@@ -120,20 +114,26 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& exec
     for (const auto& name : wanted) {
       const auto path = findLibrary(name, searched);
       if (path.empty() || !seen.insert(path.string()).second) continue;
-      AllocatorObject object{path, path.string()};
+      auto fd = common::openRegular(path);
+      if (!fd) continue;
+      AllocatorObject object(std::move(fd), path.string());
       if (!result.libc && isLibcName(path.filename())) result.libc = object;
       result.objects.push_back(object);
-      queue.push_back(path);
+      queue.emplace_back(path, result.objects.size() - 1);
     }
   }
   return result;
 }
 
 AllocatorObjects namedAllocator(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw RecordError("--obj " + path.string() + ": no such file");
+  auto fd = common::openRegular(path);
+  if (!fd) {
+    const int err = errno;
+    throw RecordError("--obj " + common::printable(path.string()) + ": " +
+                      (err == ENOENT ? "no such file" : common::openErrorText(err)));
+  }
   AllocatorObjects allocators;
-  const AllocatorObject object{path, path.string()};
+  const AllocatorObject object(std::move(fd), path.string());
   allocators.objects.push_back(object);
   if (isLibcName(path.filename())) allocators.libc = object;
   return allocators;

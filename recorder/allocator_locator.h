@@ -3,16 +3,26 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace heaptrail::recorder {
 
-// An ELF object whose allocator functions a target may call.
+// An ELF object whose allocator functions a target may call, open: everything the
+// recorder reads and probes is this very file, never a second lookup of a path the
+// target could have changed meanwhile (recorder/mapped_file.h).
 struct AllocatorObject {
-  std::filesystem::path attachPath;  // usable from the recorder (may go through /proc/PID/root)
-  std::string displayPath;           // as the target sees it
+  std::shared_ptr<const common::UniqueFd> file;
+  std::string displayPath;  // as the target sees it
+
+  AllocatorObject(common::UniqueFd fd, std::string display)
+      : file(std::make_shared<const common::UniqueFd>(std::move(fd))), displayPath(std::move(display)) {}
+  int fd() const { return file->get(); }
+  bool isOpen() const { return static_cast<bool>(*file); }
 };
 
 // What the target can call: its executable first (static programs, interposed or
@@ -22,15 +32,17 @@ struct AllocatorObjects {
   std::optional<AllocatorObject> libc;  // the shared C library, if it uses one
 };
 
-// For a running process: its executable and every library in /proc/PID/maps.
-// Throws RecordError when the process cannot be inspected.
+// For a running process: its executable and every library in /proc/PID/maps, opened
+// as mapped (mapped_file.h). Throws RecordError when the process cannot be inspected.
 AllocatorObjects locateAllocatorsInProcess(pid_t pid);
 
-// For a command about to be started: its executable (or a script's interpreter) and the
-// libraries it needs (DT_NEEDED, transitively, found where the loader looks).
-AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& executable);
+// For a command about to be started: the program the kernel loads for it (the
+// executable, or a script's interpreter: command_check.h) and the libraries it needs
+// (DT_NEEDED, transitively, found where the loader looks).
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program);
 
-// The object named with --obj; throws RecordError when it does not exist.
+// The object named with --obj; throws RecordError when it is missing or not a regular
+// file (a FIFO is refused, not waited on).
 AllocatorObjects namedAllocator(const std::filesystem::path& object);
 
 bool isLibcName(const std::string& filename);

@@ -13,8 +13,10 @@
 #include <fstream>
 #include <thread>
 
+#include "common/safe_text.h"
 #include "heaptrail.skel.h"
 #include "recorder/elf_info.h"
+#include "recorder/mapped_file.h"
 #include "recorder/probe_sites.h"
 #include "recorder/record_error.h"
 
@@ -121,20 +123,24 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   rodata->wakeup_bytes = config.ringBufferBytes / 4;
   rodata->release_stacks = config.releaseStacks;
   if (libc) {
-    if (const auto index = indexFunctions(libc->attachPath, {"mmap", "munmap"})) {
+    struct stat st {};
+    if (::fstat(libc->fd(), &st) == 0) libc_ = {st.st_dev, st.st_ino};
+    if (const auto index = indexFunctions(libc->fd(), {"mmap", "munmap", "free"}); index && libc_) {
       // The probed instruction's address: the BPF side derives libc's load bias from it.
       std::vector<SiteQuery> queries;
-      for (const auto& [name, shape] : {std::pair{"mmap", CallShape::Mmap}, std::pair{"munmap", CallShape::Munmap}}) {
+      for (const auto& [name, shape] : {std::pair{"mmap", CallShape::Mmap}, std::pair{"munmap", CallShape::Munmap},
+                                        std::pair{"free", CallShape::Free}}) {
         const auto it = index->functions.find(name);
         const auto& f = it == index->functions.end() ? FunctionLocation{} : it->second;
         queries.push_back({f.vaddr, f.fileOffset, f.size, requirementsOf(shape, config.releaseStacks)});
       }
-      std::vector<ProbeSite> sites(2);
-      if (config_.sites == ProbeSiteMode::Cheap) sites = chooseProbeSites(libc->attachPath, textSegmentsOf(*index), queries);
+      std::vector<ProbeSite> sites(queries.size());
+      if (config_.sites == ProbeSiteMode::Cheap) sites = chooseProbeSites(pathOfFd(libc->fd()), textSegmentsOf(*index), queries);
       rodata->alloc_text_start = index->textStart;
       rodata->alloc_text_end = index->textEnd;
       rodata->mmap_vaddr = queries[0].vaddr ? queries[0].vaddr + sites[0].offset : 0;
       rodata->munmap_vaddr = queries[1].vaddr ? queries[1].vaddr + sites[1].offset : 0;
+      rodata->free_vaddr = queries[2].vaddr ? queries[2].vaddr + sites[2].offset : 0;
     }
   }
   if (bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(config.ringBufferBytes)) != 0)
@@ -240,10 +246,13 @@ void AllocatorProbes::setTrampoline(pid_t pid, uint64_t address) {
 
 void AllocatorProbes::place(const AllocatorObject& object, const std::vector<FunctionSpec>& specs, dev_t dev,
                             ino_t ino, std::vector<schema::FunctionRecord>& placed) {
-  PlacedObject result{object.attachPath, object.displayPath, dev, ino, {}, {}, {}, {}};
+  // The file that was opened and indexed is the one probed, through our own descriptor
+  // (kept open): never a second lookup of a path the target could have changed.
+  PlacedObject result{object.file, pathOfFd(object.fd()), object.displayPath, dev, ino, {}, {}, {}, {}};
+  const bool inLibc = libc_ && *libc_ == std::pair(dev, ino);
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.symbol);
-  if (const auto index = indexFunctions(object.attachPath, names)) {
+  if (const auto index = indexFunctions(object.fd(), names)) {
     std::vector<const FunctionSpec*> found;
     std::vector<SiteQuery> queries;
     for (const auto& spec : specs) {
@@ -260,16 +269,17 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
     }
     std::vector<ProbeSite> sites(queries.size());
     if (!queries.empty() && sitesMovable())
-      sites = chooseProbeSites(object.attachPath, textSegmentsOf(*index), queries,
+      sites = chooseProbeSites(result.attachPath, textSegmentsOf(*index), queries,
                                config_.sites == ProbeSiteMode::Entry);
     for (size_t i = 0; i < found.size(); ++i) {
       const FunctionSpec& spec = *found[i];
       const ProbeSite& site = sites[i];
       if (gVerbose && config_.sites == ProbeSiteMode::Cheap && !site.emulated)
         std::fprintf(stderr, "heaptrail-record: %s in %s: probed at its entry (%s): %s\n", spec.symbol.c_str(),
-                     object.displayPath.c_str(), site.instruction.c_str(), site.reason.c_str());
+                     common::printable(object.displayPath).c_str(), site.instruction.c_str(), site.reason.c_str());
       const uint16_t id = nextFunctionId_++;
-      const uint64_t cookie = HT_COOKIE(static_cast<uint32_t>(spec.kind), static_cast<uint32_t>(spec.shape), id) | siteCookie(site);
+      const uint64_t cookie = HT_COOKIE(static_cast<uint32_t>(spec.kind), static_cast<uint32_t>(spec.shape), id) |
+                              siteCookie(site) | (inLibc ? HT_COOKIE_IN_LIBC : 0);
       const uint64_t offset = queries[i].fileOffset + site.offset;
       result.entryOffsets.push_back(offset);
       result.entryCookies.push_back(cookie);
@@ -289,7 +299,7 @@ std::vector<schema::FunctionRecord> AllocatorProbes::attach(const AllocatorObjec
                                                            const std::vector<FunctionSpec>& specs, pid_t pid) {
   std::vector<schema::FunctionRecord> placed;
   struct stat st {};
-  if (::stat(object.attachPath.c_str(), &st) != 0) return placed;
+  if (::fstat(object.fd(), &st) != 0) return placed;
   if (!objectIndex_.count({st.st_dev, st.st_ino})) place(object, specs, st.st_dev, st.st_ino, placed);
   attachPlaced(objectIndex_.at({st.st_dev, st.st_ino}), pid);
   return placed;
@@ -307,14 +317,8 @@ void AllocatorProbes::attachLikeParent(pid_t child, pid_t parent) {
 void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
   const PlacedObject& object = objects_[index];
   if (object.entryOffsets.empty() || attached_.count({pid, index})) return;
-  // The file as this process sees it (the first process to show it may be gone), if it
-  // is the same file.
-  std::filesystem::path path = object.attachPath;
-  if (!object.displayPath.empty() && object.displayPath.front() == '/') {
-    const std::filesystem::path own = "/proc/" + std::to_string(pid) + "/root" + object.displayPath;
-    struct stat st {};
-    if (::stat(own.c_str(), &st) == 0 && st.st_dev == object.dev && st.st_ino == object.ino) path = own;
-  }
+  // Our own descriptor of the file: valid whichever process showed it first is gone.
+  const std::filesystem::path& path = object.attachPath;
   attached_.insert({pid, index});
   const auto attachLinks = [&] {
     auto& links = links_[pid];
@@ -333,7 +337,7 @@ void AllocatorProbes::attachPlaced(size_t index, pid_t pid) {
       LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
       bpf_link* link = bpf_program__attach_uprobe_opts(program, pid, path.c_str(), offset, &opts);
       if (!link)
-        throw RecordError("cannot attach a uprobe to " + object.displayPath + " at offset " + std::to_string(offset) +
+        throw RecordError("cannot attach a uprobe to " + common::printable(object.displayPath) + " at offset " + std::to_string(offset) +
                           ": " + std::strerror(errno));
       links.push_back({UprobeMultiLink{}, std::unique_ptr<bpf_link, LinkDeleter>(link)});
     };

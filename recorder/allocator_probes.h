@@ -49,7 +49,8 @@ class AllocatorProbes {
  public:
   // Loads the programs; throws RecordError. `libc`, when the program uses a shared
   // libc, is where mmap/munmap calls count as the allocator's own (thread stacks,
-  // malloc's arenas) rather than the program's.
+  // malloc's arenas) rather than the program's, and where a free() it calls itself is
+  // recorded as such (libcFree).
   AllocatorProbes(const ProbeConfig& config, const std::optional<AllocatorObject>& libc);
   ~AllocatorProbes();
   AllocatorProbes(const AllocatorProbes&) = delete;
@@ -105,7 +106,8 @@ class AllocatorProbes {
   };
   // Where the probes of one object go, decided once.
   struct PlacedObject {
-    std::filesystem::path attachPath;  // as first seen (possibly through that process's /proc/PID/root)
+    std::shared_ptr<const common::UniqueFd> file;  // kept open: what attachPath names
+    std::filesystem::path attachPath;              // /proc/self/fd/N of `file`
     std::string displayPath;
     dev_t dev = 0;
     ino_t ino = 0;
@@ -129,6 +131,7 @@ class AllocatorProbes {
   std::set<std::pair<pid_t, size_t>> attached_;            // (process, object) with links
   std::map<pid_t, std::vector<Link>> links_;
   std::vector<std::string> thumbFunctions_;
+  std::optional<std::pair<dev_t, ino_t>> libc_;
   uint16_t nextFunctionId_ = 1;
   std::mutex reaperMutex_;
   std::condition_variable reaperWake_;

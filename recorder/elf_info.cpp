@@ -1,16 +1,14 @@
 #include "recorder/elf_info.h"
 
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
 #include "common/build_id.h"
-#include "common/unique_fd.h"
+#include "common/safe_open.h"
 
 namespace heaptrail::recorder {
 namespace {
@@ -48,11 +46,9 @@ void readNeeded(Elf* elf, ElfInfo& info) {
 
 }  // namespace
 
-std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
-  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  ElfHandle elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr), elf_end);
+std::optional<ElfInfo> readElfInfo(int fd) {
+  if (elf_version(EV_CURRENT) == EV_NONE || fd < 0) return std::nullopt;
+  ElfHandle elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
 
   ElfInfo info;
@@ -74,12 +70,14 @@ std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path) {
   return info;
 }
 
-std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
-                                            const std::vector<std::string>& names) {
-  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  ElfHandle elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr), elf_end);
+std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path, const std::vector<std::string>& names) {
+  const common::UniqueFd fd = common::openRegular(path);
+  return fd ? indexFunctions(fd.get(), names) : std::nullopt;
+}
+
+std::optional<FunctionIndex> indexFunctions(int fd, const std::vector<std::string>& names) {
+  if (elf_version(EV_CURRENT) == EV_NONE || fd < 0) return std::nullopt;
+  ElfHandle elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return std::nullopt;
 
   FunctionIndex index;

@@ -36,11 +36,13 @@ struct FunctionIndex {
   uint64_t textEnd = 0;
   std::vector<ExecutableSegment> executableSegments;
 };
-// Looks up defined, global function symbols by name (.dynsym, then .symtab).
-std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path,
-                                            const std::vector<std::string>& names);
+// Looks up defined, global function symbols by name (.dynsym, then .symtab) in the open
+// file `fd`.
+std::optional<FunctionIndex> indexFunctions(int fd, const std::vector<std::string>& names);
+// The same for a file the caller chose (opened without blocking, regular files only).
+std::optional<FunctionIndex> indexFunctions(const std::filesystem::path& path, const std::vector<std::string>& names);
 
-// nullopt when the file cannot be opened or is not ELF.
-std::optional<ElfInfo> readElfInfo(const std::filesystem::path& path);
+// nullopt when the open file `fd` is not ELF.
+std::optional<ElfInfo> readElfInfo(int fd);
 
 }  // namespace heaptrail::recorder

@@ -34,6 +34,9 @@ std::string helpText(const std::string& program, const po::options_description& 
       << "  " << program << " -p 1234 --duration 30s      stop by itself after 30 seconds\n"
       << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n"
       << "  " << program << " --follow-forks -- make     the command and every process it starts\n"
+      << "  " << program << " --user nobody -- ./app     run the command as another user\n"
+      << "  " << program << " -o - -p 1234 | ssh host 'cat > app.htr'\n"
+      << "                                               stream the trace through a pipe\n"
       << "  " << program << " --alloc-fn pool_alloc=malloc --alloc-fn pool_free=free -p 1234\n"
       << "                                               also hook the program's own allocator\n"
       << "  " << program << " --kernel -d 30s -o k.htr     kernel allocations of the whole machine for 30 s\n"
@@ -73,7 +76,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
   visible.add_options()
       ("help,h", "show this help")
       ("pid,p", po::value<long long>(&pid), "record the running process PID")
-      ("output,o", po::value<std::string>(&output), "trace file to write (default heaptrail-<pid>.htr)")
+      ("output,o", po::value<std::string>(&output), "trace file to write (default heaptrail-<pid>.htr; - for standard output)")
       ("duration,d", po::value<std::string>(&duration), "stop after this long (e.g. 30s, 5m)")
       ("obj", po::value<std::string>(&obj), "allocator ELF object to probe (default: the target's libc, or the executable when statically linked)")
       ("min-size", po::value<std::string>(&minSize), "ignore allocations smaller than this")
@@ -83,6 +86,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("alloc-fn", po::value<std::vector<std::string>>(&options.customFunctions),
        ("hook an application's own allocator function, SYMBOL=KIND, KIND one of " + customKindNames() +
         " (repeatable)").c_str())
+      ("user,u", po::value<std::string>(&options.user), "run COMMAND as this user (name or uid), with its groups, HOME, USER, LOGNAME, SHELL and a plain PATH; the recorder keeps its privileges")
       ("follow-forks,f", "also record the processes the target starts (fork, vfork, clone) and what they exec")
       ("release-stacks", "also capture the stacks of frees and deletes, so that mismatched-family and double-free reports show where the block was released (doubles the cost of a free)")
       ("kernel", "record the kernel's allocations (kmalloc, kmem_cache, pages, per-CPU) of every process, alone or beside -p / -- COMMAND")
@@ -99,7 +103,8 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
 
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(own).options(all).run(), vm);
+    const po::positional_options_description none;  // a command goes after "--"
+    po::store(po::command_line_parser(own).options(all).positional(none).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
       result.action = ParsedCommandLine::Action::ShowHelp;
@@ -134,26 +139,38 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       throw po::error("nothing to record: give -p PID, -- COMMAND or --kernel");
     if (options.kernel && !options.pid && options.command.empty() && options.followForks)
       throw po::error("--follow-forks needs -p PID or -- COMMAND");
+    if (vm.count("user") && options.command.empty())
+      throw po::error("--user applies to a command started with -- COMMAND, not to -p or --kernel");
+    if (vm.count("user") && options.user.empty()) throw po::error("--user needs a user name");
+    if (vm.count("output") && output.empty()) throw po::error("--output needs a file name");
     options.output = output;
+    if (vm.count("obj") && obj.empty()) throw po::error("--obj needs a file name");
     if (!obj.empty()) options.allocatorObject = obj;
-    if (!duration.empty()) {
+    if (vm.count("duration")) {
       options.durationNs = parseOrThrow<uint64_t>("duration", duration, common::parseDuration);
       if (options.durationNs == 0) throw po::error("--duration must be positive");
     }
-    if (!minSize.empty()) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, common::parseSize);
-    if (!maxSize.empty()) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, common::parseSize);
+    if (vm.count("min-size")) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, common::parseSize);
+    if (vm.count("max-size")) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, common::parseSize);
     if (options.maxSize && options.maxSize < options.minSize)
       throw po::error("--max-size is smaller than --min-size");
     if (stackDepth < 1 || stackDepth > HT_MAX_STACK_DEPTH)
       throw po::error("--stack-depth must be between 1 and " + std::to_string(HT_MAX_STACK_DEPTH));
     options.stackDepth = stackDepth;
-    if (!ringSize.empty()) {
+    if (vm.count("ringbuf-size")) {
       options.ringBufferBytes = parseOrThrow<uint64_t>("ringbuf-size", ringSize, common::parseSize);
       const uint64_t r = options.ringBufferBytes;
       if (r < 4096 || (r & (r - 1)) != 0 || r > (1ull << 30))
         throw po::error("--ringbuf-size must be a power of two between 4k and 1G");
       options.kernelRingBufferBytes = r;
     }
+  } catch (const po::too_many_positional_options_error&) {
+    result.action = ParsedCommandLine::Action::UsageError;
+    std::string extra;
+    for (const auto& a : own)
+      if (!a.starts_with("-")) extra = a;
+    result.message = program + ": unexpected argument" + (extra.empty() ? "" : " '" + extra + "'") +
+                     " (a command to record goes after --)\nTry '" + program + " --help' for more information.";
   } catch (const po::error& e) {
     result.action = ParsedCommandLine::Action::UsageError;
     result.message = program + ": " + e.what() + "\nTry '" + program + " --help' for more information.";

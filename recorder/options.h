@@ -13,7 +13,8 @@ namespace heaptrail::recorder {
 struct RecordOptions {
   std::optional<pid_t> pid;               // -p: attach to a running process
   std::vector<std::string> command;       // -- cmd args: start and record it
-  std::filesystem::path output;           // -o; default heaptrail-<pid>.htr
+  std::filesystem::path output;           // -o; default heaptrail-<pid>.htr; "-": standard output
+  std::string user;                       // --user: run the command as this user
   uint64_t durationNs = 0;                // 0: until the target exits or a signal
   std::filesystem::path allocatorObject;  // --obj; empty: found from the target
   uint64_t minSize = 0;
@@ -31,6 +32,11 @@ struct RecordOptions {
   uint32_t kernelStackDepth = 32;               // --kernel-stack-depth
   uint64_t kernelRingBufferBytes = 8ull << 20;  // --ringbuf-size applies to it too
 };
+
+// True when the trace goes to standard output (-o - or -o /dev/stdout).
+inline bool writesToStdout(const RecordOptions& options) {
+  return options.output == "-" || options.output == "/dev/stdout";
+}
 
 struct ParsedCommandLine {
   enum class Action { Record, ShowHelp, UsageError } action = Action::Record;

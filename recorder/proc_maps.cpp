@@ -1,5 +1,7 @@
 #include "recorder/proc_maps.h"
 
+#include <sys/sysmacros.h>
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -23,6 +25,7 @@ std::vector<MapsEntry> parseMaps(const std::string& text) {
                     &e.start, &e.end, perms, &e.offset, &devMajor, &devMinor, &e.inode,
                     &pathStart) < 7)
       continue;
+    e.device = makedev(devMajor, devMinor);
     e.readable = perms[0] == 'r';
     e.writable = perms[1] == 'w';
     e.executable = perms[2] == 'x';

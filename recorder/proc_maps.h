@@ -16,6 +16,7 @@ struct MapsEntry {
   bool writable = false;
   bool executable = false;
   uint64_t offset = 0;
+  uint64_t device = 0;  // dev_t of the mapped file
   uint64_t inode = 0;
   std::string path;  // empty for anonymous memory
 };

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -114,10 +115,12 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
       m.end = m.start + load<uint64_t>(body + 16);
       m.fileOffset = load<uint64_t>(body + 24);
       const uint8_t* ids = body + 32;
+      uint64_t device = 0;
       if (header.misc & PERF_RECORD_MISC_MMAP_BUILD_ID) {
         const uint8_t length = std::min<uint8_t>(ids[0], 20);
         m.buildId.assign(reinterpret_cast<const char*>(ids + 4), length);
       } else {
+        device = makedev(load<uint32_t>(ids), load<uint32_t>(ids + 4));
         m.inode = load<uint64_t>(ids + 8);
       }
       const uint32_t prot = load<uint32_t>(body + 56);
@@ -127,7 +130,7 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
       m.path.assign(name, strnlen(name, maxName));
       m.source = schema::MappingSource::MMAP_EVENT;
       if (m.buildId.empty() && !m.path.empty() && m.path.front() == '/')
-        m.buildId = mappedFileBuildId(static_cast<pid_t>(pid), m.start, m.end, m.path);
+        m.buildId = mappedFileBuildId({static_cast<pid_t>(pid), m.start, m.end, m.path, device, m.inode, {}});
       sink.mapping(std::move(m));
       break;
     }
@@ -160,12 +163,9 @@ void ProcessWatcher::handle(const uint8_t* record, size_t size, const Sink& sink
   }
 }
 
-std::string mappedFileBuildId(pid_t pid, uint64_t start, uint64_t end, const std::string& path) {
-  char mapFile[96];
-  std::snprintf(mapFile, sizeof mapFile, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, start, end);
-  std::string id = common::readBuildId(mapFile);
-  if (id.empty()) id = common::readBuildId("/proc/" + std::to_string(pid) + "/root" + path);
-  return id;
+std::string mappedFileBuildId(const MappedFile& mapping) {
+  const common::UniqueFd fd = openMappedFile(mapping);
+  return fd ? common::readBuildId(fd.get()) : std::string();
 }
 
 std::vector<schema::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs) {
@@ -182,7 +182,8 @@ std::vector<schema::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs) 
     m.inode = entry.inode;
     m.executable = true;
     m.source = schema::MappingSource::PROC_MAPS;
-    if (!m.path.empty() && m.path.front() == '/') m.buildId = mappedFileBuildId(pid, m.start, m.end, m.path);
+    if (!m.path.empty() && m.path.front() == '/')
+      m.buildId = mappedFileBuildId({pid, m.start, m.end, m.path, entry.device, entry.inode, {}});
     result.push_back(std::move(m));
   }
   return result;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "recorder/mapped_file.h"
 #include "schema/records.h"
 
 struct perf_buffer;
@@ -60,8 +61,9 @@ class ProcessWatcher {
 
 // Executable mappings of a running process, as the first entries of its map history.
 std::vector<schema::MappingRecord> snapshotMappings(pid_t pid, uint64_t timeNs);
-// The build-id of a file mapped by `pid`, read through /proc so that it works for
-// files in other mount namespaces and for deleted files still mapped.
-std::string mappedFileBuildId(pid_t pid, uint64_t start, uint64_t end, const std::string& path);
+// The build-id of a file a process mapped, read from the mapped file itself
+// (recorder/mapped_file.h): it works for files in other mount namespaces and deleted
+// files still mapped, and a path the process replaced since cannot steer it.
+std::string mappedFileBuildId(const MappedFile& mapping);
 
 }  // namespace heaptrail::recorder

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "common/safe_text.h"
 #include "common/units.h"
 #include "recorder/allocator_probes.h"
 #include "recorder/options.h"
@@ -40,8 +41,9 @@ void printSummary(std::ostream& err, const std::string& program, const RecordSum
   std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
   err << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees << " frees) in "
       << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, " << s.lost << " lost, "
-      << common::formatBytes(s.bytesWritten) << " written to " << s.output.string() << " (compression " << ratioText
-      << "); " << describeEnd(s) << "\n";
+      << common::formatBytes(s.bytesWritten) << " written to " << common::printable(s.output.string())
+      << " (compression " << ratioText << "); " << describeEnd(s)
+      << (s.workloadTerminated ? "; the command was still running and was terminated" : "") << "\n";
   if (s.lost)
     err << program << ": warning: " << s.lost
         << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
@@ -66,11 +68,11 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
   try {
     const RecordSummary s = runRecording(parsed.options, [&](const RecordSummary& started) {
       if (started.pid == 0)
-        std::cerr << program << ": recording kernel allocations into " << started.output.string()
+        std::cerr << program << ": recording kernel allocations into " << common::printable(started.output.string())
                   << "; Ctrl-C to stop\n";
       else
         std::cerr << program << ": recording pid " << started.pid << (parsed.options.kernel ? " and kernel allocations" : "")
-                  << " into " << started.output.string() << "; Ctrl-C to stop\n";
+                  << " into " << common::printable(started.output.string()) << "; Ctrl-C to stop\n";
     });
     printSummary(std::cerr, program, s);
     if (s.endReason == schema::EndReason::ERROR) {

@@ -2,6 +2,7 @@
 
 #include <bpf/libbpf.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -13,11 +14,14 @@
 #include <optional>
 
 #include "bpf/heaptrail_event.h"
+#include "common/saturating.h"
 #include "recorder/allocator_locator.h"
 #include "recorder/allocator_probes.h"
 #include "recorder/clock.h"
 #include "recorder/fork_follower.h"
 #include "recorder/kernel_recording.h"
+#include "recorder/mapped_file.h"
+#include "recorder/output_file.h"
 #include "recorder/preflight.h"
 #include "recorder/process_watcher.h"
 #include "recorder/record_error.h"
@@ -36,17 +40,21 @@ constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 
 // Proto message and compressed, all at once.
 constexpr size_t kMaxChunkEvents = 1 << 13;
 constexpr int kPollIntervalMs = 100;
-// After Ctrl-C, how long a started command gets to exit so its status is recorded.
+// After Ctrl-C, how long a started command gets to exit by itself (it usually got the
+// same Ctrl-C from the terminal) before the recorder terminates it.
 constexpr uint64_t kChildGraceNs = 500'000'000;
 
 class Session {
  public:
   Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
-          schema::TraceWriter& writer, std::function<void(const RecordSummary&)> onStarted)
+          schema::TraceWriter& writer, OutputFile& output, StopSignals& signals,
+          std::function<void(const RecordSummary&)> onStarted)
       : options_(options),
         target_(std::move(target)),
         allocators_(std::move(allocators)),
         writer_(writer),
+        output_(output),
+        signals_(signals),
         onStarted_(std::move(onStarted)) {}
 
   RecordSummary run();
@@ -68,11 +76,15 @@ class Session {
   void addProcessRecord(uint32_t pid, schema::ProcessEventKind kind, uint32_t parent = 0,
                         std::optional<ExitStatus> status = std::nullopt);
   std::array<uint64_t, HT_KIND_COUNT> lostCounts() const;
+  // The recording is ending before the started command: end the command too.
+  void stopWorkload(uint64_t now, uint64_t stopRequestedAt, bool grace);
 
   const RecordOptions& options_;
   TargetProcess target_;
   AllocatorObjects allocators_;
   schema::TraceWriter& writer_;
+  OutputFile& output_;
+  StopSignals& signals_;
   std::function<void(const RecordSummary&)> onStarted_;
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
@@ -88,6 +100,8 @@ class Session {
   std::array<uint64_t, HT_KIND_COUNT> lostWritten_{};
   RecordSummary summary_;
   uint64_t startNs_ = 0;
+  uint64_t terminatedAt_ = 0;  // when the started command was sent SIGTERM
+  bool workloadGotTheSignal_ = false;
 };
 
 void Session::addEvent(const ht_event* event, size_t size) {
@@ -109,6 +123,7 @@ void Session::addEvent(const ht_event* event, size_t size) {
 }
 
 void Session::hook(const AllocatorObject& object, pid_t pid) {
+  if (!object.isOpen()) return;
   for (auto& f : probes_->attach(object, specs_, pid)) {
     chunk_.addFunction(f);
     hooked_.push_back(std::move(f));
@@ -118,11 +133,18 @@ void Session::hook(const AllocatorObject& object, pid_t pid) {
 void Session::hookAllocators() {
   specs_ = standardFunctions();
   for (const auto& argument : options_.customFunctions) specs_.push_back(*parseCustomFunction(argument));
-  for (const auto& object : allocators_.objects) hook(object, target_.pid());
+  for (const auto& object : allocators_.objects) {
+    signals_.throwIfRequested();  // attaching to many objects takes a while: Ctrl-C stops it
+    hook(object, target_.pid());
+  }
 
   const auto hooked = [&](const std::string& symbol) {
     return std::any_of(hooked_.begin(), hooked_.end(), [&](const auto& f) { return f.symbol == symbol; });
   };
+  if (!hooked("malloc") || !hooked("free")) {
+    if (target_.exited())
+      throw RecordError("process " + std::to_string(target_.pid()) + " exited before it could be recorded");
+  }
   const auto& thumb = probes_->thumbFunctions();
   if ((!hooked("malloc") || !hooked("free")) && !thumb.empty())
     throw RecordError(thumb.front() + " is Thumb code: a 32-bit arm kernel places uprobes on ARM "
@@ -144,11 +166,12 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
   if (p.kind == Kind::EXIT && target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
   if (p.kind == Kind::EXEC) {
     p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
-    // The new image may bring its own allocator (a static program started by a shell).
+    // The new image may bring its own allocator (a static program started by a shell):
+    // the file it runs, never a path it could have changed since.
     std::error_code ec;
-    const std::string proc = "/proc/" + std::to_string(p.pid);
-    const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
-    if (!ec) hook({proc + "/root" + exe.string(), exe.string()}, static_cast<pid_t>(p.pid));
+    const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(p.pid) + "/exe", ec);
+    if (auto fd = openExecutableOf(static_cast<pid_t>(p.pid)); fd && !ec)
+      hook(AllocatorObject(std::move(fd), exe.string()), static_cast<pid_t>(p.pid));
   }
   chunk_.addProcessEvent(std::move(p));
 }
@@ -160,8 +183,10 @@ void Session::drainAll() {
       [this](schema::MappingRecord m) {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
-        if (m.executable && !m.path.empty() && m.path.front() == '/')
-          hook({"/proc/" + std::to_string(m.pid) + "/root" + m.path, m.path}, static_cast<pid_t>(m.pid));
+        if (m.executable && !m.path.empty() && m.path.front() == '/') {
+          auto fd = openMappedFile({static_cast<pid_t>(m.pid), m.start, m.end, m.path, 0, m.inode, m.buildId});
+          if (fd) hook(AllocatorObject(std::move(fd), m.path), static_cast<pid_t>(m.pid));
+        }
         // The kernel's return-probe trampoline: it tells calls in progress from calls
         // whose return was never seen (see still_active in heaptrail.bpf.c).
         if (m.path == "[uprobes]") probes_->setTrampoline(static_cast<pid_t>(m.pid), m.start);
@@ -223,18 +248,28 @@ void Session::hookNewImage(pid_t pid) {
   std::error_code ec;
   const std::string proc = "/proc/" + std::to_string(pid);
   const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
+  auto exeFd = openExecutableOf(pid);
   struct stat st {};
-  if (ec || ::stat((proc + "/exe").c_str(), &st) != 0) return;
+  if (ec || !exeFd || ::fstat(exeFd.get(), &st) != 0) return;
   auto it = imageObjects_.find({st.st_dev, st.st_ino});
   if (it == imageObjects_.end()) {
     // A shell starts the same few programs over and over: resolved once each.
     AllocatorObjects image = locateAllocatorsForExecutable(proc + "/root" + exe.string());
-    if (!image.objects.empty()) image.objects.front().displayPath = exe.string();
+    // The executable itself is the file this process runs, not a lookup of its path.
+    if (!image.objects.empty()) image.objects.front() = AllocatorObject(std::move(exeFd), exe.string());
     it = imageObjects_.emplace(std::pair{st.st_dev, st.st_ino}, std::move(image)).first;
   }
-  for (AllocatorObject object : it->second.objects) {
-    if (object.displayPath == exe.string()) object.attachPath = proc + "/root" + exe.string();  // this process's view
-    hook(object, pid);
+  for (const AllocatorObject& object : it->second.objects) hook(object, pid);
+}
+
+void Session::stopWorkload(uint64_t now, uint64_t stopRequestedAt, bool grace) {
+  if (!terminatedAt_) {
+    if (grace && now - stopRequestedAt < kChildGraceNs) return;
+    if (target_.signal(SIGTERM)) summary_.workloadTerminated = true;
+    terminatedAt_ = now;
+  } else if (now - terminatedAt_ >= TargetProcess::kTerminateGraceNs) {
+    target_.signal(SIGKILL);
+    terminatedAt_ = UINT64_MAX / 2;  // sent once
   }
 }
 
@@ -274,7 +309,6 @@ void Session::followProcesses() {
 RecordSummary Session::run() {
   summary_.output = writer_.path();
   summary_.pid = target_.pid();
-  StopSignals signals;
 
   probes_ = std::make_unique<AllocatorProbes>(
       ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes,
@@ -307,17 +341,20 @@ RecordSummary Session::run() {
     // The watcher is already running, so nothing mapped from here on is missed.
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
   }
+  signals_.throwIfRequested();
+  // Before the header: a command that cannot run leaves the output path as it was.
+  target_.release();
   const std::string allocator =
       allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
   writeTraceHeader(writer_, options_, {startNs_, &target_, allocator, hooked_, kernel_.get()});
-  target_.release();
+  output_.commit();
   if (onStarted_) onStarted_(summary_);
 
   const uint64_t deadline = options_.durationNs ? startNs_ + options_.durationNs : 0;
   uint64_t lastFlush = startNs_;
   uint64_t stopRequestedAt = 0;
   // The target's exit (its pidfd) or, with --follow-forks, any change in the tree.
-  std::array<pollfd, 3> fds = {pollfd{signals.fd(), POLLIN, 0},
+  std::array<pollfd, 3> fds = {pollfd{signals_.fd(), POLLIN, 0},
                                pollfd{follower_ ? follower_->fd() : target_.pidfd(), POLLIN, 0},
                                pollfd{ring_buffer__epoll_fd(ring_), POLLIN, 0}};
   try {
@@ -325,9 +362,13 @@ RecordSummary Session::run() {
       const int ready = ::poll(fds.data(), fds.size(), kPollIntervalMs);
       if (ready < 0 && errno != EINTR) throw RecordError(std::string("poll: ") + std::strerror(errno));
       if (fds[0].revents & POLLIN) {
-        if (signals.take() != 0 && !stopRequestedAt) {
+        fds[0].fd = -1;  // stays readable from now on
+        const int sig = signals_.take();
+        if (!stopRequestedAt) {
           stopRequestedAt = clockNs();
           summary_.endReason = schema::EndReason::INTERRUPTED;
+          // A terminal sends Ctrl-C and hang-ups to the command as well: give it a moment.
+          workloadGotTheSignal_ = sig == SIGINT || sig == SIGHUP;
         }
       }
       drainAll();
@@ -346,12 +387,16 @@ RecordSummary Session::run() {
         if (!stopRequestedAt) summary_.endReason = schema::EndReason::TARGET_EXITED;
         break;
       }
-      if (deadline && now >= deadline) {
+      if (deadline && now >= deadline && !stopRequestedAt) {
+        stopRequestedAt = now;
         summary_.endReason = schema::EndReason::DURATION;
-        break;
       }
-      // A started command usually got the same Ctrl-C; give it a moment to finish.
-      if (stopRequestedAt && (!target_.launched() || now - stopRequestedAt >= kChildGraceNs)) break;
+      if (stopRequestedAt) {
+        // Processes the command started (--follow-forks) are left to it.
+        if (!target_.launched() || target_.exited()) break;
+        // The command lives as long as its recording, which goes on until it is gone.
+        stopWorkload(now, stopRequestedAt, workloadGotTheSignal_);
+      }
       if (now - lastFlush >= kFlushIntervalNs || chunk_.eventCount() >= kMaxChunkEvents) {
         const bool timed = now - lastFlush >= kFlushIntervalNs;
         flush(timed);
@@ -367,13 +412,14 @@ RecordSummary Session::run() {
     // The file stays valid up to the last complete chunk; try to say why it ends.
     summary_.endReason = schema::EndReason::ERROR;
     summary_.error = e.what();
+    if (target_.terminate()) summary_.workloadTerminated = true;
   }
 
   const uint64_t end = clockNs();
   summary_.durationNs = end - startNs_;
   summary_.stacks = stacks_.size();
   const auto lost = lostCounts();
-  for (uint64_t n : lost) summary_.lost += n;
+  for (uint64_t n : lost) summary_.lost = common::saturatingAdd(summary_.lost, n);
   summary_.lostMappingRecords = watcher_->lostRecords();
   try {
     writer_.writeFooter([&](schema::Footer::Builder f) {
@@ -407,29 +453,38 @@ RecordSummary Session::run() {
 RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
   checkPrivilegesAndKernel();
   if (options.kernel && !options.pid && options.command.empty()) return runKernelRecording(options, onStarted);
-  TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command);
-  AllocatorObjects allocators = options.allocatorObject.empty()
-                                    ? (target.launched() ? locateAllocatorsForExecutable(target.executable())
-                                                         : locateAllocatorsInProcess(target.pid()))
-                                    : namedAllocator(options.allocatorObject);
-
-  const std::filesystem::path output =
-      options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
-                             : options.output;
-  std::unique_ptr<schema::TraceWriter> writer;
+  // First, before anything could block: Ctrl-C works from here on (stop_signals.h).
+  StopSignals signals;
+  LaunchOptions launch;
+  if (!options.user.empty()) launch.user = lookupUser(options.user);
+  launch.stdoutToStderr = writesToStdout(options);
+  TargetProcess target = options.pid ? TargetProcess::attach(*options.pid) : TargetProcess::launch(options.command, launch);
+  AllocatorObjects allocators;
   try {
-    writer = std::make_unique<schema::TraceWriter>(output);
+    allocators = options.allocatorObject.empty()
+                     ? (target.launched() ? locateAllocatorsForExecutable(target.program())
+                                          : locateAllocatorsInProcess(target.pid()))
+                     : namedAllocator(options.allocatorObject);
+  } catch (const RecordError&) {
+    if (target.exited())
+      throw RecordError("process " + std::to_string(target.pid()) + " exited before it could be recorded");
+    throw;
+  }
+  signals.throwIfRequested();
+
+  // Abandoned (only what it created is removed) unless the recording starts.
+  OutputFile output = OutputFile::open(
+      options.output.empty() ? std::filesystem::path("heaptrail-" + std::to_string(target.pid()) + ".htr")
+                             : options.output);
+  std::optional<schema::TraceWriter> writer;
+  try {
+    writer.emplace(output.writeFd(), output.path());
   } catch (const schema::TraceError& e) {
     throw RecordError(e.what());
   }
-  try {
-    Session session(options, std::move(target), std::move(allocators), *writer, onStarted);
-    return session.run();
-  } catch (...) {
-    // Recording never started: leave no file that looks like a trace.
-    if (writer->chunksWritten() == 0) writer->discard();
-    throw;
-  }
+  writer->setInterruptFd(signals.fd());
+  Session session(options, std::move(target), std::move(allocators), *writer, output, signals, onStarted);
+  return session.run();
 }
 
 }  // namespace heaptrail::recorder

@@ -28,10 +28,12 @@ struct RecordSummary {
   schema::EndReason endReason = schema::EndReason::TARGET_EXITED;
   std::optional<ExitStatus> exitStatus;
   std::string error;  // set when endReason is ERROR
+  bool workloadTerminated = false;  // the started command was still running: it was sent SIGTERM
 };
 
-// Runs one recording from start to end. Throws RecordError when it cannot start (no
-// file is left behind then); errors while recording end it with a footer that says so.
+// Runs one recording from start to end. Throws RecordError when it cannot start (the
+// output path is left as it was then: output_file.h); errors while recording end it
+// with a footer that says so. A started command does not outlive the recording.
 // `onStarted` is called once everything is attached and the target runs (output and
 // pid of the summary are set then).
 RecordSummary runRecording(const RecordOptions& options,

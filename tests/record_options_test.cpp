@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <sys/sysmacros.h>
+
 #include "recorder/options.h"
 #include "recorder/proc_maps.h"
 
@@ -58,6 +60,12 @@ TEST(RecordOptions, UsageErrors) {
       {"-p", "1", "--min-size", "2M", "--max-size", "1M"},
       {"-p", "1", "--bogus"},                     // unknown option
       {"--"},                                     // no command
+      {"-p", "1", "-d", ""},                      // an empty duration is not "no limit"
+      {"-p", "1", "-o", ""},                      // no file name
+      {"-p", "1", "extra"},                       // positional arguments are not a command
+      {"-o", "t.htr", "./app"},                   // (the command goes after --)
+      {"-p", "1", "--user", "nobody"},            // --user is for a started command
+      {"--user", "", "--", "./app"},
   };
   for (const auto& args : bad) {
     const auto p = parse(args);
@@ -65,6 +73,22 @@ TEST(RecordOptions, UsageErrors) {
     EXPECT_NE(p.message.find("heaptrail-record: "), std::string::npos);
     EXPECT_NE(p.message.find("--help"), std::string::npos);
   }
+}
+
+TEST(RecordOptions, ExtraArgumentsAreNamed) {
+  const auto p = parse({"-p", "1", "stray"});
+  ASSERT_EQ(p.action, Action::UsageError);
+  EXPECT_NE(p.message.find("unexpected argument 'stray'"), std::string::npos) << p.message;
+  EXPECT_NE(p.message.find("after --"), std::string::npos) << p.message;
+}
+
+TEST(RecordOptions, UserAndStandardOutput) {
+  const auto p = parse({"--user", "nobody", "-o", "-", "--", "./app"});
+  ASSERT_EQ(p.action, Action::Record) << p.message;
+  EXPECT_EQ(p.options.user, "nobody");
+  EXPECT_TRUE(writesToStdout(p.options));
+  EXPECT_TRUE(writesToStdout(parse({"-p", "1", "-o", "/dev/stdout"}).options));
+  EXPECT_FALSE(writesToStdout(parse({"-p", "1", "-o", "t.htr"}).options));
 }
 
 TEST(ProcMaps, ParsesLines) {
@@ -82,6 +106,7 @@ TEST(ProcMaps, ParsesLines) {
   EXPECT_FALSE(maps[1].writable);
   EXPECT_EQ(maps[1].offset, 0x1000u);
   EXPECT_EQ(maps[1].inode, 1234u);
+  EXPECT_EQ(maps[1].device, makedev(8, 1));
   EXPECT_EQ(maps[1].path, "/usr/bin/app");
   EXPECT_EQ(maps[2].path, "[stack]");
   EXPECT_EQ(maps[3].path, "");

@@ -35,6 +35,8 @@ class BackgroundCommand {
   bool waitForError(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   void writeInput(const std::string& text);
   void closeInput();
+  // What it wrote to stderr so far (as far as a waitFor... call read it).
+  const std::string& errorSoFar() const { return err_; }
 
  private:
   bool waitFor(const std::string& text, bool onStderr, std::chrono::milliseconds timeout);
