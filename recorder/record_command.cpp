@@ -13,6 +13,10 @@
 namespace heaptrail::recorder {
 namespace {
 
+std::string outputName(const std::filesystem::path& output) {
+  return output == "-" ? "standard output" : common::printable(output.string());
+}
+
 std::string describeEnd(const RecordSummary& s) {
   switch (s.endReason) {
     case schema::EndReason::TARGET_EXITED:
@@ -41,7 +45,7 @@ void printSummary(std::ostream& err, const std::string& program, const RecordSum
   std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
   err << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees << " frees) in "
       << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, " << s.lost << " lost, "
-      << common::formatBytes(s.bytesWritten) << " written to " << common::printable(s.output.string())
+      << common::formatBytes(s.bytesWritten) << " written to " << outputName(s.output)
       << " (compression " << ratioText << "); " << describeEnd(s)
       << (s.workloadTerminated ? "; the command was still running and was terminated" : "") << "\n";
   if (s.lost)
@@ -68,11 +72,11 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
   try {
     const RecordSummary s = runRecording(parsed.options, [&](const RecordSummary& started) {
       if (started.pid == 0)
-        std::cerr << program << ": recording kernel allocations into " << common::printable(started.output.string())
+        std::cerr << program << ": recording kernel allocations into " << outputName(started.output)
                   << "; Ctrl-C to stop\n";
       else
         std::cerr << program << ": recording pid " << started.pid << (parsed.options.kernel ? " and kernel allocations" : "")
-                  << " into " << common::printable(started.output.string()) << "; Ctrl-C to stop\n";
+                  << " into " << outputName(started.output) << "; Ctrl-C to stop\n";
     });
     printSummary(std::cerr, program, s);
     if (s.endReason == schema::EndReason::ERROR) {

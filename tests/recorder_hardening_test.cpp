@@ -244,9 +244,7 @@ TEST_F(RecorderHardeningTest, FullDiskEndsTheRecordingAndTheCommand) {
   ASSERT_EQ(::mount("tmpfs", full.c_str(), "tmpfs", 0, "size=12k"), 0) << std::strerror(errno);
   mounted_ = full;
   // Allocates far more than 12 KiB of events, then would wait for input forever.
-  BackgroundCommand recorder({kRecorder, "-o", (full / "t.htr").string(), "--", "/usr/bin/python3.11", "-c",
-                              "import sys\nx = [bytearray(64) for i in range(100000)]\nprint('ready', flush=True)\n"
-                              "sys.stdin.read()"});
+  BackgroundCommand recorder({kRecorder, "-o", (full / "t.htr").string(), "--", kSamples + "/churn", "100000"});
   ASSERT_TRUE(recorder.waitForError("Ctrl-C to stop"));  // the whole line, with the pid
   ProcessWatch watch(recordedPid(recorder.errorSoFar()));
   ASSERT_TRUE(watch.valid());
@@ -352,8 +350,7 @@ TEST_F(RecorderHardeningTest, ZombiesAndKernelThreadsAreNamedAsSuch) {
 TEST_F(RecorderHardeningTest, NoEventIsOlderThanTheStartOfTheRecording) {
   // Attached to a process that allocates all the time, events arrive while the probes
   // are being attached.
-  BackgroundCommand target({"/usr/bin/python3.11", "-c",
-                            "print('ready', flush=True)\nwhile True:\n    x = [bytearray(64) for i in range(100)]"});
+  BackgroundCommand target({kSamples + "/churn", "forever"});
   ASSERT_TRUE(target.waitForOutput("ready"));
   const auto r = runCommand({kRecorder, "-p", std::to_string(target.pid()), "-o", output().string(), "-d", "500ms"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
