@@ -41,21 +41,26 @@ std::string endReasonName(schema::EndReason reason) {
   return "unknown";
 }
 
+// Everything a trace says is printed through this: a crafted trace must not be able to
+// send control sequences to the terminal (forge lines, set the title, clear the screen).
+std::string safe(const std::string& text) { return common::printable(text); }
+std::string safe(capnp::Text::Reader text) { return common::printable(std::string_view(text.cStr(), text.size())); }
+
 std::string sizeOrNone(uint64_t v, const char* none) { return v == 0 ? std::string(none) : common::formatBytes(v); }
 
 void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& replay) {
   const auto h = reader.header();
   const auto& stats = replay.stats();
   const uint64_t start = h.getStartTimeNs();
-  out << "trace:            " << reader.path().string() << " (" << reader.fileSize() << " bytes)\n";
-  out << "format:           schema version " << h.getSchemaVersion() << ", recorder " << h.getRecorderVersion().cStr() << "\n";
+  out << "trace:            " << safe(reader.path().string()) << " (" << reader.fileSize() << " bytes)\n";
+  out << "format:           schema version " << h.getSchemaVersion() << ", recorder " << safe(h.getRecorderVersion()) << "\n";
   for (auto t : h.getTargets()) {
     out << "target:           pid " << t.getPid() << (t.getStartedByRecorder() ? " (started by the recorder):" : " (attached):");
-    for (auto a : t.getCommandLine()) out << " " << a.cStr();
+    for (auto a : t.getCommandLine()) out << " " << safe(a);
     out << "\n";
   }
-  out << "host:             " << h.getHostname().cStr() << ", kernel " << h.getKernelRelease().cStr() << ", "
-      << h.getMachine().cStr() << ", page size " << h.getPageSize() << "\n";
+  out << "host:             " << safe(h.getHostname()) << ", kernel " << safe(h.getKernelRelease()) << ", "
+      << safe(h.getMachine()) << ", page size " << h.getPageSize() << "\n";
   const auto anchor = h.getWallClockAnchor();
   const uint64_t startWall = anchor.getRealtimeNs() + (start - anchor.getClockNs());
   out << "started:          " << wallClock(startWall) << " (monotonic clock " << start << " ns)\n";
@@ -64,12 +69,12 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   out << "duration:         " << common::formatDuration(end - std::min(end, start))
       << (footer ? "" : " (up to the last event read)") << "\n";
   const auto o = h.getOptions();
-  out << "recorder options: allocator " << o.getAllocatorObject().cStr() << ", min size " << sizeOrNone(o.getMinSize(), "none")
+  out << "recorder options: allocator " << safe(o.getAllocatorObject()) << ", min size " << sizeOrNone(o.getMinSize(), "none")
       << ", max size " << sizeOrNone(o.getMaxSize(), "none") << ", stack depth " << o.getStackDepth()
       << ", ring buffer " << common::formatBytes(o.getRingBufferBytes()) << ", duration "
       << (o.getDurationNs() == 0 ? std::string("none") : common::formatDuration(o.getDurationNs())) << "\n";
   out << "probed functions:";
-  for (auto f : o.getProbedFunctions()) out << " " << f.cStr();
+  for (auto f : o.getProbedFunctions()) out << " " << safe(f);
   out << "\n";
   // Where each probe sits (older traces: no site recorded, the entry).
   for (const auto& [id, f] : replay.functions()) {
@@ -87,13 +92,13 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   out << "status:           ";
   switch (replay.end()) {
     case schema::TraceEnd::Complete: out << "complete\n"; break;
-    case schema::TraceEnd::Truncated: out << "TRUNCATED: " << replay.problem() << "\n"; break;
-    case schema::TraceEnd::Corrupt: out << "CORRUPT: " << replay.problem() << "\n"; break;
+    case schema::TraceEnd::Truncated: out << "TRUNCATED: " << safe(replay.problem()) << "\n"; break;
+    case schema::TraceEnd::Corrupt: out << "CORRUPT: " << safe(replay.problem()) << "\n"; break;
     case schema::TraceEnd::Reading: out << "not read to the end\n"; break;
   }
   if (footer) {
     out << "end reason:       " << endReasonName(footer->reason);
-    if (!footer->error.empty()) out << ": " << footer->error;
+    if (!footer->error.empty()) out << ": " << safe(footer->error);
     out << "\n";
   }
   out << "chunks:           " << stats.chunks;
@@ -125,7 +130,7 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   for (const auto& p : replay.processes()) {
     out << "  +" << common::formatDuration(p.timeNs - std::min(p.timeNs, start)) << " pid " << p.pid << " ";
     switch (p.kind) {
-      case schema::ProcessEventKind::EXEC: out << "exec " << p.command; break;
+      case schema::ProcessEventKind::EXEC: out << "exec " << safe(p.command); break;
       case schema::ProcessEventKind::FORK: out << "forked from " << p.parentPid; break;
       case schema::ProcessEventKind::EXIT:
         if (!p.exitStatusKnown) out << "exited (status unknown)";
@@ -140,7 +145,7 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   out << "mappings:         " << maps.size() << "\n";
   for (const auto& m : maps) {
     out << "  pid " << m.pid << " " << common::hexNumber(m.start) << "-" << common::hexNumber(m.end) << " offset " << common::hexNumber(m.fileOffset) << " "
-        << m.path << " build-id " << (m.buildId.empty() ? std::string("none") : common::hexBytes(m.buildId)) << " ("
+        << safe(m.path) << " build-id " << (m.buildId.empty() ? std::string("none") : common::hexBytes(m.buildId)) << " ("
         << (m.source == schema::MappingSource::PROC_MAPS ? "proc maps" : "mmap") << ", +"
         << common::formatDuration(m.timeNs - std::min(m.timeNs, start)) << ")\n";
   }

@@ -3,6 +3,7 @@
 #include <kj/exception.h>
 
 #include "analyzer/cli.h"
+#include "common/safe_text.h"
 #include "schema/trace_error.h"
 
 namespace po = boost::program_options;
@@ -30,12 +31,13 @@ int runOnTrace(const std::string& command, const std::string& trace, std::ostrea
   try {
     return body();
   } catch (const schema::TraceError& e) {
-    err << "heaptrail " << command << ": " << e.what() << "\n";
+    err << "heaptrail " << command << ": " << common::printable(e.what()) << "\n";
   } catch (const kj::Exception& e) {
     // A damaged record that got past the reader's checks: one line, never a crash.
-    err << "heaptrail " << command << ": " << trace << ": corrupt trace: " << e.getDescription().cStr() << "\n";
+    err << "heaptrail " << command << ": " << common::printable(trace) << ": corrupt trace: "
+        << common::printable(e.getDescription().cStr()) << "\n";
   } catch (const std::exception& e) {
-    err << "heaptrail " << command << ": " << trace << ": " << e.what() << "\n";
+    err << "heaptrail " << command << ": " << common::printable(trace) << ": " << common::printable(e.what()) << "\n";
   }
   return kExitError;
 }
