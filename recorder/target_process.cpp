@@ -58,8 +58,15 @@ std::string unrecordable(pid_t pid) {
   fields >> flags;
   constexpr unsigned long kKernelThread = 0x00200000;  // PF_KTHREAD
   if (flags & kKernelThread) return "it is a kernel thread (it has no user-space allocator to record)";
-  if (state == "Z" || state == "X")
+  if (state == "Z" || state == "X") {
+    // A main thread that called pthread_exit() looks the same while other threads run.
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.starts_with("Threads:") && std::stoul(line.substr(8)) > 1)
+        return "its main thread has exited (other threads still run), which heaptrail cannot attach to";
     return "it has exited (a zombie waiting for its parent to reap it): there is nothing left to record";
+  }
   return {};
 }
 
