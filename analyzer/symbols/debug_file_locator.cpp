@@ -1,8 +1,11 @@
 #include "analyzer/symbols/debug_file_locator.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <fstream>
 
 #include "common/hex.h"
@@ -49,17 +52,34 @@ std::vector<std::filesystem::path> DebugFileLocator::debugFilesByDebugLink(const
                                                                            const std::filesystem::path& recordedPath,
                                                                            std::string_view linkName) const {
   std::vector<std::filesystem::path> out;
-  if (linkName.empty()) return out;
+  if (linkName.empty() || linkName.find('/') != std::string_view::npos || linkName == "." || linkName == "..")
+    return out;
   const std::filesystem::path name(linkName);
   const std::filesystem::path hostDir = hostBinary.parent_path();
   out.push_back(hostDir / name);
   out.push_back(hostDir / ".debug" / name);
   const std::filesystem::path recordedDir = recordedPath.parent_path();
+  const bool climbs = std::any_of(recordedDir.begin(), recordedDir.end(), [](const auto& part) { return part == ".."; });
   for (const auto& dir : dirs_) {
-    if (!recordedDir.empty()) out.push_back(under(dir, recordedDir) / name);
+    if (!recordedDir.empty() && !climbs) out.push_back(under(dir, recordedDir) / name);
     out.push_back(dir / name);
   }
   return out;
+}
+
+std::optional<uint32_t> fileCrc32(int fd) {
+  std::array<char, 1 << 16> buffer;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  off_t offset = 0;
+  while (true) {
+    const ssize_t got = ::pread(fd, buffer.data(), buffer.size(), offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return std::nullopt;
+    if (got == 0) break;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(got));
+    offset += got;
+  }
+  return static_cast<uint32_t>(crc);
 }
 
 std::optional<uint32_t> fileCrc32(const std::filesystem::path& path) {

@@ -19,6 +19,9 @@ class DebugFileLocator {
   // <dir>/.build-id/xx/rest: the distro convention for the binary itself.
   std::vector<std::filesystem::path> binariesByBuildId(std::string_view rawBuildId) const;
   // `hostBinary` is the binary as found on this machine, `recordedPath` as seen on the device.
+  // `linkName` comes from the file: only a plain file name is used (one with a '/' leads
+  // elsewhere and gives no candidate), and a recorded directory with ".." is not looked
+  // for under the debug dirs.
   std::vector<std::filesystem::path> debugFilesByDebugLink(const std::filesystem::path& hostBinary,
                                                            const std::filesystem::path& recordedPath,
                                                            std::string_view linkName) const;
@@ -31,5 +34,7 @@ class DebugFileLocator {
 
 // CRC-32 of a whole file as .gnu_debuglink records it (zlib's crc32), nullopt if unreadable.
 std::optional<uint32_t> fileCrc32(const std::filesystem::path& path);
+// The same for the open file `fd`, read from its start.
+std::optional<uint32_t> fileCrc32(int fd);
 
 }  // namespace heaptrail::symbols

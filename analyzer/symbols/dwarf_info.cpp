@@ -1,6 +1,7 @@
 #include "analyzer/symbols/dwarf_info.h"
 
 #include <dwarf.h>
+#include <fcntl.h>
 #include <libdwarf.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "analyzer/symbols/elf_file.h"
 #include "analyzer/symbols/line_table.h"
 #include "analyzer/symbols/symbol_table.h"
+#include "common/safe_open.h"
 
 namespace heaptrail::symbols {
 
@@ -550,6 +552,7 @@ struct DwarfInfo::Impl {
   }
 
   std::filesystem::path path;
+  common::UniqueFd fd;  // what libdwarf reads; members are destroyed after ~Impl's dwarf_finish
   Dwarf_Debug dbg = nullptr;
   std::unique_ptr<ElfFile> elf;  // for the raw .debug_line bytes
   SectionContents debugLine, debugLineStr, debugStr;
@@ -564,14 +567,19 @@ DwarfInfo::DwarfInfo(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DwarfInfo::~DwarfInfo() = default;
 
 std::unique_ptr<DwarfInfo> DwarfInfo::open(const std::filesystem::path& path, std::string& error) {
+  return open(common::openRegular(path), path, error);
+}
+
+std::unique_ptr<DwarfInfo> DwarfInfo::open(common::UniqueFd fd, const std::filesystem::path& path, std::string& error) {
   // Every DIE, attribute and list this file gets from libdwarf is freed right after use, so
   // libdwarf need not also record each allocation for dwarf_finish (a process-wide switch).
   static std::once_flag noAllocationTracking;
   std::call_once(noAllocationTracking, [] { dwarf_set_de_alloc_flag(0); });
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  auto elf = ElfFile::open(path);
-  if (!elf.file) {
+  if (fd) impl->fd.reset(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+  auto elf = ElfFile::open(std::move(fd), path);
+  if (!elf.file || !impl->fd) {
     error = elf.reason;
     return nullptr;
   }
@@ -583,9 +591,10 @@ std::unique_ptr<DwarfInfo> DwarfInfo::open(const std::filesystem::path& path, st
   impl->lineSections = {impl->debugLine.bytes(), impl->debugLineStr.bytes(), impl->debugStr.bytes()};
 
   Dwarf_Error initErr = nullptr;
-  // No true-path buffer: libdwarf must not follow .gnu_debuglink on its own, the locator does that.
-  const int res = dwarf_init_path(path.c_str(), nullptr, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr,
-                                  &impl->dbg, nullptr, 0, nullptr, &initErr);
+  // From the descriptor already opened: libdwarf never looks the path up again, nor follows
+  // .gnu_debuglink on its own (the locator does that).
+  const int res = dwarf_init_b(impl->fd.get(), DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr, &impl->dbg,
+                               &initErr);
   if (res != DW_DLV_OK) {
     error = res == DW_DLV_NO_ENTRY ? "no DWARF in " + path.string()
                                    : "libdwarf cannot read " + path.string() + ": " +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analyzer/symbols/symbolized_frame.h"
+#include "common/unique_fd.h"
 
 namespace heaptrail::symbols {
 
@@ -18,6 +19,8 @@ class DwarfInfo {
  public:
   // nullptr with `error` set when the file has no readable DWARF.
   static std::unique_ptr<DwarfInfo> open(const std::filesystem::path& path, std::string& error);
+  // The same for `fd`, opened by the caller (FileAccess); `path` names it in messages.
+  static std::unique_ptr<DwarfInfo> open(common::UniqueFd fd, const std::filesystem::path& path, std::string& error);
   ~DwarfInfo();
   DwarfInfo(const DwarfInfo&) = delete;
   DwarfInfo& operator=(const DwarfInfo&) = delete;

@@ -1,6 +1,7 @@
 #include "analyzer/symbols/elf_file.h"
 
 #include "common/build_id.h"
+#include "common/safe_open.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -62,14 +63,17 @@ bool rangeFits(uint64_t offset, uint64_t size, uint64_t fileSize) {
 }  // namespace
 
 ElfFile::OpenResult ElfFile::open(const std::filesystem::path& path) {
-  initLibelf();
+  return open(common::openRegular(path), path);
+}
+
+ElfFile::OpenResult ElfFile::open(common::UniqueFd fd, const std::filesystem::path& path) {
   OpenResult result;
-  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     result.error = Error::Missing;
-    result.reason = "cannot open " + path.string() + ": " + std::strerror(errno);
+    result.reason = "cannot open " + path.string() + ": " + common::openErrorText(errno);
     return result;
   }
+  initLibelf();
   std::unique_ptr<ElfFile> file(new ElfFile());
   file->path_ = path;
   file->fd_ = std::move(fd);
@@ -247,6 +251,12 @@ std::optional<SectionContents> ElfFile::section(std::string_view name, std::stri
     return SectionContents(std::move(out));
   }
   return std::nullopt;
+}
+
+bool ElfFile::sameFileAs(const ElfFile& other) const {
+  struct stat a {}, b {};
+  return ::fstat(fd_.get(), &a) == 0 && ::fstat(other.fd_.get(), &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
 }
 
 }  // namespace heaptrail::symbols

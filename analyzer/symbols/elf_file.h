@@ -74,10 +74,16 @@ class ElfFile {
     Error error = Error::None;
     std::string reason;
   };
+  // Never waits on a FIFO; a file that is not regular is Missing.
   static OpenResult open(const std::filesystem::path& path);
+  // `fd` opened by the caller (FileAccess); `path` names it.
+  static OpenResult open(common::UniqueFd fd, const std::filesystem::path& path);
 
   Elf* elf() const { return elf_.get(); }
   const std::filesystem::path& path() const { return path_; }
+  // True when both are the same file (device and inode).
+  bool sameFileAs(const ElfFile& other) const;
+  int fd() const { return fd_.get(); }
   const std::string& buildId() const { return buildId_; }
   const LoadLayout& layout() const { return layout_; }
   const std::optional<DebugLink>& debugLink() const { return debugLink_; }

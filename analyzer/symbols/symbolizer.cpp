@@ -8,6 +8,7 @@
 #include "analyzer/symbols/debug_file_locator.h"
 #include "analyzer/symbols/dwarf_info.h"
 #include "analyzer/symbols/elf_file.h"
+#include "analyzer/symbols/file_access.h"
 #include "analyzer/symbols/symbol_table.h"
 #include "common/hex.h"
 
@@ -16,11 +17,6 @@ namespace heaptrail::symbols {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool samePath(const fs::path& a, const fs::path& b) {
-  std::error_code ec;
-  return fs::equivalent(a, b, ec);
-}
 
 struct Module {
   FrameStatus failure = FrameStatus::Resolved;  // anything else: every lookup in the module fails this way
@@ -67,30 +63,35 @@ struct ModuleKeyEqual {
 }  // namespace
 
 struct Symbolizer::Impl {
-  explicit Impl(SymbolizerOptions opts) : options(std::move(opts)), locator(searchDirs(options)) {}
+  explicit Impl(SymbolizerOptions opts)
+      : options(std::move(opts)), access(options.sysroot), locator(searchDirs(options, access)) {}
 
-  static std::vector<fs::path> searchDirs(const SymbolizerOptions& o) {
-    std::vector<fs::path> dirs = o.debugDirs;
+  static std::vector<fs::path> searchDirs(const SymbolizerOptions& o, const FileAccess& access) {
+    // The user's own dirs, normalized: one under the sysroot is confined to it like the
+    // sysroot's own, and "rootfs/../symbols" is not mistaken for one.
+    std::vector<fs::path> dirs;
+    for (const auto& d : o.debugDirs) {
+      std::error_code ec;
+      const fs::path absolute = fs::absolute(d, ec);
+      dirs.push_back((ec ? d : absolute).lexically_normal());
+    }
     if (o.systemDebugDir) {
-      if (!o.sysroot.empty()) dirs.push_back(o.sysroot / "usr/lib/debug");
+      if (!o.sysroot.empty()) dirs.push_back(access.hostPath("/usr/lib/debug"));
       dirs.emplace_back("/usr/lib/debug");
     }
     return dirs;
   }
 
-  fs::path hostPath(const fs::path& recorded) const {
-    return options.sysroot.empty() ? recorded : options.sysroot / recorded.relative_path();
-  }
+  fs::path hostPath(const fs::path& recorded) const { return access.hostPath(recorded); }
 
+  // Every file is opened through `access`: confined to the sysroot, never a FIFO.
   ElfFile::OpenResult openElf(const fs::path& path) {
-    auto result = ElfFile::open(path);
+    auto result = ElfFile::open(access.open(path), path);
     if (result.error != ElfFile::Error::Missing) ++stats.elfOpens;
     return result;
   }
 
   std::unique_ptr<ElfFile> openWithBuildId(const fs::path& path, const std::string& buildId) {
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) return nullptr;
     auto result = openElf(path);
     if (!result.file || result.file->buildId() != buildId) return nullptr;
     return std::move(result.file);
@@ -105,12 +106,10 @@ struct Symbolizer::Impl {
     const auto& link = image.debugLink();
     if (!link) return nullptr;
     for (const auto& candidate : locator.debugFilesByDebugLink(image.path(), recorded, link->name)) {
-      std::error_code ec;
-      if (!fs::is_regular_file(candidate, ec) || samePath(candidate, image.path())) continue;
       auto result = openElf(candidate);
-      if (!result.file) continue;
+      if (!result.file || result.file->sameFileAs(image)) continue;
       const std::string& id = result.file->buildId();
-      bool matches = !buildId.empty() && !id.empty() ? id == buildId : fileCrc32(candidate) == link->crc;
+      bool matches = !buildId.empty() && !id.empty() ? id == buildId : fileCrc32(result.file->fd()) == link->crc;
       if (matches) return std::move(result.file);
     }
     return nullptr;
@@ -212,12 +211,13 @@ struct Symbolizer::Impl {
     if (!mod.dwarfOpened && !mod.dwarfFile.empty()) {
       mod.dwarfOpened = true;
       ++stats.dwarfLoads;
-      mod.dwarf = DwarfInfo::open(mod.dwarfFile, mod.dwarfError);
+      mod.dwarf = DwarfInfo::open(access.open(mod.dwarfFile), mod.dwarfFile, mod.dwarfError);
     }
     return mod.dwarf.get();
   }
 
   SymbolizerOptions options;
+  FileAccess access;
   DebugFileLocator locator;
   SymbolizerStats stats;
   std::unordered_map<ModuleKey, std::unique_ptr<Module>, ModuleKeyHash, ModuleKeyEqual> modules;
