@@ -14,6 +14,7 @@
 #include "analyzer/text_output.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
+#include "common/safe_text.h"
 #include "common/units.h"
 
 namespace po = boost::program_options;
@@ -168,7 +169,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
 
     if (options->json) {
       writeJson(out, report);
-      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << w << "\n";
+      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << common::printable(w) << "\n";
     } else {
       writeText(out, report);
     }

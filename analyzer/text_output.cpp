@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/hex.h"
+#include "common/safe_text.h"
 #include "common/units.h"
 
 namespace heaptrail::analyzer {
@@ -70,20 +71,22 @@ void writeStackText(std::ostream& out, const StackReport& stack) {
   }
   size_t index = 0;
   for (const Frame& frame : stack.frames)
-    for (const std::string& line : frameLines(frame)) out << "    #" << index++ << " " << line << "\n";
+    for (const std::string& line : frameLines(frame))
+      out << "    #" << index++ << " " << common::printable(line) << "\n";
 }
 
 void writeText(std::ostream& out, const LeakReport& report) {
   const ReportSummary& s = report.summary;
-  for (const auto& w : report.warnings) out << "WARNING: " << w << "\n";
+  // Paths, argv and messages come from the trace (a stranger's): escaped, never driving the terminal.
+  for (const auto& w : report.warnings) out << "WARNING: " << common::printable(w) << "\n";
   if (!report.warnings.empty()) out << "\n";
 
-  out << "Trace " << s.trace;
+  out << "Trace " << common::printable(s.trace);
   if (s.targetPid != 0) {
     out << " (pid " << s.targetPid;
     if (!s.targetCommand.empty()) {
       out << ":";
-      for (const auto& a : s.targetCommand) out << " " << a;
+      for (const auto& a : s.targetCommand) out << " " << common::printable(a);
     }
     out << ")";
   }

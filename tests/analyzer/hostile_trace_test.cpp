@@ -141,5 +141,18 @@ TEST(HostileTrace, InfoPrintsNoControlSequences) {
   EXPECT_NE(info.out.find("\\x9b2J"), std::string::npos);
 }
 
+TEST(HostileTrace, TextAnalyzePrintsNoControlSequences) {
+  TempDir dir;
+  writeHostileTrace(dir / "t.htr");
+  const auto text = run({"analyze", (dir / "t.htr").string(), "--no-symbols"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  expectInert(text.out);
+  expectInert(text.err);
+  // The command line and the leaking frame (module name) are shown, escaped.
+  EXPECT_NE(text.out.find("./app\\nstatus:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("evil.so\\nstatus:"), std::string::npos) << text.out;
+  EXPECT_EQ(linesStartingWith(text.out, "status:"), 0u) << "a line was forged:\n" << text.out;
+}
+
 }  // namespace
 }  // namespace heaptrail::testing
