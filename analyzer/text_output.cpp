@@ -129,7 +129,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
     out << " from stack (";
     if (s.processes.size() > 1 || leak.kernel) {
       out << "pid " << leak.pid;
-      if (!leak.comm.empty()) out << " " << leak.comm;
+      if (!leak.comm.empty()) out << " " << common::printable(leak.comm);
       else if (leak.kernel && leak.pid == 0) out << " interrupt or idle";
       out << ", ";
     }

@@ -5,9 +5,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "recorder/clock.h"
 #include "recorder/kernel_recording.h"
+#include "recorder/output_file.h"
 #include "recorder/record_error.h"
 #include "recorder/recording_session.h"
 #include "recorder/stack_table.h"
@@ -130,20 +132,20 @@ RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>
 
 RecordSummary runKernelRecording(const RecordOptions& options,
                                  const std::function<void(const RecordSummary&)>& onStarted) {
-  const std::filesystem::path output = options.output.empty() ? std::filesystem::path("heaptrail-kernel.htr") : options.output;
-  std::unique_ptr<schema::TraceWriter> writer;
+  // Created as every trace is (output_file.h); abandoned unless the recording starts.
+  OutputFile output =
+      OutputFile::open(options.output.empty() ? std::filesystem::path("heaptrail-kernel.htr") : options.output);
+  std::optional<schema::TraceWriter> writer;
   try {
-    writer = std::make_unique<schema::TraceWriter>(output);
+    writer.emplace(output.writeFd(), output.path());
   } catch (const schema::TraceError& e) {
     throw RecordError(e.what());
   }
-  try {
-    KernelSession session(options, *writer);
-    return session.run(onStarted);
-  } catch (...) {
-    if (writer->chunksWritten() == 0) writer->discard();
-    throw;
-  }
+  KernelSession session(options, *writer);
+  return session.run([&](const RecordSummary& started) {
+    output.commit();
+    if (onStarted) onStarted(started);
+  });
 }
 
 }  // namespace heaptrail::recorder
