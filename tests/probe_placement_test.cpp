@@ -146,7 +146,10 @@ TEST_F(ProbePlacementTest, AttachingToBusyThreadsFindsEveryThreadEveryTime) {
     SCOPED_TRACE("attach " + std::to_string(attach));
     const auto file = output("attach" + std::to_string(attach) + ".htr");
     testing::BackgroundCommand recorder(
-        {kRecorder, "-p", std::to_string(target.pid()), "-o", file.string(), "--duration", "300ms"});
+        // A ring far larger than 300 ms of four threads needs, so that a slow (sanitized)
+        // recorder loses nothing and a missing thread can only mean a muted one.
+        {kRecorder, "-p", std::to_string(target.pid()), "-o", file.string(), "--duration", "300ms",
+         "--ringbuf-size", "256M"});
     ASSERT_TRUE(recorder.waitForError("recording pid"));
     const auto before = threadCpuTicks(target.pid());
     const auto r = recorder.wait();

@@ -222,7 +222,8 @@ TEST_F(RecorderHardeningTest, CommandIgnoringSigtermIsKilled) {
   recorder.signal(SIGTERM);
   const auto r = recorder.wait();
   EXPECT_EQ(r.exitCode, 0) << r.err;
-  const auto* exit = exitOf(loadTrace(output()), command);
+  const auto t = loadTrace(output());  // exitOf points into it: keep it alive
+  const auto* exit = exitOf(t, command);
   ASSERT_NE(exit, nullptr);
   EXPECT_EQ(exit->signal, SIGKILL);
 }
