@@ -101,30 +101,7 @@ RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>
   summary_.stacks = stacks_.size();
   const auto lost = kernel_.lostCounts();
   for (uint64_t n : lost) summary_.lost += n;
-  try {
-    writer_.writeFooter([&](schema::Footer::Builder f) {
-      f.setEndTimeNs(end);
-      f.setEndReason(summary_.endReason);
-      f.setErrorMessage(summary_.error);
-      f.setEventsTotal(summary_.events);
-      f.setStacksTotal(summary_.stacks);
-      unsigned kinds = 0;
-      for (uint64_t n : lost) kinds += n > 0;
-      auto list = f.initLost(kinds);
-      unsigned i = 0;
-      for (uint32_t kind = 0; kind < HT_KIND_COUNT; ++kind) {
-        if (!lost[kind]) continue;
-        list[i].setKind(static_cast<schema::EventKind>(kind));
-        list[i++].setCount(lost[kind]);
-      }
-    });
-    writer_.sync();
-  } catch (const std::exception& e) {
-    if (summary_.error.empty()) summary_.error = e.what();
-    summary_.endReason = schema::EndReason::ERROR;
-  }
-  summary_.bytesWritten = writer_.bytesWritten();
-  summary_.uncompressedBytes = writer_.uncompressedBytes();
+  writeTraceFooter(writer_, end, lost, summary_);
   return summary_;
 }
 

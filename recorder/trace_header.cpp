@@ -53,4 +53,32 @@ void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options,
   });
 }
 
+void writeTraceFooter(schema::TraceWriter& writer, uint64_t endNs, const std::array<uint64_t, HT_KIND_COUNT>& lost,
+                      RecordSummary& summary) {
+  try {
+    writer.writeFooter([&](schema::Footer::Builder f) {
+      f.setEndTimeNs(endNs);
+      f.setEndReason(summary.endReason);
+      f.setErrorMessage(summary.error);
+      f.setEventsTotal(summary.events);
+      f.setStacksTotal(summary.stacks);
+      unsigned kinds = 0;
+      for (uint64_t n : lost) kinds += n > 0;
+      auto list = f.initLost(kinds);
+      unsigned i = 0;
+      for (uint32_t kind = 0; kind < HT_KIND_COUNT; ++kind) {
+        if (!lost[kind]) continue;
+        list[i].setKind(static_cast<schema::EventKind>(kind));
+        list[i++].setCount(lost[kind]);
+      }
+    });
+    writer.sync();
+  } catch (const std::exception& e) {
+    if (summary.error.empty()) summary.error = e.what();
+    summary.endReason = schema::EndReason::ERROR;
+  }
+  summary.bytesWritten = writer.bytesWritten();
+  summary.uncompressedBytes = writer.uncompressedBytes();
+}
+
 }  // namespace heaptrail::recorder
