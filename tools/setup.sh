@@ -17,7 +17,7 @@ packages=(
   llvm-16 libc6-dbg                  # tests: llvm-symbolizer-16 as the symbolizer's reference, libc's debug info
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
   g++-aarch64-linux-gnu binutils-aarch64-linux-gnu  # device build (tools/build-device.sh)
-  gcc-arm-linux-gnueabihf                           # tests: a 32-bit arm library (Thumb/ARM)
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross     # tests: a 32-bit arm library (Thumb/ARM)
   qemu-system-arm qemu-user-static cpio             # tests: the emulated arm64 device
 )
 # The arm64 architecture, so that apt-get can download the device build's libraries and
