@@ -47,7 +47,9 @@ std::string helpText(const po::options_description& visible) {
       << "  heaptrail analyze app.htr --pid 4321             one process of a --follow-forks trace\n"
       << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
       << "  heaptrail analyze app.htr --format json > leaks.json\n"
-      << "  heaptrail analyze k.htr --comm nginx --vmlinux ./vmlinux   kernel memory held for nginx\n\n"
+      << "  heaptrail analyze k.htr --comm nginx --vmlinux ./vmlinux   kernel memory held for nginx\n"
+      << "  DEBUGINFOD_URLS=https://debuginfod.debian.net heaptrail analyze app.htr\n"
+      << "                                                   fetch missing debug files by build-id\n\n"
       << "Durations take ns, us, ms, s, m or h (default s); sizes take k, M or G (powers of\n"
       << "1024). Unresolved frames print as module+0xoffset with the reason.\n"
       << "Exit status: 0 ok, 1 error, 2 usage error.\n";
@@ -79,6 +81,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
+      ("no-debuginfod", "never ask the debuginfod servers in $DEBUGINFOD_URLS for binaries and debug files missing here")
       ("no-symbols", "do not symbolize: frames print as module+0xoffset");
   const auto vm = parseSubcommandLine(args, visible, traces);
   if (vm.count("help")) {
@@ -112,6 +115,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   o.json = format == "json";
   o.symbols = vm.count("no-symbols") == 0;
   o.symbolOptions.sysroot = sysroot;
+  o.symbolOptions.debuginfod = vm.count("no-debuginfod") == 0;
   for (const auto& d : debugDirs) o.symbolOptions.debugDirs.emplace_back(d);
   return o;
 }
@@ -156,7 +160,8 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       resolver = [&](const symbols::ModuleRef& module, uint64_t offset) { return symbolizer->resolve(module, offset); };
     }
     const auto kernel = KernelFrames::fromHeader(
-        reader.header(), {options->vmlinux, options->symbolOptions.debugDirs, options->symbolOptions.sysroot, true});
+        reader.header(), {options->vmlinux, options->symbolOptions.debugDirs, options->symbolOptions.sysroot, true,
+                          options->symbolOptions.debuginfod});
     LeakReport report = buildReport(replay, options->report, resolver, kernel.get());
     if (kernel) report.warnings.insert(report.warnings.end(), kernel->notes().begin(), kernel->notes().end());
     report.summary.trace = options->trace.string();
@@ -174,6 +179,9 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       writeText(out, report);
     }
     out.flush();
+    if (symbolizer && symbolizer->stats().debuginfodFiles > 0)
+      err << "heaptrail analyze: " << symbolizer->stats().debuginfodFiles
+          << " binaries or debug files came from debuginfod ($DEBUGINFOD_URLS)\n";
     return kExitOk;
   });
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "analyzer/symbols/debuginfod_client.h"
 #include "common/build_id.h"
 #include "common/hex.h"
 
@@ -112,6 +113,15 @@ void KernelFrames::findVmlinux(const KernelFrameOptions& options, const std::str
       const std::filesystem::path root = options.sysroot.empty() ? "/" : options.sysroot;
       candidates.push_back(root / "boot" / ("vmlinux-" + release));
       candidates.push_back(root / "lib/modules" / release / "build/vmlinux");
+    }
+  }
+  if (!explicitPath && !buildId_.empty() && options.debuginfod) {
+    // Last: the debuginfod servers (Debian's serves its kernels' vmlinux by build-id).
+    if (auto client = symbols::DebuginfodClient::fromEnvironment()) {
+      if (auto found = client->find(symbols::DebuginfodClient::Artifact::DebugInfo, buildId_))
+        candidates.push_back(found->path);
+      else
+        notes_.push_back(client->lastError());
     }
   }
   for (const auto& path : candidates) {

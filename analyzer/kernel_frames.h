@@ -20,6 +20,7 @@ struct KernelFrameOptions {
   std::vector<std::filesystem::path> debugDirs;   // --debug-dir, searched first
   std::filesystem::path sysroot;                  // --sysroot: the recorded machine's files
   bool systemDirs = true;                         // also /usr/lib/debug, /boot, /lib/modules
+  bool debuginfod = true;                         // then the servers in $DEBUGINFOD_URLS, by build-id
 };
 
 class KernelFrames {

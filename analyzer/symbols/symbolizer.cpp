@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "analyzer/symbols/debug_file_locator.h"
+#include "analyzer/symbols/debuginfod_client.h"
 #include "analyzer/symbols/dwarf_info.h"
 #include "analyzer/symbols/elf_file.h"
 #include "analyzer/symbols/file_access.h"
@@ -64,7 +65,9 @@ struct ModuleKeyEqual {
 
 struct Symbolizer::Impl {
   explicit Impl(SymbolizerOptions opts)
-      : options(std::move(opts)), access(options.sysroot), locator(searchDirs(options, access)) {}
+      : options(std::move(opts)), access(options.sysroot), locator(searchDirs(options, access)) {
+    if (options.debuginfod) debuginfod = DebuginfodClient::fromEnvironment();
+  }
 
   static std::vector<fs::path> searchDirs(const SymbolizerOptions& o, const FileAccess& access) {
     // The user's own dirs, normalized: one under the sysroot is confined to it like the
@@ -103,16 +106,27 @@ struct Symbolizer::Impl {
         if (auto f = openWithBuildId(candidate, buildId)) return f;
       }
     }
-    const auto& link = image.debugLink();
-    if (!link) return nullptr;
-    for (const auto& candidate : locator.debugFilesByDebugLink(image.path(), recorded, link->name)) {
-      auto result = openElf(candidate);
-      if (!result.file || result.file->sameFileAs(image)) continue;
-      const std::string& id = result.file->buildId();
-      bool matches = !buildId.empty() && !id.empty() ? id == buildId : fileCrc32(result.file->fd()) == link->crc;
-      if (matches) return std::move(result.file);
+    if (const auto& link = image.debugLink()) {
+      for (const auto& candidate : locator.debugFilesByDebugLink(image.path(), recorded, link->name)) {
+        auto result = openElf(candidate);
+        if (!result.file || result.file->sameFileAs(image)) continue;
+        const std::string& id = result.file->buildId();
+        bool matches = !buildId.empty() && !id.empty() ? id == buildId : fileCrc32(result.file->fd()) == link->crc;
+        if (matches) return std::move(result.file);
+      }
     }
-    return nullptr;
+    return fetch(DebuginfodClient::Artifact::DebugInfo, buildId);
+  }
+
+  // Last resort, after every local candidate: the debuginfod servers, by build-id.
+  std::unique_ptr<ElfFile> fetch(DebuginfodClient::Artifact what, const std::string& buildId) {
+    if (!debuginfod || buildId.empty()) return nullptr;
+    auto found = debuginfod->find(what, buildId);
+    if (!found) return nullptr;
+    auto result = ElfFile::open(std::move(found->fd), found->path);
+    if (!result.file || result.file->buildId() != buildId) return nullptr;
+    ++stats.debuginfodFiles;
+    return std::move(result.file);
   }
 
   void indexImage(Module& mod, const ElfFile& image, const std::string& buildId, const fs::path& recorded) {
@@ -172,6 +186,10 @@ struct Symbolizer::Impl {
         return mod;
       }
     }
+    if (auto f = fetch(DebuginfodClient::Artifact::Executable, wanted); f && f->hasCodeBytes()) {
+      indexImage(*mod, *f, wanted, recorded);
+      return mod;
+    }
     for (const auto& candidate : locator.debugFilesByBuildId(wanted)) {
       auto f = openWithBuildId(candidate, wanted);
       if (!f) continue;
@@ -195,6 +213,7 @@ struct Symbolizer::Impl {
                      " matches the trace build-id but cannot map file offsets without the matching binary";
       break;
     }
+    if (debuginfod && !debuginfod->lastError().empty()) mod->reason += "; " + debuginfod->lastError();
     return mod;
   }
 
@@ -219,6 +238,7 @@ struct Symbolizer::Impl {
   SymbolizerOptions options;
   FileAccess access;
   DebugFileLocator locator;
+  std::unique_ptr<DebuginfodClient> debuginfod;
   SymbolizerStats stats;
   std::unordered_map<ModuleKey, std::unique_ptr<Module>, ModuleKeyHash, ModuleKeyEqual> modules;
 };

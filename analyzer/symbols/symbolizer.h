@@ -22,6 +22,9 @@ struct SymbolizerOptions {
   std::filesystem::path sysroot;                  // prefixed to recorded module paths when non-empty
   std::vector<std::filesystem::path> debugDirs;   // searched before the system debug dir
   bool systemDebugDir = true;                     // also search /usr/lib/debug (and <sysroot>/usr/lib/debug)
+  // Files not found locally are asked by build-id from the servers in $DEBUGINFOD_URLS
+  // (when set): binaries, then separate debug files.
+  bool debuginfod = true;
 };
 
 struct SymbolizerStats {
@@ -30,6 +33,7 @@ struct SymbolizerStats {
   std::size_t dwarfLoads = 0;      // files whose DWARF was opened
   std::size_t dwarfUnits = 0;      // compile units in the opened DWARF
   std::size_t dwarfUnitsRead = 0;  // of those, units whose line table and functions were read (on first use)
+  std::size_t debuginfodFiles = 0; // files fetched from (or found in the cache of) debuginfod servers
 };
 
 // Not thread-safe: use one Symbolizer per thread or guard it externally.

@@ -59,6 +59,7 @@ SymbolizerOptions isolated(std::vector<fs::path> debugDirs = {}) {
   SymbolizerOptions options;
   options.debugDirs = std::move(debugDirs);
   options.systemDebugDir = false;
+  options.debuginfod = false;
   return options;
 }
 
