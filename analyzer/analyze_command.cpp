@@ -1,6 +1,7 @@
 // `heaptrail analyze`: replay a trace, report outstanding allocations by stack.
 #include <charconv>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -12,6 +13,7 @@
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
 #include "analyzer/text_output.h"
+#include "analyzer/symbols/unpacked_bundle.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
 #include "common/safe_text.h"
@@ -29,6 +31,7 @@ struct AnalyzeOptions {
   bool json = false;
   bool symbols = true;
   symbols::SymbolizerOptions symbolOptions;
+  std::vector<std::filesystem::path> bundles;
   std::filesystem::path vmlinux;
 };
 
@@ -46,6 +49,7 @@ std::string helpText(const po::options_description& visible) {
       << "  heaptrail analyze app.htr --min-bytes 1M         stacks holding at least 1 MiB\n"
       << "  heaptrail analyze app.htr --pid 4321             one process of a --follow-forks trace\n"
       << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
+      << "  heaptrail analyze app.htr --bundle app.bundle      the device's files, packed by heaptrail-record bundle\n"
       << "  heaptrail analyze app.htr --format json > leaks.json\n"
       << "  heaptrail analyze k.htr --comm nginx --vmlinux ./vmlinux   kernel memory held for nginx\n"
       << "  DEBUGINFOD_URLS=https://debuginfod.debian.net heaptrail analyze app.htr\n"
@@ -67,7 +71,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   AnalyzeOptions o;
   std::string since, at, minBytes, top, format = "text", sysroot, comm, vmlinux;
   long long pid = -1;
-  std::vector<std::string> debugDirs, traces;
+  std::vector<std::string> debugDirs, traces, bundles;
   po::options_description visible("Options");
   visible.add_options()
       ("help,h", "show this help")
@@ -81,6 +85,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
+      ("bundle", po::value<std::vector<std::string>>(&bundles)->composing(), "the device's files packed by 'heaptrail-record bundle' (checked by build-id); repeatable")
       ("no-debuginfod", "never ask the debuginfod servers in $DEBUGINFOD_URLS for binaries and debug files missing here")
       ("no-symbols", "do not symbolize: frames print as module+0xoffset");
   const auto vm = parseSubcommandLine(args, visible, traces);
@@ -117,6 +122,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   o.symbolOptions.sysroot = sysroot;
   o.symbolOptions.debuginfod = vm.count("no-debuginfod") == 0;
   for (const auto& d : debugDirs) o.symbolOptions.debugDirs.emplace_back(d);
+  for (const auto& b : bundles) o.bundles.emplace_back(b);
   return o;
 }
 
@@ -146,6 +152,24 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       err << "heaptrail analyze: " << option << " " << dir.string() << ": no such directory\n";
       return kExitError;
     }
+  }
+
+  // The bundles are unpacked first and searched like debug directories, before the user's.
+  std::vector<std::unique_ptr<symbols::UnpackedBundle>> unpacked;
+  if (options->symbols) {
+    try {
+      for (const auto& b : options->bundles) {
+        unpacked.push_back(std::make_unique<symbols::UnpackedBundle>(b));
+        for (const auto& note : unpacked.back()->notes()) err << "heaptrail analyze: warning: " << note << "\n";
+      }
+    } catch (const std::exception& e) {
+      err << "heaptrail analyze: " << e.what() << "\n";
+      return kExitError;
+    }
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& u : unpacked) dirs.push_back(u->dir());
+    dirs.insert(dirs.end(), options->symbolOptions.debugDirs.begin(), options->symbolOptions.debugDirs.end());
+    options->symbolOptions.debugDirs = std::move(dirs);
   }
 
   return runOnTrace("analyze", options->trace.string(), err, [&] {

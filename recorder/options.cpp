@@ -19,7 +19,8 @@ std::string helpText(const std::string& program, const po::options_description& 
   std::ostringstream out;
   out << "Usage: " << program << " -p PID [options]\n"
       << "       " << program << " [options] -- COMMAND [ARGS...]\n"
-      << "       " << program << " --kernel [options] [-p PID | -- COMMAND [ARGS...]]\n\n"
+      << "       " << program << " --kernel [options] [-p PID | -- COMMAND [ARGS...]]\n"
+      << "       " << program << " bundle TRACE [-o FILE]   pack the files a trace names (see bundle --help)\n\n"
       << "Records every heap allocation and free of a process (malloc, calloc, realloc,\n"
       << "reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, free,\n"
       << "C++ operator new/delete and anonymous mmap/munmap) with its user stack into a\n"

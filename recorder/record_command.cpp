@@ -7,6 +7,7 @@
 #include "common/safe_text.h"
 #include "common/units.h"
 #include "recorder/allocator_probes.h"
+#include "recorder/bundle.h"
 #include "recorder/options.h"
 #include "recorder/recording_session.h"
 
@@ -57,6 +58,7 @@ void printSummary(std::ostream& err, const std::string& program, const RecordSum
 }  // namespace
 
 int recordMain(const std::vector<std::string>& args, const std::string& program) {
+  if (!args.empty() && args[0] == "bundle") return bundleMain({args.begin() + 1, args.end()}, program);
   const auto parsed = parseRecordOptions(args, program);
   switch (parsed.action) {
     case ParsedCommandLine::Action::ShowHelp:
