@@ -32,6 +32,10 @@ SymbolTable SymbolTable::build(const ElfFile& file, Source source) {
   Elf_Data* data = elf_getdata(scn, nullptr);
   if (data == nullptr) return table;
 
+  // 32-bit arm marks Thumb functions by bit 0 of their value; the code starts one byte lower.
+  GElf_Ehdr ehdr;
+  const bool thumbBit = gelf_getehdr(elf, &ehdr) != nullptr && ehdr.e_machine == EM_ARM;
+
   std::vector<uint64_t> sectionEnds;
   size_t shnum = 0;
   if (elf_getshdrnum(elf, &shnum) == 0) {
@@ -61,6 +65,7 @@ SymbolTable SymbolTable::build(const ElfFile& file, Source source) {
       continue;
     }
     if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+    if (thumbBit) sym.st_value &= ~uint64_t{1};
     const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
     if (name == nullptr || name[0] == '\0') continue;
     std::string_view sv(name);

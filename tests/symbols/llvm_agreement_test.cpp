@@ -207,6 +207,28 @@ TEST(LlvmAgreement, GccDwarf5InlineChains) { expectFixtureAgrees("fx_inline_dw5"
 TEST(LlvmAgreement, GccDwarf4InlineChains) { expectFixtureAgrees("fx_inline_dw4", 300); }
 TEST(LlvmAgreement, ClangDwarf5InlineChains) { expectFixtureAgrees("fx_inline_clang", 300); }
 
+// Binaries of the architectures a device records: every address of every function
+// (32-bit arm Thumb symbols carry bit 0, the code starts one byte lower).
+void expectCrossBinaryAgrees(const std::string& name, size_t minInlined) {
+  SCOPED_TRACE(name);
+  if (!fs::exists(fx(name))) GTEST_FAIL() << fx(name) << " was not built: install the cross compilers (tools/setup.sh)";
+  const ElfOracle oracle(fx(name));
+  std::vector<uint64_t> vaddrs;
+  for (const auto& s : oracle.functions())
+    for (uint64_t a = s.address & ~uint64_t{1}; a < (s.address & ~uint64_t{1}) + s.size; ++a) vaddrs.push_back(a);
+  ASSERT_GT(vaddrs.size(), 50u);
+  SymbolizerOptions options;
+  options.systemDebugDir = false;
+  const Agreement a = compareWithLlvm(fx(name), vaddrs, oracle, oracle, options);
+  EXPECT_GE(a.withInlines, minInlined) << "the fixture must exercise inlining";
+  EXPECT_EQ(a.compared, vaddrs.size());
+}
+
+TEST(LlvmAgreement, Aarch64InlineChains) { expectCrossBinaryAgrees("fx_inline_aarch64", 300); }
+TEST(LlvmAgreement, ArmhfThumbElf32) { expectCrossBinaryAgrees("fx_paths_armhf_thumb", 5); }
+TEST(LlvmAgreement, ArmhfArmStateElf32) { expectCrossBinaryAgrees("fx_paths_armhf_arm", 5); }
+TEST(LlvmAgreement, ArmhfThumbSymbolTableOnly) { expectCrossBinaryAgrees("fx_paths_armhf_thumb_symtab", 0); }
+
 void expectRelativePathsAgree(const std::string& name) {
   SCOPED_TRACE(name);
   const ElfOracle oracle(fx(name));
