@@ -65,14 +65,17 @@ class Arm64Device : public ::testing::Test {
     ASSERT_EQ(exitCode_, 0) << "tools/arm64/run-guest.sh failed:\n" << log_;
   }
 
-  static Recorded analyze(const std::string& name) {  // cmd, release, forks or pid
+  // cmd, release, forks or pid; with the guest's root as the sysroot, or with `files`
+  // (e.g. --bundle) in its place.
+  static Recorded analyze(const std::string& name, std::vector<std::string> files = {}) {
     Recorded r;
     const fs::path trace = kWork / "out" / (name + ".htr");
     r.status = fs::exists(trace) ? 0 : -1;
+    if (files.empty()) files = {"--sysroot", (kWork / "rootfs").string()};
     for (const bool json : {false, true}) {
       std::ostringstream out, err;
-      std::vector<std::string> args = {"analyze", trace.string(), "--top", "0", "--sysroot",
-                                       (kWork / "rootfs").string()};
+      std::vector<std::string> args = {"analyze", trace.string(), "--top", "0", "--no-debuginfod"};
+      args.insert(args.end(), files.begin(), files.end());
       if (json) args.insert(args.end(), {"--format", "json"});
       const int code = analyzer::heaptrailMain(args, out, err);
       EXPECT_EQ(code, 0) << err.str();
@@ -82,11 +85,12 @@ class Arm64Device : public ::testing::Test {
   }
 
   // Everything the x86-64 test checks for leaky.c, plus the stack past frame #0.
-  static void checkLeaky(const std::string& name, const std::string& module, const std::string& mainFunction) {
+  static void checkLeaky(const std::string& name, const std::string& module, const std::string& mainFunction,
+                         const std::vector<std::string>& files = {}) {
     const std::string status = readFile(kWork / "out/status");
     EXPECT_NE(status.find("HT-STATUS " + name + " 0"), std::string::npos)
         << status << "\nrecorder output:\n" << readFile(kWork / "out" / (name + ".log"));
-    const Recorded r = analyze(name);
+    const Recorded r = analyze(name, files);
     ASSERT_EQ(r.status, 0) << "no trace came back from the guest:\n" << readFile(kWork / "out/console.log");
 
     const auto expected = leakyLeaks();
@@ -182,6 +186,16 @@ TEST_F(Arm64Device, FollowForksRecordsTheShellsChild) {
 }
 
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }
+
+// `heaptrail-record bundle` on the device packs what the trace names; analyzed here with
+// the bundle alone (no copy of the device's root), the results are the same.
+TEST_F(Arm64Device, BundleMadeOnTheDeviceReplacesTheSysroot) {
+  const std::string status = readFile(kWork / "out/status");
+  ASSERT_NE(status.find("HT-STATUS bundle 0"), std::string::npos) << status << "\n" << readFile(kWork / "out/bundle.log");
+  EXPECT_NE(readFile(kWork / "out/bundle.log").find("bundle: 3 files"), std::string::npos)
+      << "leaky, libc and the dynamic loader: " << readFile(kWork / "out/bundle.log");
+  checkLeaky("cmd", "/samples/leaky", "main", {"--bundle", (kWork / "out/cmd.bundle").string()});
+}
 
 TEST_F(Arm64Device, AttachedRecordingShowsEveryLeakOfLeaky) {
   checkLeaky("pid", "/samples/leaky_attach", "sample_main");

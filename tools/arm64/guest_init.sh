@@ -2,7 +2,8 @@
 # /init of the emulated device (tools/arm64/run-guest.sh): records the leaky sample twice,
 # as `-- cmd` and with `-p` attached to a running process, and writes each trace and the
 # recorder's output to the serial console in base64 between marker lines, then powers
-# off (and with --release-stacks, and --follow-forks through a shell). Nothing here waits a fixed time: each step waits for the condition it needs.
+# off (and with --release-stacks, and --follow-forks through a shell; and a bundle of the
+# first trace's files). Nothing here waits a fixed time: each step waits for the condition it needs.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -14,6 +15,9 @@ echo "HT-GUEST $(uname -m) $(uname -r) btf=$([ -e /sys/kernel/btf/vmlinux ] && e
 cd /tmp
 /heaptrail-record -o /tmp/cmd.htr -- /samples/leaky >/tmp/cmd.log 2>&1
 echo "HT-STATUS cmd $?"
+# The files that trace names, packed here for the workstation (analyzed without the rootfs).
+/heaptrail-record bundle /tmp/cmd.htr -o /tmp/cmd.bundle >/tmp/bundle.log 2>&1
+echo "HT-STATUS bundle $?"
 # Stacks taken at a function's entry (frees): the return address is still in x30.
 /heaptrail-record --release-stacks -o /tmp/release.htr -- /samples/leaky >/tmp/release.log 2>&1
 echo "HT-STATUS release $?"
@@ -57,6 +61,12 @@ for name in cmd release forks pid; do
     echo "HT-FILE-END $name.htr"
   fi
 done
+echo "HT-LOG-BEGIN bundle"; cat /tmp/bundle.log; echo "HT-LOG-END bundle"
+if [ -s /tmp/cmd.bundle ]; then
+  echo "HT-FILE-BEGIN cmd.bundle"
+  base64 /tmp/cmd.bundle
+  echo "HT-FILE-END cmd.bundle"
+fi
 echo "HT-DONE"
 sync
 poweroff -f
