@@ -1,7 +1,12 @@
 // `heaptrail analyze`: replay a trace, report outstanding allocations by stack.
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <memory>
+#include <fstream>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -12,6 +17,10 @@
 #include "analyzer/kernel_frames.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
+#include "analyzer/report/folded.h"
+#include "analyzer/report/metric.h"
+#include "analyzer/report/pprof.h"
+#include "analyzer/suppressions.h"
 #include "analyzer/text_output.h"
 #include "analyzer/symbols/unpacked_bundle.h"
 #include "schema/trace_error.h"
@@ -24,11 +33,16 @@ namespace po = boost::program_options;
 namespace heaptrail::analyzer {
 namespace {
 
+enum class Format { Text, Json, Folded, Pprof, Html };
+
 struct AnalyzeOptions {
   std::filesystem::path trace;
   ReplayOptions replay;
   ReportOptions report;
-  bool json = false;
+  Format format = Format::Text;
+  std::string output;  // -o; empty: standard output
+  report::Metric metric = report::Metric::InuseBytes;
+  Suppressions suppressions;
   bool symbols = true;
   symbols::SymbolizerOptions symbolOptions;
   std::vector<std::filesystem::path> bundles;
@@ -42,6 +56,20 @@ std::string helpText(const po::options_description& visible) {
       << "point (the end of the recording, or --at), grouped by allocating stack and sorted\n"
       << "by bytes. Ages are measured at the analysis point.\n\n"
       << visible << "\n"
+      << "Formats (--format): text (default) and json list the top stacks; folded writes one\n"
+      << "line per stack 'root;...;leaf VALUE' for flamegraph.pl, speedscope or inferno; pprof\n"
+      << "writes a gzipped profile.proto for `go tool pprof` (needs -o); html writes one\n"
+      << "self-contained page with a flame graph, memory over time and the leak table.\n"
+      << "folded, pprof and html include every stack unless --top is given.\n\n"
+      << "Suppressions: allocations the C library, libstdc++ and the dynamic loader keep for\n"
+      << "the life of the process are left out (and counted) by default; see\n"
+      << "--list-default-suppressions. --suppressions FILE adds LeakSanitizer-style rules,\n"
+      << "one 'leak:PATTERN' per line, matching a function, module or source file of any\n"
+      << "frame ('*' any text, '^'/'$' anchors).\n\n"
+      << "--growth ranks stacks by how steadily their outstanding bytes grew over the\n"
+      << "recording: the slope of a least-squares fit over up to 32 time windows, weighted by\n"
+      << "the share of windows in which they grew. A leak grows in most windows; a cache that\n"
+      << "fills once grows in a few and then stays flat.\n\n"
       << "Examples:\n"
       << "  heaptrail analyze app.htr                        leaks at the end, top 10 stacks\n"
       << "  heaptrail analyze app.htr --since 60s            only allocations alive for >= 60 s\n"
@@ -51,6 +79,12 @@ std::string helpText(const po::options_description& visible) {
       << "  heaptrail analyze app.htr --sysroot ./device-rootfs --debug-dir ./symbols\n"
       << "  heaptrail analyze app.htr --bundle app.bundle      the device's files, packed by heaptrail-record bundle\n"
       << "  heaptrail analyze app.htr --format json > leaks.json\n"
+      << "  heaptrail analyze app.htr --format folded | flamegraph.pl > leaks.svg\n"
+      << "  heaptrail analyze app.htr --format folded --metric alloc-count > allocs.folded\n"
+      << "  heaptrail analyze app.htr --format pprof -o app.pb.gz && go tool pprof -top app.pb.gz\n"
+      << "  heaptrail analyze app.htr --format html -o app.html\n"
+      << "  heaptrail analyze app.htr --growth               stacks that grew steadily first\n"
+      << "  heaptrail analyze app.htr --suppressions lsan.supp --no-default-suppressions\n"
       << "  heaptrail analyze k.htr --comm nginx --vmlinux ./vmlinux   kernel memory held for nginx\n"
       << "  DEBUGINFOD_URLS=https://debuginfod.debian.net heaptrail analyze app.htr\n"
       << "                                                   fetch missing debug files by build-id\n\n"
@@ -69,7 +103,8 @@ uint64_t parseDurationOption(const std::string& name, const std::string& text) {
 // Returns nullopt after printing help.
 std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out) {
   AnalyzeOptions o;
-  std::string since, at, minBytes, top, format = "text", sysroot, comm, vmlinux;
+  std::string since, at, minBytes, top, format = "text", sysroot, comm, vmlinux, output, metric = "bytes";
+  std::vector<std::string> suppressionFiles;
   long long pid = -1;
   std::vector<std::string> debugDirs, traces, bundles;
   po::options_description visible("Options");
@@ -82,7 +117,13 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("pid,p", po::value<long long>(&pid), "only this process (traces recorded with --follow-forks hold several)")
       ("comm", po::value<std::string>(&comm), "only processes with a thread of this name (kernel recordings name every thread)")
       ("vmlinux", po::value<std::string>(&vmlinux), "kernel image with DWARF for file:line of kernel frames (default: found by the recorded kernel's build-id under the debug directories)")
-      ("format,f", po::value<std::string>(&format), "output format: text (default) or json")
+      ("format,f", po::value<std::string>(&format), "output format: text (default), json, folded, pprof or html")
+      ("output,o", po::value<std::string>(&output), "write the report to this file instead of standard output (required for pprof)")
+      ("metric", po::value<std::string>(&metric), "value of folded stacks: bytes (outstanding, default), count (outstanding allocations), alloc-bytes or alloc-count (everything allocated up to the analysis point)")
+      ("growth", "rank stacks by how steadily their outstanding bytes grew, not by bytes")
+      ("suppressions", po::value<std::vector<std::string>>(&suppressionFiles)->composing(), "leave out stacks matching this LeakSanitizer-style file (leak:PATTERN lines); repeatable")
+      ("no-default-suppressions", "do not leave out the C runtime's lifetime allocations (NSS, locale, TLS, stdio buffers, ...)")
+      ("list-default-suppressions", "print the built-in suppressions as a suppression file and exit")
       ("sysroot", po::value<std::string>(&sysroot), "look up the recorded binaries under this directory (a copy of the device's root file system)")
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
       ("bundle", po::value<std::vector<std::string>>(&bundles)->composing(), "the device's files packed by 'heaptrail-record bundle' (checked by build-id); repeatable")
@@ -91,6 +132,10 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   const auto vm = parseSubcommandLine(args, visible, traces);
   if (vm.count("help")) {
     out << helpText(visible);
+    return std::nullopt;
+  }
+  if (vm.count("list-default-suppressions")) {
+    out << Suppressions::defaultsText();
     return std::nullopt;
   }
   if (traces.empty()) throw UsageError("missing the trace file to analyze");
@@ -116,8 +161,33 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   }
   if (vm.count("comm")) o.report.comm = comm;
   o.vmlinux = vmlinux;
-  if (format != "text" && format != "json") throw UsageError("invalid --format '" + format + "': use text or json");
-  o.json = format == "json";
+  if (format == "text") o.format = Format::Text;
+  else if (format == "json") o.format = Format::Json;
+  else if (format == "folded") o.format = Format::Folded;
+  else if (format == "pprof") o.format = Format::Pprof;
+  else if (format == "html") o.format = Format::Html;
+  else throw UsageError("invalid --format '" + format + "': use text, json, folded, pprof or html");
+  if (vm.count("output") && output.empty()) throw UsageError("--output needs a file name");
+  o.output = output == "-" ? "" : output;
+  if (o.format == Format::Pprof && o.output.empty())
+    throw UsageError("--format pprof writes a binary file: give it with -o FILE");
+  const auto m = report::parseMetric(metric);
+  if (!m) throw UsageError("invalid --metric '" + metric + "': use bytes, count, alloc-bytes or alloc-count");
+  o.metric = *m;
+  if (vm.count("metric") && o.format != Format::Folded)
+    throw UsageError("--metric applies to --format folded (pprof and html carry every metric)");
+  // The graphical formats show every stack unless asked for fewer.
+  if (o.format != Format::Text && o.format != Format::Json && top.empty()) o.report.top = 0;
+  if (vm.count("growth")) o.report.rankBy = RankBy::Growth;
+  else if (report::isAllocMetric(o.metric)) o.report.rankBy = RankBy::Allocated;
+  o.report.includeFreedStacks = o.format == Format::Pprof || o.format == Format::Html || report::isAllocMetric(o.metric);
+  o.report.timeline = o.format == Format::Html;
+  try {
+    if (!vm.count("no-default-suppressions")) o.suppressions = Suppressions::defaults();
+    for (const auto& file : suppressionFiles) o.suppressions.addFile(file);
+  } catch (const SuppressionError& e) {
+    throw UsageError(e.what());
+  }
   o.symbols = vm.count("no-symbols") == 0;
   o.symbolOptions.sysroot = sysroot;
   o.symbolOptions.debuginfod = vm.count("no-debuginfod") == 0;
@@ -186,6 +256,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     const auto kernel = KernelFrames::fromHeader(
         reader.header(), {options->vmlinux, options->symbolOptions.debugDirs, options->symbolOptions.sysroot, true,
                           options->symbolOptions.debuginfod});
+    options->report.suppressions = &options->suppressions;
     LeakReport report = buildReport(replay, options->report, resolver, kernel.get());
     if (kernel) report.warnings.insert(report.warnings.end(), kernel->notes().begin(), kernel->notes().end());
     report.summary.trace = options->trace.string();
@@ -196,13 +267,29 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       for (auto a : target.getCommandLine()) report.summary.targetCommand.emplace_back(a.cStr());
     }
 
-    if (options->json) {
-      writeJson(out, report);
-      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << common::printable(w) << "\n";
-    } else {
-      writeText(out, report);
+    std::ofstream file;
+    if (!options->output.empty()) {
+      file.open(options->output, std::ios::binary | std::ios::trunc);
+      if (!file)
+        throw std::runtime_error("cannot create " + options->output + ": " + std::strerror(errno));
     }
-    out.flush();
+    std::ostream& sink = options->output.empty() ? out : file;
+    switch (options->format) {
+      case Format::Text: writeText(sink, report); break;
+      case Format::Json: writeJson(sink, report); break;
+      case Format::Folded: report::writeFolded(sink, report, options->metric); break;
+      case Format::Pprof: report::writePprof(sink, report); break;
+      case Format::Html: break;
+    }
+    // Only text carries the warnings in what it writes for a person to read.
+    if (options->format != Format::Text || !options->output.empty())
+      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << common::printable(w) << "\n";
+    sink.flush();
+    if (file.is_open()) {
+      file.close();
+      if (!file) throw std::runtime_error("cannot write " + options->output + ": " + std::strerror(errno));
+    }
+    if (!sink) throw std::runtime_error("cannot write the report: " + std::string(std::strerror(errno)));
     if (symbolizer && symbolizer->stats().debuginfodFiles > 0)
       err << "heaptrail analyze: " << symbolizer->stats().debuginfodFiles
           << " binaries or debug files came from debuginfod ($DEBUGINFOD_URLS)\n";

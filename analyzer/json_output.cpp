@@ -94,6 +94,14 @@ Json summaryJson(const LeakReport& report) {
   j["lost_events"] = std::move(lost);
   j["lost_total"] = s.lostTotal;
   j["warnings"] = report.warnings;
+  j["ranked_by"] = s.rankedBy;
+  j["suppressed_groups"] = s.suppressedGroups;
+  j["suppressed_bytes"] = s.suppressedBytes;
+  j["suppressed_allocations"] = s.suppressedAllocations;
+  Json used = Json::array();
+  for (const auto& u : s.suppressionsUsed)
+    used.push_back(Json{{"pattern", u.pattern}, {"origin", u.origin}, {"groups", u.groups}, {"bytes", u.bytes}});
+  j["suppressions_used"] = std::move(used);
   return j;
 }
 
@@ -114,6 +122,12 @@ void to_json(Json& j, const LeakGroup& leak) {
     j["kernel"] = true;
     j["family"] = leak.family;
   }
+  j["allocated_bytes"] = leak.allocatedBytes;
+  j["allocations"] = leak.allocations;
+  j["growth"] = Json{{"bytes_per_second", leak.growth.bytesPerSecond},
+                     {"grown_windows", leak.growth.grownWindows},
+                     {"windows", leak.growth.windows},
+                     {"window_ns", leak.growth.windowNs}};
 }
 
 void to_json(Json& j, const DoubleFreeGroup& d) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "analyzer/kernel_frames.h"
+#include "analyzer/suppressions.h"
 #include "common/saturating.h"
 #include "common/units.h"
 
@@ -115,6 +116,38 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
   return w;
 }
 
+// Least-squares slope of the outstanding bytes at the end of each window over time, and in
+// how many windows they grew. A leak grows in most windows; a cache that fills once grows
+// in the few windows of its warm-up and then stays flat.
+Growth growthOf(const std::vector<int64_t>& series, uint64_t windowNs) {
+  Growth g;
+  g.windows = static_cast<uint32_t>(series.size());
+  g.windowNs = windowNs;
+  if (series.empty() || windowNs == 0) return g;
+  int64_t previous = 0;
+  for (const int64_t v : series) {
+    g.grownWindows += v > previous;
+    previous = v;
+  }
+  if (series.size() < 2) return g;
+  const double n = static_cast<double>(series.size());
+  const double seconds = static_cast<double>(windowNs) / 1e9;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const double x = static_cast<double>(i + 1) * seconds;
+    const double y = static_cast<double>(series[i]);
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+  }
+  const double denominator = n * sxx - sx * sx;
+  if (denominator <= 0) return g;
+  g.bytesPerSecond = (n * sxy - sx * sy) / denominator;
+  g.score = g.bytesPerSecond * g.grownWindows / n;
+  return g;
+}
+
 }  // namespace
 
 LeakReport buildReport(const Replay& replay, const ReportOptions& options, const FrameResolver& resolver,
@@ -190,26 +223,89 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   });
 
   s.processes.assign(processes.begin(), processes.end());
+  const HeapHistory& history = replay.history();
+  if (options.includeFreedStacks) {
+    history.forEachStack([&](uint32_t pid, uint32_t stackId, const StackTotals&) {
+      if (stackId == HeapHistory::kUnknownStack) return;
+      if (options.pid && pid != *options.pid) return;
+      if (options.comm && !commMatches(pid)) return;
+      if (groups.count({pid, stackId})) return;
+      groups[{pid, stackId}].oldest = 0;  // nothing outstanding: no age
+    });
+  }
   struct Ranked {
     uint32_t pid;
     uint32_t stackId;
     Agg agg;
+    StackTotals totals;
+    Growth growth;
   };
   std::vector<Ranked> ranked;
-  for (const auto& [key, g] : groups)
-    if (g.bytes >= options.minBytes) ranked.push_back({key.first, key.second, g});
-  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
+  for (const auto& [key, g] : groups) {
+    Ranked r{key.first, key.second, g, {}, {}};
+    if (const StackTotals* t = history.totals(key.first, key.second)) r.totals = *t;
+    const uint64_t selected = options.rankBy == RankBy::Allocated ? r.totals.bytes : g.bytes;
+    if (selected < options.minBytes) continue;
+    uint64_t windowNs = 0;
+    const auto series = history.stackSeries(key.first, key.second, now, windowNs);
+    r.growth = growthOf(series, windowNs);
+    ranked.push_back(r);
+  }
+  const auto key = [&](const Ranked& r) -> double {
+    switch (options.rankBy) {
+      case RankBy::Allocated: return static_cast<double>(r.totals.bytes);
+      case RankBy::Growth: return r.growth.score;
+      case RankBy::Outstanding: break;
+    }
+    return static_cast<double>(r.agg.bytes);
+  };
+  s.rankedBy = options.rankBy == RankBy::Allocated ? "allocated" : options.rankBy == RankBy::Growth ? "growth" : "bytes";
+  std::sort(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
+    const double ka = key(a), kb = key(b);
+    if (ka != kb) return ka > kb;
     if (a.agg.bytes != b.agg.bytes) return a.agg.bytes > b.agg.bytes;
     if (a.agg.count != b.agg.count) return a.agg.count > b.agg.count;
     if (a.stackId != b.stackId) return a.stackId < b.stackId;
     return a.pid < b.pid;
   });
-  s.stackGroups = ranked.size();
-  if (options.top > 0 && ranked.size() > options.top) ranked.resize(options.top);
 
   StackResolver stacks(replay, resolver, kernel);
+  // Suppressed groups are found before --top, so every stack is resolved: the report says
+  // how much was suppressed, and --top counts what is shown.
+  std::vector<StackReport> resolved;
+  if (options.suppressions && !options.suppressions->empty()) {
+    s.suppressing = true;
+    std::vector<uint64_t> useGroups(options.suppressions->rules().size()), useBytes(useGroups.size());
+    std::vector<Ranked> kept;
+    for (const auto& r : ranked) {
+      StackReport stack = stacks.resolve(r.stackId);
+      if (const auto rule = options.suppressions->match(stack)) {
+        ++s.suppressedGroups;
+        s.suppressedBytes += r.agg.bytes;
+        s.suppressedAllocations += r.agg.count;
+        ++useGroups[*rule];
+        useBytes[*rule] += r.agg.bytes;
+        continue;
+      }
+      kept.push_back(r);
+      resolved.push_back(std::move(stack));
+    }
+    ranked = std::move(kept);
+    for (size_t i = 0; i < useGroups.size(); ++i) {
+      if (useGroups[i] == 0) continue;
+      const auto& rule = options.suppressions->rules()[i];
+      s.suppressionsUsed.push_back({rule.text(), rule.origin, useGroups[i], useBytes[i]});
+    }
+  }
+  s.stackGroups = ranked.size();
+  if (options.top > 0 && ranked.size() > options.top) {
+    ranked.resize(options.top);
+    if (!resolved.empty()) resolved.resize(options.top);
+  }
+
   const auto ageOf = [now](uint64_t t) { return now > t ? now - t : 0; };
-  for (const auto& r : ranked) {
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    const Ranked& r = ranked[i];
     LeakGroup g;
     g.pid = r.pid;
     const auto& names = replay.processNames(r.pid);
@@ -218,9 +314,12 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
     g.family = std::string(g.kernel ? schema::eventKindName(r.agg.kind) : schema::familyAllocName(r.agg.family));
     g.bytes = r.agg.bytes;
     g.count = r.agg.count;
-    g.oldestAgeNs = ageOf(r.agg.oldest);
-    g.youngestAgeNs = ageOf(r.agg.youngest);
-    g.stack = stacks.resolve(r.stackId);
+    g.oldestAgeNs = r.agg.count == 0 ? 0 : ageOf(r.agg.oldest);
+    g.youngestAgeNs = r.agg.count == 0 ? 0 : ageOf(r.agg.youngest);
+    g.allocatedBytes = r.totals.bytes;
+    g.allocations = r.totals.allocations;
+    g.growth = r.growth;
+    g.stack = i < resolved.size() ? std::move(resolved[i]) : stacks.resolve(r.stackId);
     report.leaks.push_back(std::move(g));
   }
 
@@ -267,6 +366,16 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
                    [](const DoubleFreeGroup& a, const DoubleFreeGroup& b) { return a.count > b.count; });
 
   for (const auto& leak : report.leaks) s.unknownStacks += leak.stack.stackId != 0 && !leak.stack.known;
+  if (options.timeline) {
+    for (const uint32_t pid : history.processes()) {
+      if (options.pid && pid != *options.pid) continue;
+      if (options.comm && !commMatches(pid)) continue;
+      ProcessTimeline t;
+      t.pid = pid;
+      t.windows = history.processSeries(pid, now, t.windowNs);
+      report.timelines.push_back(std::move(t));
+    }
+  }
   report.warnings = warningsFor(replay, s);
   return report;
 }

@@ -15,6 +15,15 @@
 
 namespace heaptrail::analyzer {
 
+class Suppressions;
+
+// What orders the groups (and what --top and --min-bytes select by).
+enum class RankBy {
+  Outstanding,  // bytes outstanding at the analysis point (default)
+  Allocated,    // bytes allocated up to the analysis point (freed ones included)
+  Growth,       // steadiness of growth over the recording (--growth)
+};
+
 struct ReportOptions {
   std::optional<uint64_t> atNs;  // only recorded in the summary; Replay applies it
   uint64_t sinceNs = 0;          // keep allocations at least this old at the analysis point
@@ -22,6 +31,21 @@ struct ReportOptions {
   uint64_t minBytes = 0;         // groups with fewer bytes are not shown
   std::optional<uint32_t> pid;   // only this process (--pid)
   std::optional<std::string> comm;  // only processes whose threads had this name (--comm)
+  RankBy rankBy = RankBy::Outstanding;
+  bool includeFreedStacks = false;   // also groups whose allocations were all freed (alloc_* metrics)
+  bool timeline = false;             // fill LeakReport::timelines (memory over time)
+  const Suppressions* suppressions = nullptr;  // groups whose stack matches are left out and counted
+};
+
+// How steadily a group's outstanding bytes grew (HeapHistory's windows up to the analysis
+// point): the least-squares slope of outstanding bytes over time and the windows in which
+// they grew. score = slope x grownWindows / windows ranks with --growth.
+struct Growth {
+  double bytesPerSecond = 0;
+  uint32_t grownWindows = 0;
+  uint32_t windows = 0;
+  uint64_t windowNs = 0;
+  double score = 0;
 };
 
 // One return address of a recorded stack, with the functions at it (inlined calls first).
@@ -56,6 +80,9 @@ struct LeakGroup {
   std::string family{};          // "malloc", "new", "new[]"; for kernel memory the allocating event:
                                  // "kmalloc", "kmem_cache_alloc", "mm_page_alloc", "percpu_alloc"
   bool kernel = false;           // kernel memory (--kernel)
+  uint64_t allocatedBytes = 0;   // allocated from this stack up to the analysis point (freed or not)
+  uint64_t allocations = 0;
+  Growth growth{};
 };
 
 struct DoubleFreeGroup {
@@ -74,6 +101,20 @@ struct MismatchGroup {
   std::string releaseFamily;     // "free", "delete", "delete[]"
   StackReport allocStack;
   StackReport releaseStack;      // stackId 0 when the recorder took no release stacks
+};
+
+// Memory of one process over time, in equal windows from the start to the analysis point.
+struct ProcessTimeline {
+  uint32_t pid = 0;
+  uint64_t windowNs = 0;
+  std::vector<ProcessWindow> windows;
+};
+
+struct SuppressionUse {
+  std::string pattern;           // as written, e.g. "leak:__nss_*"
+  std::string origin;            // "default" or the file it came from
+  uint64_t groups = 0;
+  uint64_t bytes = 0;
 };
 
 struct ReportSummary {
@@ -107,6 +148,12 @@ struct ReportSummary {
   uint64_t lostTotal = 0;
   std::string status;            // "complete", "truncated", "corrupt", "partial" (--at stopped early)
   std::string problem;
+  bool suppressing = false;      // suppressions were applied
+  uint64_t suppressedGroups = 0;
+  uint64_t suppressedBytes = 0;  // outstanding bytes of the suppressed groups
+  uint64_t suppressedAllocations = 0;
+  std::vector<SuppressionUse> suppressionsUsed;
+  std::string rankedBy = "bytes";  // "bytes", "allocated", "growth"
 };
 
 struct LeakReport {
@@ -115,6 +162,7 @@ struct LeakReport {
   std::vector<DoubleFreeGroup> doubleFrees;
   std::vector<MismatchGroup> mismatches;
   std::vector<std::string> warnings;
+  std::vector<ProcessTimeline> timelines;  // when ReportOptions::timeline
 };
 
 class KernelFrames;

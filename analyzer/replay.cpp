@@ -26,6 +26,7 @@ constexpr uint64_t kMinFreedToPurge = 1u << 18;
 Replay::Replay(ReplayOptions options) : options_(options) {}
 
 void Replay::beginTrace(uint64_t startTimeNs) {
+  history_.begin(startTimeNs);
   startTimeNs_ = startTimeNs;
   if (options_.atNs) cutoffNs_ = startTimeNs + *options_.atNs;
   stats_.lastTimeNs = startTimeNs;
@@ -164,7 +165,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
         break;
       case schema::EventRole::Unmap:
         ++stats_.frees;
-        if (sizes[i] != 0) unmap(pid, address, address + std::min(sizes[i], UINT64_MAX - address));
+        if (sizes[i] != 0) unmap(pid, address, address + std::min(sizes[i], UINT64_MAX - address), t);
         break;
     }
   }
@@ -191,9 +192,11 @@ void Replay::applyKernel(const schema::EventKindInfo& info, uint32_t pid, uint64
   }
   const KernelHeap::Effect e = kernel_.apply(info, pid, address, size, t, stackId);
   currentBytes_ -= std::min(currentBytes_, e.removed);
+  if (e.removed > 0) history_.released(pid, HeapHistory::kUnknownStack, e.removed, t);
   if (e.allocation) {
     ++stats_.allocations;
     stats_.bytesAllocated += e.added;
+    history_.allocated(pid, stackId, e.added, t);
     added(e.added, t);
     noteStackUse(stackId, pid, t);
   }
@@ -232,6 +235,7 @@ void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
   if (!inserted) {
     if (b.live) {
       ++stats_.reusedLiveAddresses;
+      history_.released(pid, b.stackId, b.size, t);
       currentBytes_ -= b.size;
       --liveCount_;
     } else {
@@ -240,6 +244,7 @@ void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
   }
   b = Block{size, t, stackId, true, family};
   ++liveCount_;
+  history_.allocated(pid, stackId, size, t);
   added(size, t);
   noteStackUse(stackId, pid, t);
 }
@@ -268,6 +273,7 @@ bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released
   b->live = false;
   --liveCount_;
   ++freedCount_;
+  history_.released(pid, b->stackId, b->size, t);
   currentBytes_ -= b->size;
   purgeFreedIfLarge();
   return true;
@@ -308,6 +314,7 @@ void Replay::reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_
   Block& b = blocks_.insert(pid, stash.address, inserted);
   if (!inserted) {
     if (b.live) {
+      history_.released(pid, b.stackId, b.size, t);
       currentBytes_ -= b.size;
       --liveCount_;
     } else {
@@ -317,23 +324,25 @@ void Replay::reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_
   b = stash.block;
   b.live = true;
   ++liveCount_;
+  history_.allocated(pid, b.stackId, b.size, t, /*newAllocation=*/false);
   added(b.size, t);
 }
 
 void Replay::mapAnonymous(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId) {
   if (address == 0 || size == 0 || address == UINT64_MAX) return;
   const uint64_t end = address + std::min(size, UINT64_MAX - address);
-  unmap(pid, address, end);  // a new mapping replaces whatever was mapped there
+  unmap(pid, address, end, t);  // a new mapping replaces whatever was mapped there
   const uint64_t id = nextMmapId_++;
   mmapRecords_.emplace(id, MmapRecord{pid, address, end - address, t, stackId, 1});
   mmapPieces_.emplace(std::make_pair(pid, address), MmapPiece{end, id});
   ++stats_.allocations;
   stats_.bytesAllocated += end - address;
+  history_.allocated(pid, stackId, end - address, t);
   added(end - address, t);
   noteStackUse(stackId, pid, t);
 }
 
-void Replay::unmap(uint32_t pid, uint64_t start, uint64_t end) {
+void Replay::unmap(uint32_t pid, uint64_t start, uint64_t end, uint64_t unmapTimeNs) {
   auto it = mmapPieces_.lower_bound({pid, start});
   if (it != mmapPieces_.begin()) {
     const auto prev = std::prev(it);
@@ -345,6 +354,7 @@ void Replay::unmap(uint32_t pid, uint64_t start, uint64_t end) {
     MmapRecord& record = mmapRecords_.at(piece.recordId);
     const uint64_t removed = std::min(piece.end, end) - std::max(pieceStart, start);
     record.bytes -= removed;
+    history_.released(pid, record.stackId, removed, unmapTimeNs);
     currentBytes_ -= removed;
     it = mmapPieces_.erase(it);
     --record.pieces;

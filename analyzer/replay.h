@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "analyzer/flat_map.h"
+#include "analyzer/heap_history.h"
 #include "analyzer/kernel_heap.h"
 #include "analyzer/map_history.h"
 #include "analyzer/recording_end.h"
@@ -119,6 +120,8 @@ class Replay {
 
   const ReplayStats& stats() const { return stats_; }
   const MapHistory& maps() const { return maps_; }
+  // Totals per stack and memory over time (for pprof, html and growth ranking).
+  const HeapHistory& history() const { return history_; }
   const std::vector<DoubleFree>& doubleFrees() const { return doubleFreeList_; }
   const std::vector<Mismatch>& mismatches() const { return mismatchList_; }
   const std::vector<ProcessInfo>& processes() const { return processes_; }
@@ -181,7 +184,7 @@ class Replay {
   void reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_t size, uint64_t t,
                      uint32_t stackId);
   void mapAnonymous(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId);
-  void unmap(uint32_t pid, uint64_t start, uint64_t end);
+  void unmap(uint32_t pid, uint64_t start, uint64_t end, uint64_t unmapTimeNs);
   void noteStackUse(uint32_t stackId, uint32_t pid, uint64_t t);
   StackInfo& stackInfo(uint32_t id);
   const StackInfo* findStack(uint32_t id) const;
@@ -214,6 +217,7 @@ class Replay {
   std::unordered_map<uint32_t, StackInfo> sparseStacks_;
 
   MapHistory maps_;
+  HeapHistory history_;
   std::vector<ProcessInfo> processes_;
   std::map<uint16_t, schema::FunctionRecord> functions_;
   std::vector<DoubleFree> doubleFreeList_;

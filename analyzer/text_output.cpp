@@ -1,5 +1,6 @@
 #include "analyzer/text_output.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -114,6 +115,16 @@ void writeText(std::ostream& out, const LeakReport& report) {
   }
   if (s.failedReallocs > 0) out << "  failed reallocs:      " << s.failedReallocs << "\n";
   out << "  lost events:          " << (s.lostTotal == 0 ? std::string("none") : std::to_string(s.lostTotal)) << "\n";
+  if (s.suppressing) {
+    out << "  suppressed:           " << s.suppressedBytes << " bytes in " << plural(s.suppressedGroups, "stack", "stacks");
+    if (!s.suppressionsUsed.empty()) {
+      out << " (";
+      for (size_t i = 0; i < s.suppressionsUsed.size(); ++i)
+        out << (i ? ", " : "") << common::printable(s.suppressionsUsed[i].pattern) << " " << s.suppressionsUsed[i].groups;
+      out << ")";
+    }
+    out << "\n";
+  }
   out << "\n";
 
   std::string filters;
@@ -121,6 +132,7 @@ void writeText(std::ostream& out, const LeakReport& report) {
   if (s.minBytes > 0) filters += std::string(filters.empty() ? "" : ", ") + "at least " + std::to_string(s.minBytes) + " bytes per stack";
   out << plural(s.stackGroups, "stack", "stacks") << " with outstanding allocations";
   if (!filters.empty()) out << " (" << filters << ")";
+  if (s.rankedBy == "growth") out << ", by steadiness of growth";
   if (s.top > 0 && s.stackGroups > s.top) out << ", showing the top " << s.top;
   out << (report.leaks.empty() ? "\n" : ":\n");
   for (const auto& leak : report.leaks) {
@@ -134,6 +146,12 @@ void writeText(std::ostream& out, const LeakReport& report) {
       out << ", ";
     }
     out << "oldest " << common::formatDuration(leak.oldestAgeNs) << ", youngest " << common::formatDuration(leak.youngestAgeNs) << ")\n";
+    if (s.rankedBy == "growth") {
+      char rate[64];
+      std::snprintf(rate, sizeof rate, "%+.0f", leak.growth.bytesPerSecond);
+      out << "  grew in " << leak.growth.grownWindows << " of " << leak.growth.windows << " windows of "
+          << common::formatDuration(leak.growth.windowNs) << ", " << rate << " bytes/s\n";
+    }
     writeStackText(out, leak.stack);
   }
 

@@ -13,6 +13,8 @@ packages=(
   libdebuginfod-dev debuginfod       # analyzer: debug files by build-id from servers (the server for its test)
   libboost-program-options-dev       # command lines
   nlohmann-json3-dev                 # analyzer: JSON output
+  libprotobuf-dev protobuf-compiler  # analyzer: pprof output (profile.proto)
+  golang-go chromium                 # tests: go tool pprof and headless Chromium read the reports
   libgtest-dev                       # tests
   binutils util-linux                # tests: readelf/nm oracle, setpriv
   llvm-16 libc6-dbg                  # tests: llvm-symbolizer-16 as the symbolizer's reference, libc's debug info

@@ -1,0 +1,160 @@
+#include "analyzer/heap_history.h"
+
+#include <algorithm>
+
+namespace heaptrail::analyzer {
+namespace {
+
+uint32_t doublings(uint64_t from, uint64_t to) {
+  uint32_t n = 0;
+  while (from < to) {
+    from *= 2;
+    ++n;
+  }
+  return n;
+}
+
+void rescaleWindows(std::vector<ProcessWindow>& windows, uint64_t& widthNs, uint64_t toWidthNs) {
+  const uint32_t shift = doublings(widthNs, toWidthNs);
+  if (shift == 0) return;
+  std::vector<ProcessWindow> merged;
+  for (size_t i = 0; i < windows.size(); ++i) {
+    const size_t target = i >> shift;
+    if (target >= merged.size()) merged.resize(target + 1);
+    ProcessWindow& m = merged[target];
+    m.delta += windows[i].delta;
+    m.peakBytes = std::max(m.peakBytes, windows[i].peakBytes);
+    m.allocatedBytes += windows[i].allocatedBytes;
+    m.allocations += windows[i].allocations;
+  }
+  windows = std::move(merged);
+  widthNs = toWidthNs;
+}
+
+}  // namespace
+
+void WindowedDeltas::add(uint32_t window, int64_t delta) {
+  // Events come in time order up to small cross-thread skew: mostly an append.
+  auto it = deltas.end();
+  while (it != deltas.begin() && std::prev(it)->first > window) --it;
+  if (it != deltas.begin() && std::prev(it)->first == window)
+    std::prev(it)->second += delta;
+  else
+    deltas.insert(it, {window, delta});
+}
+
+void WindowedDeltas::rescale(uint64_t toWidthNs) {
+  const uint32_t shift = doublings(widthNs, toWidthNs);
+  widthNs = toWidthNs;
+  if (shift == 0 || deltas.empty()) return;
+  std::vector<std::pair<uint32_t, int64_t>> merged;
+  for (const auto& [w, d] : deltas) {
+    const uint32_t target = w >> shift;
+    if (!merged.empty() && merged.back().first == target)
+      merged.back().second += d;
+    else
+      merged.emplace_back(target, d);
+  }
+  deltas = std::move(merged);
+}
+
+uint32_t HeapHistory::stackWindow(uint64_t t) {
+  const uint64_t rel = relative(t);
+  while (rel / stackWidthNs_ >= kStackWindows) stackWidthNs_ *= 2;
+  return static_cast<uint32_t>(rel / stackWidthNs_);
+}
+
+ProcessWindow& HeapHistory::processWindow(ProcessState& p, uint64_t t) {
+  const uint64_t rel = relative(t);
+  while (rel / processWidthNs_ >= kProcessWindows) processWidthNs_ *= 2;
+  if (p.widthNs == 0) p.widthNs = processWidthNs_;
+  rescaleWindows(p.windows, p.widthNs, processWidthNs_);
+  const size_t index = rel / processWidthNs_;
+  if (index >= p.windows.size()) p.windows.resize(index + 1);
+  return p.windows[index];
+}
+
+void HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation) {
+  StackState& s = stacks_[key(pid, stackId)];
+  if (newAllocation) {
+    ++s.totals.allocations;
+    s.totals.bytes += bytes;
+  }
+  const uint32_t w = stackWindow(t);
+  if (s.series.widthNs == 0) s.series.widthNs = stackWidthNs_;
+  s.series.rescale(stackWidthNs_);
+  s.series.add(w, static_cast<int64_t>(bytes));
+
+  ProcessState& p = processes_[pid];
+  ProcessWindow& pw = processWindow(p, t);
+  p.current += bytes;
+  pw.delta += static_cast<int64_t>(bytes);
+  if (newAllocation) {
+    pw.allocatedBytes += bytes;
+    ++pw.allocations;
+  }
+  pw.peakBytes = std::max(pw.peakBytes, p.current);
+}
+
+void HeapHistory::released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t) {
+  const auto it = stacks_.find(key(pid, stackId));
+  if (it != stacks_.end()) {
+    const uint32_t w = stackWindow(t);
+    it->second.series.rescale(stackWidthNs_);
+    it->second.series.add(w, -static_cast<int64_t>(bytes));
+  }
+  ProcessState& p = processes_[pid];
+  ProcessWindow& pw = processWindow(p, t);
+  const uint64_t removed = std::min(bytes, p.current);
+  p.current -= removed;
+  pw.delta -= static_cast<int64_t>(removed);
+  pw.peakBytes = std::max(pw.peakBytes, p.current);
+}
+
+const StackTotals* HeapHistory::totals(uint32_t pid, uint32_t stackId) const {
+  const auto it = stacks_.find(key(pid, stackId));
+  return it == stacks_.end() ? nullptr : &it->second.totals;
+}
+
+std::vector<int64_t> HeapHistory::stackSeries(uint32_t pid, uint32_t stackId, uint64_t endNs, uint64_t& widthNs) const {
+  widthNs = stackWidthNs_;
+  const auto it = stacks_.find(key(pid, stackId));
+  if (it == stacks_.end()) return {};
+  WindowedDeltas series = it->second.series;
+  series.rescale(stackWidthNs_);
+  const size_t count = std::max<uint64_t>(1, (relative(endNs) + stackWidthNs_ - 1) / stackWidthNs_);
+  std::vector<int64_t> out(std::max<size_t>(count, series.deltas.empty() ? 0 : series.deltas.back().first + 1), 0);
+  for (const auto& [w, d] : series.deltas) out[w] += d;
+  int64_t running = 0;
+  for (auto& v : out) v = running += v;
+  return out;
+}
+
+std::vector<ProcessWindow> HeapHistory::processSeries(uint32_t pid, uint64_t endNs, uint64_t& widthNs) const {
+  widthNs = processWidthNs_;
+  const auto it = processes_.find(pid);
+  if (it == processes_.end()) return {};
+  std::vector<ProcessWindow> windows = it->second.windows;
+  uint64_t width = it->second.widthNs;
+  rescaleWindows(windows, width, processWidthNs_);
+  const size_t count = std::max<uint64_t>(1, (relative(endNs) + processWidthNs_ - 1) / processWidthNs_);
+  if (windows.size() < count) windows.resize(count);
+  int64_t running = 0;
+  for (auto& w : windows) {
+    // A window starts with what the one before ended with.
+    w.peakBytes = std::max(w.peakBytes, static_cast<uint64_t>(std::max<int64_t>(0, running)));
+    running += w.delta;
+    w.endBytes = static_cast<uint64_t>(std::max<int64_t>(0, running));
+    w.peakBytes = std::max(w.peakBytes, w.endBytes);
+  }
+  return windows;
+}
+
+std::vector<uint32_t> HeapHistory::processes() const {
+  std::vector<uint32_t> out;
+  for (const auto& [pid, p] : processes_) out.push_back(pid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace heaptrail::analyzer

@@ -1,0 +1,90 @@
+// What the replay saw over time, for reports that show more than the analysis point:
+// per process the outstanding bytes and the allocation rate in time windows (memory over
+// time), per (process, stack) what was allocated in total (pprof's alloc_*) and the net
+// change of its outstanding bytes per window (growth ranking).
+//
+// Windows start at the trace's start and double in width whenever the recording outgrows
+// the window count, so memory stays bounded however long the trace is.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace heaptrail::analyzer {
+
+// Per-window sums whose window width doubles (adjacent windows merged) to stay within a
+// fixed count. A series is compacted lazily to the width of its family (`widthNs`).
+struct WindowedDeltas {
+  uint64_t widthNs = 0;                              // width the entries are in
+  std::vector<std::pair<uint32_t, int64_t>> deltas;  // (window, net change), window ascending
+
+  void add(uint32_t window, int64_t delta);
+  void rescale(uint64_t toWidthNs);
+};
+
+struct ProcessWindow {
+  int64_t delta = 0;            // net change of outstanding bytes during the window
+  uint64_t peakBytes = 0;       // highest outstanding bytes during the window
+  uint64_t endBytes = 0;        // outstanding at the end of the window (filled by series())
+  uint64_t allocatedBytes = 0;  // allocated during the window
+  uint64_t allocations = 0;
+};
+
+struct StackTotals {
+  uint64_t allocations = 0;     // allocations from this stack up to the analysis point
+  uint64_t bytes = 0;
+};
+
+class HeapHistory {
+ public:
+  static constexpr uint32_t kProcessWindows = 512;
+  static constexpr uint32_t kStackWindows = 32;
+  // Releases whose allocating stack is not known (kernel pages freed in pieces): they
+  // count for the process only.
+  static constexpr uint32_t kUnknownStack = UINT32_MAX;
+
+  void begin(uint64_t startTimeNs) { startNs_ = startTimeNs; }
+  // `t` is absolute trace time; events before the start count in the first window.
+  // newAllocation=false: a block coming back (a failed realloc keeps its old block).
+  void allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation = true);
+  void released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t);
+
+  const StackTotals* totals(uint32_t pid, uint32_t stackId) const;
+  template <typename F>
+  void forEachStack(F&& f) const {
+    for (const auto& [key, s] : stacks_) f(static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), s.totals);
+  }
+
+  // Outstanding bytes of (pid, stack) at the end of each window up to `endNs` (absolute),
+  // oldest first, and the window width. Empty when the stack allocated nothing.
+  std::vector<int64_t> stackSeries(uint32_t pid, uint32_t stackId, uint64_t endNs, uint64_t& widthNs) const;
+  // Windows of one process up to `endNs`, with endBytes filled.
+  std::vector<ProcessWindow> processSeries(uint32_t pid, uint64_t endNs, uint64_t& widthNs) const;
+  std::vector<uint32_t> processes() const;
+
+ private:
+  struct StackState {
+    StackTotals totals;
+    WindowedDeltas series;
+  };
+  struct ProcessState {
+    uint64_t widthNs = 0;
+    uint64_t current = 0;
+    std::vector<ProcessWindow> windows;
+  };
+
+  uint64_t relative(uint64_t t) const { return t > startNs_ ? t - startNs_ : 0; }
+  uint32_t stackWindow(uint64_t t);
+  ProcessWindow& processWindow(ProcessState& p, uint64_t t);
+  static uint64_t key(uint32_t pid, uint32_t stackId) { return uint64_t{pid} << 32 | stackId; }
+
+  uint64_t startNs_ = 0;
+  uint64_t stackWidthNs_ = 1'000'000;    // grows by doubling
+  uint64_t processWidthNs_ = 1'000'000;
+  std::unordered_map<uint64_t, StackState> stacks_;
+  std::unordered_map<uint32_t, ProcessState> processes_;
+};
+
+}  // namespace heaptrail::analyzer
