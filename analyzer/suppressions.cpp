@@ -26,7 +26,7 @@ constexpr DefaultRule kDefaultRules[] = {
     {"_dl_important_hwcaps", "dynamic loader: search path cache"},
     {"_dl_init_paths", "dynamic loader: search path cache"},
     {"__nss_", "NSS: loaded modules, databases and their state"},
-    {"nss_database_", "NSS: per-database configuration"},
+    {"nss_database", "NSS: per-database configuration and state"},
     {"nss_module_", "NSS: loaded modules"},
     {"^getpwnam$", "NSS: the static result buffer of getpwnam"},
     {"^getpwuid$", "NSS: the static result buffer of getpwuid"},
