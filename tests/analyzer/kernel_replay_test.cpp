@@ -16,6 +16,7 @@
 #include "common/hex.h"
 #include "schema/trace_reader.h"
 #include "schema/trace_writer.h"
+#include "tests/support/debuginfod_server.h"
 #include "tests/support/synthetic_header.h"
 #include "tests/support/temp_dir.h"
 
@@ -283,6 +284,55 @@ TEST(KernelReplay, VmlinuxGivesFileAndLineAcrossKaslr) {
   EXPECT_TRUE(r.report.leaks[0].stack.frames.at(0).symbol.outermost().file.empty());
   ASSERT_FALSE(r.report.warnings.empty());
   EXPECT_NE(r.report.warnings.back().find("not used"), std::string::npos);
+}
+
+// Without a local vmlinux, the one a debuginfod server has for the recorded build-id
+// (Debian's serves its kernels' debug images); off with --no-debuginfod.
+TEST(KernelReplay, VmlinuxFromDebuginfodServer) {
+  const std::filesystem::path vmlinux = HEAPTRAIL_FAKE_VMLINUX;
+  const std::string id = common::readBuildId(vmlinux);
+  ASSERT_FALSE(id.empty());
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "served");
+  std::filesystem::copy_file(vmlinux, dir.path() / "served" / "vmlinux");
+  testing::DebuginfodServer server(dir.path() / "served", dir.path(), 1);
+  ASSERT_EQ(server.error(), "");
+  testing::ScopedEnv urls("DEBUGINFOD_URLS", server.url());
+  testing::ScopedEnv cache("DEBUGINFOD_CACHE_PATH", (dir.path() / "cache").string());
+
+  symbols::Symbolizer symbolizer(symbols::SymbolizerOptions{});
+  const analyzer::FrameResolver resolver = [&](const symbols::ModuleRef& module, uint64_t offset) {
+    return symbolizer.resolve(module, offset);
+  };
+  const auto run = [](const std::string& command) {
+    std::array<char, 256> buf{};
+    std::string out;
+    std::unique_ptr<FILE, decltype(&pclose)> p(popen(command.c_str(), "r"), pclose);
+    while (p && fgets(buf.data(), buf.size(), p.get())) out += buf.data();
+    return out;
+  };
+  const uint64_t widget = std::stoull(run("nm " + vmlinux.string() + " | awk '$3==\"widget_alloc\"{print $1}'"), nullptr, 16);
+  const uint64_t textSegment =
+      std::stoull(run("readelf -lW " + vmlinux.string() + " | awk '$1==\"LOAD\" && / E / {print $3; exit}'"), nullptr, 16);
+  const uint64_t kaslr = 0xffffffff80000000ull;
+  const auto path = dir.path() / "v.htr";
+  KernelTrace t(path, {{textSegment + kaslr, "_text"}, {widget + kaslr, "widget_alloc"}}, id, textSegment + kaslr);
+  t.stack(1, {widget + kaslr + 9});
+  t.event(EventKind::KMALLOC, 1 * kMs, 100, 0xffff888000001000, 64, 1);
+  t.finish(2 * kMs);
+
+  const auto with = analyze(path, {}, {{}, {}, {}, false, true}, resolver);
+  ASSERT_EQ(with.report.leaks.size(), 1u);
+  const auto& f = with.report.leaks[0].stack.frames.at(0);
+  EXPECT_EQ(f.symbol.outermost().function, "widget_alloc");
+  EXPECT_EQ(std::filesystem::path(f.symbol.outermost().file).filename(), "fake_vmlinux.c");
+  EXPECT_GT(f.symbol.outermost().line, 0u);
+
+  const auto without = analyze(path, {}, {{}, {}, {}, false, false}, resolver);
+  ASSERT_EQ(without.report.leaks.size(), 1u);
+  EXPECT_TRUE(without.report.leaks[0].stack.frames.at(0).symbol.outermost().file.empty());
+  ASSERT_FALSE(without.report.warnings.empty());
+  EXPECT_NE(without.report.warnings.back().find("no vmlinux"), std::string::npos) << without.report.warnings.back();
 }
 
 }  // namespace
