@@ -449,6 +449,24 @@ int alloc_entry(struct pt_regs *ctx)
 		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
 		break;
 	}
+	case HT_SHAPE_ALLOCATOR_FREE: {
+		/* free/delete of an allocator library: the end of a release chain like libc's
+		 * free, but one that may run through several of its exported functions
+		 * (mi_free_size -> mi_free): it takes a pending slot, so those it calls are
+		 * nested, and its return probe ends it. */
+		__u64 ptr = argument(ctx, cookie, 0);
+		if (!enter(pid_tgid, sp, HT_IGNORED, function, 0, 0) || !ptr)
+			break;
+		if (in_release_of(tid, sp, ptr)) {
+			/* libstdc++'s delete recorded it already and ends here */
+			struct release_call *r = bpf_map_lookup_elem(&releasing, &tid);
+			if (r)
+				r->ptr = 0;
+			break;
+		}
+		emit(ctx, pid_tgid, kind, function, ptr, 0, release_stack_at());
+		break;
+	}
 	}
 	return 0;
 }

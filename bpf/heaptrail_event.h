@@ -83,6 +83,8 @@ enum ht_call_shape {
 	HT_SHAPE_MUNMAP = 7,
 	HT_SHAPE_FREE = 8,           /* (ptr): the end of a release chain (libc free) */
 	HT_SHAPE_RELEASE = 9,        /* (ptr) that ends in free(): delete, custom frees */
+	HT_SHAPE_ALLOCATOR_FREE = 10, /* (ptr) released by an allocator library (jemalloc,
+				       * tcmalloc, mimalloc): return probed, nested like an allocation */
 };
 
 /* The BPF cookie of every uprobe: which function it sits on, what kind of event that

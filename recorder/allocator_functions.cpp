@@ -28,6 +28,93 @@ constexpr std::array<KindName, 11> kCustomKinds = {{
     {"delete[]", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
 }};
 
+// Functions of allocator libraries beyond the standard names, that programs call
+// directly. Only those that hand out or take back a block are events: in-place resizes
+// (xallocx, mi_expand) and size queries are not. Most tcmalloc and mimalloc names are
+// aliases of the standard ones (one probe, the standard name kept).
+std::vector<FunctionSpec> allocatorFamilies() {
+  return {
+      // jemalloc (flags last)
+      {"mallocx", Kind::MALLOC, CallShape::Size1},
+      {"rallocx", Kind::REALLOC, CallShape::Realloc},
+      {"dallocx", Kind::FREE, CallShape::Release},
+      {"sdallocx", Kind::FREE, CallShape::Release},
+      // tcmalloc (gperftools)
+      {"tc_malloc", Kind::MALLOC, CallShape::Size1},
+      {"tc_malloc_skip_new_handler", Kind::MALLOC, CallShape::Size1},
+      {"tc_free", Kind::FREE, CallShape::Release},
+      {"tc_free_sized", Kind::FREE, CallShape::Release},
+      {"tc_cfree", Kind::FREE, CallShape::Release},
+      {"tc_calloc", Kind::CALLOC, CallShape::Calloc},
+      {"tc_realloc", Kind::REALLOC, CallShape::Realloc},
+      {"tc_memalign", Kind::MEMALIGN, CallShape::Size2},
+      {"tc_posix_memalign", Kind::POSIX_MEMALIGN, CallShape::PosixMemalign},
+      {"tc_valloc", Kind::VALLOC, CallShape::Size1},
+      {"tc_pvalloc", Kind::PVALLOC, CallShape::Size1},
+      {"tc_new", Kind::OPERATOR_NEW, CallShape::Size1},
+      {"tc_new_nothrow", Kind::OPERATOR_NEW, CallShape::Size1},
+      {"tc_new_aligned", Kind::OPERATOR_NEW, CallShape::Size1},
+      {"tc_new_aligned_nothrow", Kind::OPERATOR_NEW, CallShape::Size1},
+      {"tc_newarray", Kind::OPERATOR_NEW_ARRAY, CallShape::Size1},
+      {"tc_newarray_nothrow", Kind::OPERATOR_NEW_ARRAY, CallShape::Size1},
+      {"tc_newarray_aligned", Kind::OPERATOR_NEW_ARRAY, CallShape::Size1},
+      {"tc_newarray_aligned_nothrow", Kind::OPERATOR_NEW_ARRAY, CallShape::Size1},
+      {"tc_delete", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_delete_sized", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_delete_nothrow", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_delete_aligned", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_delete_sized_aligned", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_delete_aligned_nothrow", Kind::OPERATOR_DELETE, CallShape::Release},
+      {"tc_deletearray", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      {"tc_deletearray_sized", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      {"tc_deletearray_nothrow", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      {"tc_deletearray_aligned", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      {"tc_deletearray_sized_aligned", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      {"tc_deletearray_aligned_nothrow", Kind::OPERATOR_DELETE_ARRAY, CallShape::Release},
+      // mimalloc: mi_new* is its C API with new's semantics, released with mi_free.
+      {"mi_malloc", Kind::MALLOC, CallShape::Size1},
+      {"mi_malloc_small", Kind::MALLOC, CallShape::Size1},
+      {"mi_zalloc", Kind::CALLOC, CallShape::Size1},
+      {"mi_zalloc_small", Kind::CALLOC, CallShape::Size1},
+      {"mi_calloc", Kind::CALLOC, CallShape::Calloc},
+      {"mi_mallocn", Kind::MALLOC, CallShape::Calloc},
+      {"mi_realloc", Kind::REALLOC, CallShape::Realloc},
+      {"mi_reallocf", Kind::REALLOC, CallShape::Realloc},
+      {"mi_rezalloc", Kind::REALLOC, CallShape::Realloc},
+      {"mi_reallocn", Kind::REALLOCARRAY, CallShape::ReallocArray},
+      {"mi_reallocarray", Kind::REALLOCARRAY, CallShape::ReallocArray},
+      {"mi_recalloc", Kind::REALLOCARRAY, CallShape::ReallocArray},
+      {"mi_malloc_aligned", Kind::ALIGNED_ALLOC, CallShape::Size1},
+      {"mi_malloc_aligned_at", Kind::ALIGNED_ALLOC, CallShape::Size1},
+      {"mi_zalloc_aligned", Kind::ALIGNED_ALLOC, CallShape::Size1},
+      {"mi_zalloc_aligned_at", Kind::ALIGNED_ALLOC, CallShape::Size1},
+      {"mi_calloc_aligned", Kind::ALIGNED_ALLOC, CallShape::Calloc},
+      {"mi_calloc_aligned_at", Kind::ALIGNED_ALLOC, CallShape::Calloc},
+      {"mi_realloc_aligned", Kind::REALLOC, CallShape::Realloc},
+      {"mi_realloc_aligned_at", Kind::REALLOC, CallShape::Realloc},
+      {"mi_memalign", Kind::MEMALIGN, CallShape::Size2},
+      {"mi_aligned_alloc", Kind::ALIGNED_ALLOC, CallShape::Size2},
+      {"mi_posix_memalign", Kind::POSIX_MEMALIGN, CallShape::PosixMemalign},
+      {"mi_valloc", Kind::VALLOC, CallShape::Size1},
+      {"mi_pvalloc", Kind::PVALLOC, CallShape::Size1},
+      {"mi_heap_malloc", Kind::MALLOC, CallShape::Size2},  // (heap, size)
+      {"mi_heap_malloc_small", Kind::MALLOC, CallShape::Size2},
+      {"mi_heap_zalloc", Kind::CALLOC, CallShape::Size2},
+      {"mi_new", Kind::MALLOC, CallShape::Size1},
+      {"mi_new_nothrow", Kind::MALLOC, CallShape::Size1},
+      {"mi_new_aligned", Kind::MALLOC, CallShape::Size1},
+      {"mi_new_aligned_nothrow", Kind::MALLOC, CallShape::Size1},
+      {"mi_new_n", Kind::MALLOC, CallShape::Calloc},
+      {"mi_new_realloc", Kind::REALLOC, CallShape::Realloc},
+      {"mi_new_reallocn", Kind::REALLOCARRAY, CallShape::ReallocArray},
+      {"mi_free", Kind::FREE, CallShape::Release},
+      {"mi_cfree", Kind::FREE, CallShape::Release},
+      {"mi_free_size", Kind::FREE, CallShape::Release},
+      {"mi_free_aligned", Kind::FREE, CallShape::Release},
+      {"mi_free_size_aligned", Kind::FREE, CallShape::Release},
+  };
+}
+
 std::vector<FunctionSpec> makeStandardFunctions() {
   std::vector<FunctionSpec> specs = {
       {"malloc", Kind::MALLOC, CallShape::Size1},
@@ -53,6 +140,7 @@ std::vector<FunctionSpec> makeStandardFunctions() {
     for (const char* suffix : {"Pv", "Pvm", "PvRKSt9nothrow_t", "PvSt11align_val_t", "PvmSt11align_val_t",
                                "PvSt11align_val_tRKSt9nothrow_t"})
       specs.push_back({std::string(prefix) + suffix, kind, CallShape::Release});
+  for (auto& spec : allocatorFamilies()) specs.push_back(std::move(spec));
   return specs;
 }
 

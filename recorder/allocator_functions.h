@@ -22,6 +22,10 @@ enum class CallShape {
   Munmap = HT_SHAPE_MUNMAP,
   Free = HT_SHAPE_FREE,                    // (ptr): the end of a release chain (libc free)
   Release = HT_SHAPE_RELEASE,              // (ptr) that ends in free(): operator delete, custom frees
+  // (ptr) released by an allocator library of its own (jemalloc, tcmalloc, mimalloc):
+  // free and delete there end nowhere else and may call each other, so their returns
+  // are probed too and a release they make inside one another is part of the outer one.
+  AllocatorFree = HT_SHAPE_ALLOCATOR_FREE,
 };
 
 struct FunctionSpec {
@@ -33,8 +37,9 @@ struct FunctionSpec {
 };
 
 // The standard allocator functions of C and C++ (glibc, musl, libstdc++, libc++, and
-// allocators exporting the same names). Where two names share an address the first
-// one listed is the name kept.
+// allocators exporting the same names), then the families of the allocator libraries
+// programs call directly (jemalloc's *allocx, tcmalloc's tc_*, mimalloc's mi_*). Where
+// two names share an address the first one listed is the name kept.
 const std::vector<FunctionSpec>& standardFunctions();
 
 // Parses `--alloc-fn SYMBOL=KIND`, KIND one of malloc, calloc, realloc, free, memalign,

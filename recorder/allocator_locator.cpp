@@ -52,7 +52,31 @@ std::filesystem::path findLibrary(const std::string& name, const std::vector<std
   return {};
 }
 
+std::vector<std::string> splitPreloadList(const std::string& text) {
+  std::vector<std::string> names;
+  std::string name;
+  for (char c : text) {
+    if (c == ' ' || c == ':' || c == '\t' || c == '\n') {
+      if (!name.empty()) names.push_back(std::move(name));
+      name.clear();
+    } else {
+      name += c;
+    }
+  }
+  if (!name.empty()) names.push_back(std::move(name));
+  return names;
+}
+
 }  // namespace
+
+std::vector<std::string> preloadedLibraries(const std::string& ldPreload) {
+  auto names = splitPreloadList(ldPreload);
+  std::ifstream in("/etc/ld.so.preload");
+  std::stringstream text;
+  text << in.rdbuf();
+  for (auto& name : splitPreloadList(text.str())) names.push_back(std::move(name));
+  return names;
+}
 
 bool isLibcName(const std::string& name) {
   return name.starts_with("libc.so") || (name.starts_with("libc-") && name.ends_with(".so")) ||
@@ -73,7 +97,10 @@ AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
   // The files are opened as the process mapped them, never by a path it could have
   // replaced since (they also differ from ours when it runs in a container).
   AllocatorObjects result;
-  if (auto fd = openExecutableOf(pid)) result.objects.emplace_back(std::move(fd), exe.string());
+  if (auto fd = openExecutableOf(pid)) {
+    result.objects.emplace_back(std::move(fd), exe.string());
+    result.objects.back().program = true;
+  }
   std::set<std::string> seen = {exe.string()};
   for (const auto& entry : maps) {
     if (!entry.executable || entry.path.empty() || entry.path.front() != '/') continue;
@@ -87,15 +114,28 @@ AllocatorObjects locateAllocatorsInProcess(pid_t pid) {
   return result;
 }
 
-AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program) {
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program, const std::string& preload) {
   AllocatorObjects result;
   const auto dirs = librarySearchPath();
   std::set<std::string> seen;
   std::deque<std::pair<std::filesystem::path, size_t>> queue;  // file, index in result.objects
   if (auto fd = common::openRegular(program)) {
     result.objects.emplace_back(std::move(fd), program.string());
+    result.objects.back().program = true;
     queue.emplace_back(program, 0);
   }
+  // Preloaded libraries come right after the executable in every symbol lookup: their
+  // malloc is the one the program's calls bind to. A static program loads nothing.
+  const auto programInfo = result.objects.empty() ? std::nullopt : readElfInfo(result.objects.front().fd());
+  if (programInfo && !programInfo->interpreter.empty())
+    for (const auto& name : preloadedLibraries(preload)) {
+      const auto path = findLibrary(name, dirs);
+      if (path.empty() || !seen.insert(path.string()).second) continue;
+      auto fd = common::openRegular(path);
+      if (!fd) continue;
+      result.objects.emplace_back(std::move(fd), path.string());
+      queue.emplace_back(path, result.objects.size() - 1);
+    }
   while (!queue.empty()) {
     const auto [file, index] = queue.front();
     queue.pop_front();

@@ -18,6 +18,9 @@ namespace heaptrail::recorder {
 struct AllocatorObject {
   std::shared_ptr<const common::UniqueFd> file;
   std::string displayPath;  // as the target sees it
+  // The program itself (its executable), not a library it loads: a library that defines
+  // malloc and free is an allocator of its own (jemalloc, tcmalloc, mimalloc...).
+  bool program = false;
 
   AllocatorObject(common::UniqueFd fd, std::string display)
       : file(std::make_shared<const common::UniqueFd>(std::move(fd))), displayPath(std::move(display)) {}
@@ -37,9 +40,16 @@ struct AllocatorObjects {
 AllocatorObjects locateAllocatorsInProcess(pid_t pid);
 
 // For a command about to be started: the program the kernel loads for it (the
-// executable, or a script's interpreter: command_check.h) and the libraries it needs
-// (DT_NEEDED, transitively, found where the loader looks).
-AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program);
+// executable, or a script's interpreter: command_check.h), the libraries the dynamic
+// loader preloads (`preload`: the LD_PRELOAD the command gets, then /etc/ld.so.preload)
+// and the libraries they all need (DT_NEEDED, transitively, found where the loader
+// looks), in the loader's lookup order.
+AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& program, const std::string& preload = {});
+
+// The libraries a process started with LD_PRELOAD=`ldPreload` has preloaded, in the
+// loader's order: those of the variable (separated by spaces or colons), then those of
+// /etc/ld.so.preload.
+std::vector<std::string> preloadedLibraries(const std::string& ldPreload);
 
 // The object named with --obj; throws RecordError when it is missing or not a regular
 // file (a FIFO is refused, not waited on).

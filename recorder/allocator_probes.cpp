@@ -44,7 +44,9 @@ bool hasReturnProbe(CallShape shape) {
 SiteRequirements requirementsOf(CallShape shape, bool releaseStacks) {
   SiteRequirements needs;
   switch (shape) {
-    case CallShape::Size1: case CallShape::Free: case CallShape::Release: needs.argumentsUsed = 1; break;
+    case CallShape::Size1: case CallShape::Free: case CallShape::Release: case CallShape::AllocatorFree:
+      needs.argumentsUsed = 1;
+      break;
     case CallShape::Size2: case CallShape::Calloc: case CallShape::Realloc: case CallShape::Munmap:
       needs.argumentsUsed = 2;
       break;
@@ -253,7 +255,11 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.symbol);
   if (const auto index = indexFunctions(object.fd(), names)) {
-    std::vector<const FunctionSpec*> found;
+    // A library with a malloc and a free of its own is an allocator: its releases end
+    // there (AllocatorFree). The program's own and libc's keep their shapes.
+    const bool allocatorLibrary = !inLibc && !object.program && index->functions.count("malloc") &&
+                                  index->functions.count("free");
+    std::vector<FunctionSpec> found;
     std::vector<SiteQuery> queries;
     for (const auto& spec : specs) {
       const auto it = index->functions.find(spec.symbol);
@@ -263,16 +269,18 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
         continue;
       }
       if (!hooked_.insert({dev, ino, it->second.fileOffset}).second) continue;
-      found.push_back(&spec);
+      found.push_back(spec);
+      if (allocatorLibrary && (spec.shape == CallShape::Free || spec.shape == CallShape::Release))
+        found.back().shape = CallShape::AllocatorFree;
       queries.push_back({it->second.vaddr, it->second.fileOffset, it->second.size,
-                         requirementsOf(spec.shape, config_.releaseStacks)});
+                         requirementsOf(found.back().shape, config_.releaseStacks)});
     }
     std::vector<ProbeSite> sites(queries.size());
     if (!queries.empty() && sitesMovable())
       sites = chooseProbeSites(result.attachPath, textSegmentsOf(*index), queries,
                                config_.sites == ProbeSiteMode::Entry);
     for (size_t i = 0; i < found.size(); ++i) {
-      const FunctionSpec& spec = *found[i];
+      const FunctionSpec& spec = found[i];
       const ProbeSite& site = sites[i];
       if (gVerbose && config_.sites == ProbeSiteMode::Cheap && !site.emulated)
         std::fprintf(stderr, "heaptrail-record: %s in %s: probed at its entry (%s): %s\n", spec.symbol.c_str(),

@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -89,7 +90,8 @@ class Session {
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
   std::unique_ptr<ForkFollower> follower_;  // --follow-forks
-  std::map<std::pair<dev_t, ino_t>, AllocatorObjects> imageObjects_;  // executable -> what it loads
+  // (executable, its LD_PRELOAD) -> what it loads
+  std::map<std::pair<std::pair<dev_t, ino_t>, std::string>, AllocatorObjects> imageObjects_;
   bool exitRecorded_ = false;
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
@@ -170,8 +172,11 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
     // the file it runs, never a path it could have changed since.
     std::error_code ec;
     const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(p.pid) + "/exe", ec);
-    if (auto fd = openExecutableOf(static_cast<pid_t>(p.pid)); fd && !ec)
-      hook(AllocatorObject(std::move(fd), exe.string()), static_cast<pid_t>(p.pid));
+    if (auto fd = openExecutableOf(static_cast<pid_t>(p.pid)); fd && !ec) {
+      AllocatorObject program(std::move(fd), exe.string());
+      program.program = true;
+      hook(program, static_cast<pid_t>(p.pid));
+    }
   }
   chunk_.addProcessEvent(std::move(p));
 }
@@ -242,6 +247,17 @@ void Session::recordExit() {
   addProcessRecord(static_cast<uint32_t>(target_.pid()), schema::ProcessEventKind::EXIT, 0, status);
 }
 
+// The value of `name` in the environment a process started with ("" when unset or
+// unreadable).
+std::string environmentValue(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0'))
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
+      return entry.substr(name.size() + 1);
+  return {};
+}
+
 // At an exec stop, before the new image runs its first instruction: the allocator it
 // will use (its executable, or a library it needs that no process hooked yet).
 void Session::hookNewImage(pid_t pid) {
@@ -251,13 +267,17 @@ void Session::hookNewImage(pid_t pid) {
   auto exeFd = openExecutableOf(pid);
   struct stat st {};
   if (ec || !exeFd || ::fstat(exeFd.get(), &st) != 0) return;
-  auto it = imageObjects_.find({st.st_dev, st.st_ino});
+  auto it = imageObjects_.find({{st.st_dev, st.st_ino}, environmentValue(pid, "LD_PRELOAD")});
   if (it == imageObjects_.end()) {
     // A shell starts the same few programs over and over: resolved once each.
-    AllocatorObjects image = locateAllocatorsForExecutable(proc + "/root" + exe.string());
+    AllocatorObjects image = locateAllocatorsForExecutable(proc + "/root" + exe.string(), environmentValue(pid, "LD_PRELOAD"));
     // The executable itself is the file this process runs, not a lookup of its path.
-    if (!image.objects.empty()) image.objects.front() = AllocatorObject(std::move(exeFd), exe.string());
-    it = imageObjects_.emplace(std::pair{st.st_dev, st.st_ino}, std::move(image)).first;
+    if (!image.objects.empty()) {
+      image.objects.front() = AllocatorObject(std::move(exeFd), exe.string());
+      image.objects.front().program = true;
+    }
+    it = imageObjects_.emplace(std::pair{std::pair{st.st_dev, st.st_ino}, environmentValue(pid, "LD_PRELOAD")},
+                               std::move(image)).first;
   }
   for (const AllocatorObject& object : it->second.objects) hook(object, pid);
 }
@@ -439,7 +459,7 @@ RecordSummary runRecording(const RecordOptions& options, const std::function<voi
   AllocatorObjects allocators;
   try {
     allocators = options.allocatorObject.empty()
-                     ? (target.launched() ? locateAllocatorsForExecutable(target.program())
+                     ? (target.launched() ? locateAllocatorsForExecutable(target.program(), target.ldPreload())
                                           : locateAllocatorsInProcess(target.pid()))
                      : namedAllocator(options.allocatorObject);
   } catch (const RecordError&) {

@@ -121,6 +121,8 @@ TargetProcess TargetProcess::launch(const std::vector<std::string>& argv, const 
   std::vector<std::string> environment;
   for (char** e = environ; *e; ++e) environment.emplace_back(*e);
   if (options.user) environment = environmentFor(*options.user, environment);
+  for (const auto& e : environment)
+    if (e.starts_with("LD_PRELOAD=")) target.ldPreload_ = e.substr(11);
   std::vector<char*> envp;
   for (auto& e : environment) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -176,7 +178,8 @@ TargetProcess::TargetProcess(TargetProcess&& other) noexcept
       releaseFd_(std::exchange(other.releaseFd_, -1)),
       execErrorFd_(std::exchange(other.execErrorFd_, -1)),
       program_(std::move(other.program_)),
-      user_(std::move(other.user_)) {
+      user_(std::move(other.user_)),
+      ldPreload_(std::move(other.ldPreload_)) {
   other.pid_ = -1;
   other.launched_ = false;
 }

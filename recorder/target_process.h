@@ -52,6 +52,8 @@ class TargetProcess {
   // Launched: the ELF program the kernel loads for it (a script's interpreter).
   const std::filesystem::path& program() const { return program_; }
   const std::vector<std::string>& commandLine() const { return commandLine_; }
+  // Launched: the LD_PRELOAD of the environment the command gets (empty if none).
+  const std::string& ldPreload() const { return ldPreload_; }
   int pidfd() const { return pidfd_; }
 
   // Lets a launched child exec its command; throws RecordError if the exec failed.
@@ -84,6 +86,7 @@ class TargetProcess {
   int execErrorFd_ = -1; // launched: read end; gets errno if exec fails, EOF if it worked
   std::filesystem::path program_;
   std::string user_;     // --user, for messages
+  std::string ldPreload_;
 };
 
 }  // namespace heaptrail::recorder

@@ -21,6 +21,7 @@ packages=(
   libclang-rt-14-dev                 # tests: libFuzzer runtime for tools/fuzz.sh
   g++-aarch64-linux-gnu binutils-aarch64-linux-gnu  # device build (tools/build-device.sh)
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross     # tests: a 32-bit arm library (Thumb/ARM)
+  libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0  # tests: allocators preloaded with LD_PRELOAD
   qemu-system-arm qemu-user-static cpio             # tests: the emulated arm64 device
 )
 # The arm64 architecture, so that apt-get can download the device build's libraries and
