@@ -1,5 +1,6 @@
 // `heaptrail info`: what a trace holds, without analyzing leaks.
 #include <ctime>
+#include <map>
 #include <filesystem>
 #include <sstream>
 
@@ -88,6 +89,28 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
         << "), file offset " << common::hexNumber(f.symbolFileOffset + f.probeOffset) << (f.custom ? ", --alloc-fn" : "")
         << "\n";
   }
+
+  // Which objects the functions are in; an allocator library's own allocations are
+  // reported as allocator-internal (leak_report.h).
+  std::map<std::string, std::pair<size_t, bool>> hookedObjects;
+  for (const auto& [id, f] : replay.functions()) {
+    auto& [count, library] = hookedObjects[f.object];
+    ++count;
+    library = library || f.allocatorLibrary;
+  }
+  if (!hookedObjects.empty()) out << "hooked objects:\n";
+  for (const auto& [object, what] : hookedObjects)
+    out << "  " << common::printable(object) << ": " << what.first << (what.first == 1 ? " function" : " functions")
+        << (what.second ? " (an allocator library)" : "") << "\n";
+  uint64_t heapAllocations = 0;
+  for (const auto& kind : schema::kEventKinds)
+    if ((kind.role == schema::EventRole::Allocate || kind.role == schema::EventRole::Reallocate) &&
+        !schema::isKernelFamily(kind.family))
+      heapAllocations += stats.eventsByKind[static_cast<size_t>(kind.kind)];
+  if (!replay.functions().empty() && heapAllocations == 0)
+    out << "WARNING:          no call to malloc, new or another hooked function was recorded: if the program\n"
+        << "                  allocates, its allocator is not among the hooked objects (statically linked, or\n"
+        << "                  under other names: record it with --obj or --alloc-fn)\n";
 
   out << "status:           ";
   switch (replay.end()) {

@@ -89,6 +89,8 @@ Json summaryJson(const LeakReport& report) {
   j["pid"] = s.pid ? Json(*s.pid) : Json(nullptr);
   j["processes"] = s.processes;
   j["failed_reallocs"] = s.failedReallocs;
+  j["allocator_internal_bytes"] = s.allocatorInternalBytes;
+  j["allocator_internal_allocations"] = s.allocatorInternalAllocations;
   Json lost = Json::object();
   for (const auto& [kind, count] : s.lost) lost[kind] = count;
   j["lost_events"] = std::move(lost);

@@ -64,6 +64,28 @@ class StackResolver {
   std::map<uint64_t, Frame> kernelCache_;
 };
 
+// The allocator libraries of the trace (jemalloc, tcmalloc...: AllocatorFunction's
+// allocatorLibrary), and whether a stack starts in one: what such a library allocates
+// for itself (its arenas' mmaps, its own C++ objects) is not the program's leak.
+class AllocatorLibraries {
+ public:
+  explicit AllocatorLibraries(const Replay& replay) : replay_(replay) {
+    for (const auto& [id, f] : replay.functions())
+      if (f.allocatorLibrary) paths_.insert(f.object);
+  }
+  bool allocatedBy(uint32_t pid, uint32_t stackId) const {
+    if (paths_.empty() || stackId == 0) return false;
+    const auto view = replay_.stack(stackId);
+    if (view.frames.empty() || view.frames[0] == 0) return false;
+    const MappingEntry* m = replay_.maps().find(pid, view.frames[0] - 1, view.firstUseNs);
+    return m && paths_.count(m->path);
+  }
+
+ private:
+  const Replay& replay_;
+  std::set<std::string> paths_;
+};
+
 std::string statusName(schema::TraceEnd end) {
   switch (end) {
     case schema::TraceEnd::Complete: return "complete";
@@ -202,6 +224,7 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   };
   // Grouped per process and stack: the same code in a forked child is its own group.
   std::map<std::pair<uint32_t, uint32_t>, Agg> groups;
+  const AllocatorLibraries allocatorLibraries(replay);
   std::set<uint32_t> processes;
   replay.forEachOutstanding([&](const Outstanding& o) {
     processes.insert(o.pid);
@@ -242,6 +265,11 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
   };
   std::vector<Ranked> ranked;
   for (const auto& [key, g] : groups) {
+    if (allocatorLibraries.allocatedBy(key.first, key.second)) {
+      s.allocatorInternalBytes += g.bytes;
+      s.allocatorInternalAllocations += g.count;
+      continue;
+    }
     Ranked r{key.first, key.second, g, {}, {}};
     if (const StackTotals* t = history.totals(key.first, key.second)) r.totals = *t;
     const uint64_t selected = options.rankBy == RankBy::Allocated ? r.totals.bytes : g.bytes;

@@ -142,6 +142,10 @@ struct ReportSummary {
   uint64_t mismatches = 0;
   uint64_t unknownStacks = 0;    // shown groups whose stack id is not defined in the trace
   uint64_t failedReallocs = 0;
+  // Outstanding blocks an allocator library (jemalloc, tcmalloc...) allocated for itself:
+  // frame #0 in it. Not listed as leaks (among the matching ones, not the stack groups).
+  uint64_t allocatorInternalBytes = 0;
+  uint64_t allocatorInternalAllocations = 0;
   std::optional<uint32_t> pid;   // --pid
   std::vector<uint32_t> processes;  // pids with outstanding allocations (before --pid)
   std::vector<std::pair<std::string, uint64_t>> lost;  // kind name, count (non-zero only)

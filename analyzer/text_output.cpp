@@ -114,6 +114,10 @@ void writeText(std::ostream& out, const LeakReport& report) {
     out << "\n";
   }
   if (s.failedReallocs > 0) out << "  failed reallocs:      " << s.failedReallocs << "\n";
+  if (s.allocatorInternalAllocations > 0)
+    out << "  allocator-internal:   " << s.allocatorInternalBytes << " bytes in "
+        << plural(s.allocatorInternalAllocations, "allocation", "allocations")
+        << " the allocator library made for itself (not listed)\n";
   out << "  lost events:          " << (s.lostTotal == 0 ? std::string("none") : std::to_string(s.lostTotal)) << "\n";
   if (s.suppressing) {
     out << "  suppressed:           " << s.suppressedBytes << " bytes in " << plural(s.suppressedGroups, "stack", "stacks");

@@ -52,6 +52,15 @@ std::filesystem::path findLibrary(const std::string& name, const std::vector<std
   return {};
 }
 
+// The name the kernel will give the library's mappings: the file its symlinks lead to
+// (libtcmalloc_minimal.so.4 -> libtcmalloc_minimal.so.4.5.9), so that the functions
+// hooked in it and the frames in it name one object.
+std::string mappedName(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto file = std::filesystem::canonical(path, ec);
+  return ec ? path.string() : file.string();
+}
+
 std::vector<std::string> splitPreloadList(const std::string& text) {
   std::vector<std::string> names;
   std::string name;
@@ -133,7 +142,7 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& prog
       if (path.empty() || !seen.insert(path.string()).second) continue;
       auto fd = common::openRegular(path);
       if (!fd) continue;
-      result.objects.emplace_back(std::move(fd), path.string());
+      result.objects.emplace_back(std::move(fd), mappedName(path));
       queue.emplace_back(path, result.objects.size() - 1);
     }
   while (!queue.empty()) {
@@ -156,7 +165,7 @@ AllocatorObjects locateAllocatorsForExecutable(const std::filesystem::path& prog
       if (path.empty() || !seen.insert(path.string()).second) continue;
       auto fd = common::openRegular(path);
       if (!fd) continue;
-      AllocatorObject object(std::move(fd), path.string());
+      AllocatorObject object(std::move(fd), mappedName(path));
       if (!result.libc && isLibcName(path.filename())) result.libc = object;
       result.objects.push_back(object);
       queue.emplace_back(path, result.objects.size() - 1);

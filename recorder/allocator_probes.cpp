@@ -92,6 +92,15 @@ bool processEnded(pid_t pid) {
   return threads <= 1;
 }
 
+// The C library's counterpart of a C++ operator's kind (the kind itself otherwise).
+schema::EventKind cFamilyKind(schema::EventKind kind) {
+  switch (kind) {
+    case schema::EventKind::OPERATOR_NEW: case schema::EventKind::OPERATOR_NEW_ARRAY: return schema::EventKind::MALLOC;
+    case schema::EventKind::OPERATOR_DELETE: case schema::EventKind::OPERATOR_DELETE_ARRAY: return schema::EventKind::FREE;
+    default: return kind;
+  }
+}
+
 bool sitesMovable() {
 #if defined(__x86_64__)
   return true;
@@ -259,6 +268,14 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
     // there (AllocatorFree). The program's own and libc's keep their shapes.
     const bool allocatorLibrary = !inLibc && !object.program && index->functions.count("malloc") &&
                                   index->functions.count("free");
+    // Where free and operator delete are one function (tcmalloc, mimalloc), a release
+    // does not say which family it ends: new and delete are recorded as malloc and free
+    // there, so that a correct program is not reported as mixing them.
+    const auto freeAt = index->functions.find("free");
+    const bool oneRelease = allocatorLibrary && freeAt != index->functions.end() &&
+                            std::any_of(index->functions.begin(), index->functions.end(), [&](const auto& f) {
+                              return f.first.starts_with("_Zd") && f.second.fileOffset == freeAt->second.fileOffset;
+                            });
     std::vector<FunctionSpec> found;
     std::vector<SiteQuery> queries;
     for (const auto& spec : specs) {
@@ -272,6 +289,7 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
       found.push_back(spec);
       if (allocatorLibrary && (spec.shape == CallShape::Free || spec.shape == CallShape::Release))
         found.back().shape = CallShape::AllocatorFree;
+      if (oneRelease) found.back().kind = cFamilyKind(spec.kind);
       queries.push_back({it->second.vaddr, it->second.fileOffset, it->second.size,
                          requirementsOf(found.back().shape, config_.releaseStacks)});
     }
@@ -295,8 +313,8 @@ void AllocatorProbes::place(const AllocatorObject& object, const std::vector<Fun
         result.returnOffsets.push_back(offset);  // the site keeps the entry's stack pointer
         result.returnCookies.push_back(cookie);
       }
-      placed.push_back({id, spec.symbol, spec.kind, object.displayPath, spec.custom,
-                        site.offset, site.instruction, site.emulated, queries[i].fileOffset});
+      placed.push_back({id, spec.symbol, spec.kind, object.displayPath, spec.custom, site.offset,
+                        site.instruction, site.emulated, queries[i].fileOffset, allocatorLibrary});
     }
   }
   objectIndex_[{dev, ino}] = objects_.size();

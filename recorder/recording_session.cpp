@@ -118,8 +118,10 @@ void Session::addEvent(const ht_event* event, size_t size) {
   chunk_.addEvent({static_cast<schema::EventKind>(event->kind), event->ts_ns, event->pid, event->tid,
                    event->address, event->size, stackId, event->function});
   ++summary_.events;
-  if (schema::isAllocation(static_cast<schema::EventKind>(event->kind)))
+  if (schema::isAllocation(static_cast<schema::EventKind>(event->kind))) {
     ++summary_.allocations;
+    if (event->kind != HT_MMAP) ++summary_.heapAllocations;
+  }
   else
     ++summary_.frees;
 }

@@ -19,6 +19,7 @@ struct RecordSummary {
   uint64_t events = 0;
   uint64_t allocations = 0;
   uint64_t frees = 0;
+  uint64_t heapAllocations = 0;  // allocations of the malloc and new families (no mmap)
   uint64_t stacks = 0;
   uint64_t lost = 0;
   uint64_t lostMappingRecords = 0;

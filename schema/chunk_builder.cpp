@@ -131,6 +131,7 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
     functions[i].setProbeInstruction(f.probeInstruction);
     functions[i].setProbeEmulated(f.probeEmulated);
     functions[i].setSymbolFileOffset(f.symbolFileOffset);
+    functions[i].setAllocatorLibrary(f.allocatorLibrary);
   }
 
   if (!threadNames_.empty()) {

@@ -36,7 +36,8 @@ ProcessRecord readProcess(schema::ProcessEvent::Reader p) {
 
 FunctionRecord readFunction(schema::AllocatorFunction::Reader f) {
   return {f.getId(),          f.getSymbol(),           f.getKind(),          f.getObject(), f.getCustom(),
-          f.getProbeOffset(), f.getProbeInstruction(), f.getProbeEmulated(), f.getSymbolFileOffset()};
+          f.getProbeOffset(), f.getProbeInstruction(), f.getProbeEmulated(), f.getSymbolFileOffset(),
+          f.getAllocatorLibrary()};
 }
 
 ThreadNameRecord readThreadName(schema::ThreadName::Reader n) {

@@ -31,6 +31,7 @@ struct FunctionRecord {
   std::string probeInstruction;
   bool probeEmulated = false;
   uint64_t symbolFileOffset = 0;
+  bool allocatorLibrary = false;  // defined in an allocator library (trace.capnp)
 };
 
 struct MappingRecord {

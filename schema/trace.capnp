@@ -194,6 +194,12 @@ struct AllocatorFunction {
   probeEmulated @7 :Bool;       # the kernel emulates it (no out-of-line single step)
   symbolFileOffset @8 :UInt64;  # file offset of the symbol in `object`; the probe is at
                                 # symbolFileOffset + probeOffset
+  allocatorLibrary @9 :Bool;    # `object` is an allocator library of its own: a shared
+                                # library other than libc that defines malloc and free
+                                # (jemalloc, tcmalloc, mimalloc, preloaded or linked). What
+                                # it allocates for itself (frame #0 in it) is reported as
+                                # allocator-internal, not as the program's leak. Older
+                                # traces read false.
 }
 
 struct Events {

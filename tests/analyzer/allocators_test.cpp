@@ -33,6 +33,7 @@ struct Allocator {
   std::string name;     // for test names
   std::string library;  // what LD_PRELOAD names
 };
+void PrintTo(const Allocator& a, std::ostream* os) { *os << a.name; }
 
 std::string libraryPath(const std::string& file) {
   for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib/arm-linux-gnueabihf"})
@@ -99,7 +100,15 @@ class PreloadedAllocator : public ::testing::TestWithParam<Allocator> {
     checkLeaks(r, kPairsSource, "allocator_pairs.c", {{"leak_five", "leak_123", 5 * 123, 5}});
     const Json doc = Json::parse(r.json);
     EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
+    EXPECT_EQ(doc.at("summary").at("mismatched_frees").get<uint64_t>(), 0u);
     EXPECT_EQ(doc.at("summary").at("lost_total").get<uint64_t>(), 0u);
+    // What the allocator took for itself (arenas, its own objects) is not the program's leak.
+    const auto file = std::filesystem::canonical(library_).string();
+    for (const auto& leak : doc.at("leaks")) {
+      const auto& frames = leak.at("frames");
+      ASSERT_FALSE(frames.empty());
+      EXPECT_NE(frames.at(0).at("module"), file) << "allocator-internal memory listed as a leak:\n" << leak.dump();
+    }
   }
   std::filesystem::path trace() const { return dir_.path() / "t.htr"; }
 
@@ -153,6 +162,39 @@ TEST(AllocatorApi, JemallocMallocxFamilyEveryPairAndExactLeaks) {
   const Json doc = Json::parse(report.json);
   EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
   EXPECT_EQ(doc.at("summary").at("unknown_frees").get<uint64_t>(), 0u) << report.json;
+}
+
+// Two allocators in one process: tcmalloc preloaded (malloc, free) and jemalloc linked
+// for its own API (mallocx, sdallocx, dallocx): each call recorded once, in the
+// allocator it reached.
+TEST(AllocatorApi, TwoAllocatorsInOneProcess) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  const std::string program = std::string(SAMPLES_BUILD_DIR) + "/jemalloc_api";
+  const std::string tcmalloc = libraryPath("libtcmalloc_minimal.so.4");
+  ASSERT_TRUE(std::filesystem::exists(program)) << "libjemalloc2 is not installed (tools/setup.sh installs it)";
+  ASSERT_FALSE(tcmalloc.empty()) << "libtcmalloc-minimal4 is not installed (tools/setup.sh installs it)";
+  TempDir dir;
+  const auto trace = dir.path() / "t.htr";
+  const auto r = runCommand({"/usr/bin/env", "LD_PRELOAD=" + tcmalloc, kRecorder, "-o", trace.string(), "--", program});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  const auto t = loadTrace(trace);
+  expectEveryPair(t, 333, 1000);
+  expectEveryPair(t, 334, 1000);
+  expectEveryPair(t, 5, 1);
+  const auto tcmallocFile = std::filesystem::canonical(tcmalloc).string();
+  for (const auto& e : t.eventsWithSize(5)) {
+    EXPECT_EQ(t.functions.at(e.function).object, tcmallocFile) << "malloc binds to the preloaded tcmalloc";
+  }
+  for (const auto& e : t.eventsWithSize(111)) {
+    EXPECT_EQ(t.functionName(e), "mallocx");
+    EXPECT_NE(t.functions.at(e.function).object.find("libjemalloc"), std::string::npos);
+  }
+  const auto report = analyze(trace);
+  checkLeaks(report, std::string(SAMPLES_SOURCE_DIR) + "/jemalloc_api.c", "jemalloc_api.c",
+             {{"leak_mallocx", "leak_mallocx", 3 * 111, 3}, {"leak_rallocx", "leak_rallocx", 444, 1}});
+  const Json doc = Json::parse(report.json);
+  EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
+  EXPECT_EQ(doc.at("summary").at("unknown_frees").get<uint64_t>(), 0u);
 }
 
 }  // namespace

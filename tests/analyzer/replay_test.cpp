@@ -284,6 +284,40 @@ TEST(Replay, PartialMunmapShrinksAndSplits) {
   EXPECT_EQ(a.report.summary.frees, 3u);
 }
 
+// An allocator library's own memory (jemalloc's arena mmap, tcmalloc's start-up objects:
+// frame #0 in the library) is counted as allocator-internal, not listed as a leak; in a
+// trace without the allocatorLibrary mark (older recorders) it is listed as before.
+TEST(Replay, AllocatorLibraryOwnMemoryIsAllocatorInternal) {
+  for (const bool marked : {true, false}) {
+    TempDir dir;
+    SyntheticTrace t(dir / "t.htr");
+    const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    t.function({1, "malloc", EventKind::MALLOC, jemalloc, false, 0, "", false, 0, marked})
+        .mapping(0, 0x7f0000000000, 0x7f0000100000, 0, jemalloc)
+        .mapping(0, 0x400000, 0x500000, 0, "/app")
+        .stack(1, {0x7f0000001234})  // called from jemalloc
+        .stack(2, {0x401234})        // called from the program
+        .stack(3, {0x7f0000005678})
+        .mmap(1 * kMs, 0x7e0000000000, 2 << 20, 1)
+        .malloc(2 * kMs, 0x10000, 123, 2)
+        .malloc(3 * kMs, 0x20000, 64, 3);
+    t.finish(10 * kMs);
+    const auto a = analyze(dir / "t.htr", allGroups());
+    const auto& s = a.report.summary;
+    EXPECT_EQ(s.outstandingBytes, (2u << 20) + 123 + 64) << "outstanding says what is allocated";
+    if (marked) {
+      ASSERT_EQ(a.report.leaks.size(), 1u);
+      EXPECT_EQ(a.report.leaks[0].bytes, 123u);
+      EXPECT_EQ(s.allocatorInternalBytes, (2u << 20) + 64);
+      EXPECT_EQ(s.allocatorInternalAllocations, 2u);
+      EXPECT_EQ(s.stackGroups, 1u);
+    } else {
+      EXPECT_EQ(a.report.leaks.size(), 3u);
+      EXPECT_EQ(s.allocatorInternalAllocations, 0u);
+    }
+  }
+}
+
 TEST(Replay, MunmapCoveringSeveralMappings) {
   TempDir dir;
   SyntheticTrace t(dir / "t.htr");

@@ -66,6 +66,10 @@ class SyntheticTrace {
                        schema::MappingSource::MMAP_EVENT, true, 0});
     return *this;
   }
+  SyntheticTrace& function(schema::FunctionRecord f) {
+    chunk_.addFunction(std::move(f));
+    return *this;
+  }
   SyntheticTrace& lost(EventKind kind, uint64_t count) {
     chunk_.addLost(kind, count);
     return *this;
