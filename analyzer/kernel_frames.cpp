@@ -14,7 +14,7 @@
 namespace heaptrail::analyzer {
 namespace {
 
-// A symbol this far past the last known one is not in it.
+// No kernel function is this long: an address this far past a symbol is not in it.
 constexpr uint64_t kMaxSymbolBytes = 1ull << 20;
 
 bool is64Bit(const std::string& machine) {
@@ -167,7 +167,9 @@ long KernelFrames::symbolAt(uint64_t address) const {
   const auto it = std::upper_bound(addresses_.begin(), addresses_.end(), address);
   if (it == addresses_.begin()) return -1;
   const long i = static_cast<long>(std::distance(addresses_.begin(), it)) - 1;
-  if (it == addresses_.end() && address - addresses_[i] > kMaxSymbolBytes) return -1;
+  // Kallsyms has no sizes: an address far past a symbol (past the last, or in the gap
+  // between the kernel's text and a later module, where BPF programs are) is in none.
+  if (address - addresses_[i] > kMaxSymbolBytes) return -1;
   return i;
 }
 

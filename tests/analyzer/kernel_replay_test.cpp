@@ -201,9 +201,12 @@ TEST(KernelReplay, PagesAreRangesFreedInAnyOrder) {
 TEST(KernelReplay, HiddenSymbolsAndTracingFramesAreSaid) {
   testing::TempDir dir;
   const auto path = dir.path() / "h.htr";
+  // The BPF program lies between the kernel's last symbol (_einittext) and a later pseudo
+  // module's (ftrace_trampoline, as in Linux 6.18's kallsyms): in no symbol. It and
+  // bpf_trace_run4 are the tracing machinery.
   KernelTrace t(path, {{kText, "_text"}, {kText + 0x100, "bpf_trace_run4"}, {kText + 0x200, "__kmalloc_noprof"},
-                       {kText + 0x300, "alloc_pipe_info"}, {kText + 0x1000, "_etext"}});
-  // The BPF program (outside every symbol) and bpf_trace_run4 are the tracing machinery.
+                       {kText + 0x300, "alloc_pipe_info"}, {kText + 0x1000, "_einittext"},
+                       {0xffffffffc0201000ull, "ftrace_trampoline"}});
   t.stack(1, {0xffffffffc0001234ull, kText + 0x120, kText + 0x210, kText + 0x310});
   t.event(EventKind::KMALLOC, 1 * kMs, 100, 0xffff888000001000, 64, 1);
   t.finish(2 * kMs);
