@@ -87,6 +87,13 @@ std::vector<std::string> preloadedLibraries(const std::string& ldPreload) {
   return names;
 }
 
+bool isAllocatorLibraryName(const std::string& name) {
+  for (const char* prefix : {"libjemalloc.so", "libtcmalloc", "libmimalloc.so", "libmimalloc-", "libtbbmalloc.so",
+                             "libhoard.so", "libsnmalloc"})
+    if (name.starts_with(prefix)) return true;
+  return false;
+}
+
 bool isLibcName(const std::string& name) {
   return name.starts_with("libc.so") || (name.starts_with("libc-") && name.ends_with(".so")) ||
          name.starts_with("ld-musl-") || name.starts_with("libc.musl-");

@@ -56,5 +56,9 @@ std::vector<std::string> preloadedLibraries(const std::string& ldPreload);
 AllocatorObjects namedAllocator(const std::filesystem::path& object);
 
 bool isLibcName(const std::string& filename);
+// Whether `filename` is that of a well-known allocator library (libjemalloc.so.2,
+// libtcmalloc_minimal.so.4, libmimalloc.so.2, ...), for warnings about one mapped but
+// not hooked in time.
+bool isAllocatorLibraryName(const std::string& filename);
 
 }  // namespace heaptrail::recorder

@@ -53,6 +53,7 @@ void printSummary(std::ostream& err, const std::string& program, const RecordSum
     err << program << ": warning: " << s.lost
         << " events were lost (ring buffer full); try a larger --ringbuf-size\n";
   if (s.lostMappingRecords) err << program << ": warning: " << s.lostMappingRecords << " mapping records were lost\n";
+  for (const auto& warning : s.warnings) err << program << ": warning: " << warning << "\n";
   if (s.pid != 0 && s.heapAllocations == 0 && s.endReason != schema::EndReason::ERROR)
     err << program << ": warning: no call to malloc, new or another hooked allocator function was recorded; "
         << "if the program allocates, its allocator is one heaptrail did not find (statically linked, or "

@@ -13,8 +13,10 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "bpf/heaptrail_event.h"
+#include "common/safe_text.h"
 #include "common/saturating.h"
 #include "recorder/allocator_locator.h"
 #include "recorder/allocator_probes.h"
@@ -45,6 +47,17 @@ constexpr int kPollIntervalMs = 100;
 // same Ctrl-C from the terminal) before the recorder terminates it.
 constexpr uint64_t kChildGraceNs = 500'000'000;
 
+// The value of `name` in the environment a process started with ("" when unset or
+// unreadable).
+std::string environmentValue(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0'))
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
+      return entry.substr(name.size() + 1);
+  return {};
+}
+
 class Session {
  public:
   Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
@@ -67,7 +80,9 @@ class Session {
   }
   void addEvent(const ht_event* event, size_t size);
   void hookAllocators();
-  void hook(const AllocatorObject& object, pid_t pid);
+  // Hooks what `object` defines in `pid`; true when it is an allocator library hooked
+  // for the first time.
+  bool hook(const AllocatorObject& object, pid_t pid);
   void onProcessEvent(schema::ProcessRecord p);
   void drainAll();
   void flush(bool sync);
@@ -89,6 +104,7 @@ class Session {
   std::function<void(const RecordSummary&)> onStarted_;
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
+  std::set<std::string> lateAllocators_;  // allocator libraries warned about
   std::unique_ptr<ForkFollower> follower_;  // --follow-forks
   // (executable, its LD_PRELOAD) -> what it loads
   std::map<std::pair<std::pair<dev_t, ino_t>, std::string>, AllocatorObjects> imageObjects_;
@@ -126,12 +142,15 @@ void Session::addEvent(const ht_event* event, size_t size) {
     ++summary_.frees;
 }
 
-void Session::hook(const AllocatorObject& object, pid_t pid) {
-  if (!object.isOpen()) return;
+bool Session::hook(const AllocatorObject& object, pid_t pid) {
+  if (!object.isOpen()) return false;
+  bool allocatorLibrary = false;
   for (auto& f : probes_->attach(object, specs_, pid)) {
+    allocatorLibrary = allocatorLibrary || f.allocatorLibrary;
     chunk_.addFunction(f);
     hooked_.push_back(std::move(f));
   }
+  return allocatorLibrary;
 }
 
 void Session::hookAllocators() {
@@ -170,6 +189,7 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
   if (p.kind == Kind::EXIT && target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
   if (p.kind == Kind::EXEC) {
     p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
+
     // The new image may bring its own allocator (a static program started by a shell):
     // the file it runs, never a path it could have changed since.
     std::error_code ec;
@@ -191,8 +211,20 @@ void Session::drainAll() {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
         if (m.executable && !m.path.empty() && m.path.front() == '/') {
+          const bool hookedBefore = std::any_of(hooked_.begin(), hooked_.end(), [&](const auto& f) { return f.object == m.path; });
           auto fd = openMappedFile({static_cast<pid_t>(m.pid), m.start, m.end, m.path, 0, m.inode, m.buildId});
-          if (fd) hook(AllocatorObject(std::move(fd), m.path), static_cast<pid_t>(m.pid));
+          const bool hookedNow = fd && hook(AllocatorObject(std::move(fd), m.path), static_cast<pid_t>(m.pid));
+          // Learnt from the mapping, after the process may have called it: an allocator
+          // library preloaded by an intermediate command (`-- env LD_PRELOAD=...`), or
+          // dlopen'ed; or never, when the process was gone by then.
+          if (!hookedBefore && (hookedNow || isAllocatorLibraryName(std::filesystem::path(m.path).filename())) &&
+              lateAllocators_.insert(m.path).second)
+            summary_.warnings.push_back(
+                "allocator library " + common::printable(m.path) + " (pid " + std::to_string(m.pid) + ") was " +
+                (hookedNow ? "hooked only once its mapping was reported: the calls it served before then are missing"
+                           : "mapped but never hooked (the process was gone when its mapping was reported): the calls "
+                             "it served are missing") +
+                " (set LD_PRELOAD in heaptrail-record's own environment, or record with --follow-forks)");
         }
         // The kernel's return-probe trampoline: it tells calls in progress from calls
         // whose return was never seen (see still_active in heaptrail.bpf.c).
@@ -247,17 +279,6 @@ void Session::recordExit() {
   exitRecorded_ = true;
   summary_.exitStatus = status;
   addProcessRecord(static_cast<uint32_t>(target_.pid()), schema::ProcessEventKind::EXIT, 0, status);
-}
-
-// The value of `name` in the environment a process started with ("" when unset or
-// unreadable).
-std::string environmentValue(pid_t pid, const std::string& name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  std::string entry;
-  while (std::getline(in, entry, '\0'))
-    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
-      return entry.substr(name.size() + 1);
-  return {};
 }
 
 // At an exec stop, before the new image runs its first instruction: the allocator it

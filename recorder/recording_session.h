@@ -29,6 +29,7 @@ struct RecordSummary {
   schema::EndReason endReason = schema::EndReason::TARGET_EXITED;
   std::optional<ExitStatus> exitStatus;
   std::string error;  // set when endReason is ERROR
+  std::vector<std::string> warnings;  // for the user, one sentence each
   bool workloadTerminated = false;  // the started command was still running: it was sent SIGTERM
 };
 

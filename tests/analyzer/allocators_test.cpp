@@ -120,7 +120,25 @@ TEST_P(PreloadedAllocator, StartedCommandEveryPairAndExactLeaks) {
   // LD_PRELOAD in the recorder's environment, which the command inherits.
   const auto r = runCommand({"/usr/bin/env", "LD_PRELOAD=" + library_, kRecorder, "-o", trace().string(), "--", kPairs});
   ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   checkTrace();
+}
+
+// LD_PRELOAD set by an intermediate command: its exec is held with --follow-forks, and the
+// preloaded library is hooked before the program runs.
+TEST_P(PreloadedAllocator, PreloadedByAnIntermediateCommandWithFollowForks) {
+  const auto r = runCommand({kRecorder, "-f", "-o", trace().string(), "--", "/usr/bin/env", "LD_PRELOAD=" + library_, kPairs});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  checkTrace();
+}
+
+// ... and without it the library is hooked late or never: said, not silent.
+TEST_P(PreloadedAllocator, PreloadedByAnIntermediateCommandWithoutFollowForksIsWarned) {
+  const auto r = runCommand({kRecorder, "-o", trace().string(), "--", "/usr/bin/env", "LD_PRELOAD=" + library_, kPairs});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  const auto file = std::filesystem::canonical(library_).string();
+  EXPECT_NE(r.err.find("warning: allocator library " + file), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--follow-forks"), std::string::npos) << r.err;
 }
 
 TEST_P(PreloadedAllocator, AttachedProcessEveryPairAndExactLeaks) {
@@ -149,6 +167,7 @@ TEST(AllocatorApi, JemallocMallocxFamilyEveryPairAndExactLeaks) {
   const auto trace = dir.path() / "t.htr";
   const auto r = runCommand({kRecorder, "-o", trace.string(), "--", program});
   ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << "a linked allocator is hooked before the program runs: " << r.err;
   const auto t = loadTrace(trace);
   expectEveryPair(t, 333, 1000);  // mallocx/sdallocx
   expectEveryPair(t, 334, 1000);  // mallocx/dallocx
@@ -162,6 +181,27 @@ TEST(AllocatorApi, JemallocMallocxFamilyEveryPairAndExactLeaks) {
   const Json doc = Json::parse(report.json);
   EXPECT_EQ(doc.at("summary").at("double_frees").get<uint64_t>(), 0u);
   EXPECT_EQ(doc.at("summary").at("unknown_frees").get<uint64_t>(), 0u) << report.json;
+}
+
+// A program whose allocations heaptrail sees none of is said to be one, by the recorder
+// and by heaptrail info; one whose allocations it sees is not.
+TEST(AllocatorApi, NoAllocatorCallRecordedIsSaid) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempDir dir;
+  const auto trace = dir.path() / "t.htr";
+  for (const bool allocates : {false, true}) {
+    const auto r = runCommand({kRecorder, "-o", trace.string(), "--",
+                               std::string(SAMPLES_BUILD_DIR) + (allocates ? "/allocator_pairs" : "/noalloc")});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning: no call to malloc, new or another hooked allocator function was recorded") !=
+                  std::string::npos,
+              !allocates)
+        << r.err;
+    std::ostringstream out, err;
+    ASSERT_EQ(analyzer::heaptrailMain({"info", trace.string()}, out, err), 0) << err.str();
+    EXPECT_EQ(out.str().find("WARNING:          no call to malloc") != std::string::npos, !allocates) << out.str();
+    EXPECT_NE(out.str().find("hooked objects:"), std::string::npos) << out.str();
+  }
 }
 
 // Two allocators in one process: tcmalloc preloaded (malloc, free) and jemalloc linked
