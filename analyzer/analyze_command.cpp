@@ -23,6 +23,7 @@
 #include "analyzer/suppressions.h"
 #include "analyzer/text_output.h"
 #include "analyzer/symbols/unpacked_bundle.h"
+#include "schema/record_readers.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
 #include "common/safe_text.h"
@@ -264,7 +265,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     if (header.getTargets().size() > 0) {
       const auto target = header.getTargets()[0];
       report.summary.targetPid = target.getPid();
-      for (auto a : target.getCommandLine()) report.summary.targetCommand.emplace_back(a.cStr());
+      for (auto a : target.getCommandLine()) report.summary.targetCommand.push_back(schema::boundedText(a));
     }
 
     std::ofstream file;

@@ -12,6 +12,7 @@
 #include "common/safe_text.h"
 #include "common/saturating.h"
 #include "analyzer/replay.h"
+#include "schema/record_readers.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
 #include "common/units.h"
@@ -45,7 +46,7 @@ std::string endReasonName(schema::EndReason reason) {
 // Everything a trace says is printed through this: a crafted trace must not be able to
 // send control sequences to the terminal (forge lines, set the title, clear the screen).
 std::string safe(const std::string& text) { return common::printable(text); }
-std::string safe(capnp::Text::Reader text) { return common::printable(std::string_view(text.cStr(), text.size())); }
+std::string safe(capnp::Text::Reader text) { return common::printable(schema::boundedText(text)); }
 
 std::string sizeOrNone(uint64_t v, const char* none) { return v == 0 ? std::string(none) : common::formatBytes(v); }
 
@@ -114,11 +115,16 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
 
   out << "status:           ";
   switch (replay.end()) {
-    case schema::TraceEnd::Complete: out << "complete\n"; break;
+    case schema::TraceEnd::Complete:
+      out << "complete" << (replay.problem().empty() ? "" : ", but " + safe(replay.problem())) << "\n";
+      break;
     case schema::TraceEnd::Truncated: out << "TRUNCATED: " << safe(replay.problem()) << "\n"; break;
     case schema::TraceEnd::Corrupt: out << "CORRUPT: " << safe(replay.problem()) << "\n"; break;
     case schema::TraceEnd::Reading: out << "not read to the end\n"; break;
   }
+  if (replay.damageCount() > 0)
+    out << "damage:           " << replay.damageCount() << " damaged part(s) skipped (first: " << safe(replay.damage().front())
+        << ")\n";
   if (footer) {
     out << "end reason:       " << endReasonName(footer->reason);
     if (!footer->error.empty()) out << ": " << safe(footer->error);

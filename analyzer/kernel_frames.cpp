@@ -10,6 +10,7 @@
 #include "analyzer/symbols/debuginfod_client.h"
 #include "common/build_id.h"
 #include "common/hex.h"
+#include "schema/record_readers.h"
 
 namespace heaptrail::analyzer {
 namespace {
@@ -81,7 +82,7 @@ std::unique_ptr<KernelFrames> KernelFrames::fromHeader(schema::Header::Reader he
   }
   for (auto m : info.getModules()) {
     const auto mid = m.getBuildId();
-    k->moduleList_.push_back({m.getName(), m.getBase(), m.getSize(),
+    k->moduleList_.push_back({schema::boundedText(m.getName()), m.getBase(), m.getSize(),
                               std::string(reinterpret_cast<const char*>(mid.begin()), mid.size())});
   }
   if (info.getSymbolsHidden())

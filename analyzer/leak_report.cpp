@@ -113,8 +113,10 @@ std::vector<std::string> warningsFor(const Replay& replay, const ReportSummary& 
     w.push_back("the trace is corrupt (" + replay.problem() + "): analyzed up to its last intact chunk (" +
                 std::to_string(stats.chunks) + " chunks, " + common::formatDuration(stats.lastTimeNs - replay.startTimeNs()) +
                 " of recording)");
+  if (replay.end() == schema::TraceEnd::Complete && !replay.problem().empty())
+    w.push_back("the trace is complete, but " + replay.problem());
   if (!replay.damage().empty())
-    w.push_back(std::to_string(replay.damage().size()) + " damaged part(s) of the trace were skipped (first: " +
+    w.push_back(std::to_string(replay.damageCount()) + " damaged part(s) of the trace were skipped (first: " +
                 replay.damage().front() + "): their events are missing from the analysis");
   if (stats.timeWentBackwards > 0)
     w.push_back(std::to_string(stats.timeWentBackwards) +

@@ -48,6 +48,7 @@ void Replay::run(schema::TraceReader& reader) {
     }
   }
   damage_.insert(damage_.begin(), reader.damage().begin(), reader.damage().end());
+  uncountedDamage_ = reader.damageCount() - reader.damage().size();
   finish(reader);
 }
 
@@ -89,7 +90,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
     processes_.push_back(schema::readProcess(p));
     if (p.getKind() == schema::ProcessEventKind::FORK) maps_.addFork(p.getPid(), p.getParentPid());
   }
-  for (auto n : chunk.getThreadNames()) addThreadName(n.getPid(), n.getTid(), n.getName());
+  for (auto n : chunk.getThreadNames()) addThreadName(n.getPid(), n.getTid(), schema::boundedText(n.getName()));
   for (auto lost : chunk.getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
     if (kind < schema::kEventKindCount)

@@ -138,7 +138,9 @@ class Replay {
   schema::TraceEnd end() const { return end_; }
   const std::string& problem() const { return problem_; }
   // Damaged parts that were skipped (reading went on after each).
+  // (the first descriptions; damageCount() counts them all).
   const std::vector<std::string>& damage() const { return damage_; }
+  uint64_t damageCount() const { return damage_.size() + uncountedDamage_; }
   // What the footer says, when the trace has one.
   const std::optional<RecordingEnd>& recordingEnd() const { return recordingEnd_; }
 
@@ -223,6 +225,7 @@ class Replay {
   std::vector<DoubleFree> doubleFreeList_;
   std::vector<Mismatch> mismatchList_;
   std::vector<std::string> damage_;
+  uint64_t uncountedDamage_ = 0;  // damaged records the reader counted but did not describe
   ReplayStats stats_;
 
   schema::TraceEnd end_ = schema::TraceEnd::Reading;

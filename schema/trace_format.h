@@ -13,8 +13,11 @@ inline constexpr std::array<char, 16> kFileMagic = {'h', 'e', 'a', 'p', 't', 'r'
                                                     'l', '-', 't', 'r', 'a', 'c', 'e', '\0'};
 inline constexpr size_t kPreambleSize = 8 + kFileMagic.size();
 
-// A record larger than this is refused by the reader: a hostile or corrupt file must
-// not make it allocate without bound. The writer stays far below it.
-inline constexpr uint64_t kMaxRecordBytes = 512ull << 20;
+// A record that decompresses to more than this is skipped by the reader (a one-line
+// warning): a hostile or corrupt file (a "decompression bomb") must not make it allocate
+// or work without bound. Real records stay far below it: a chunk holds at most 8192
+// events and the stacks they first use (a few MiB at most); the largest header, a kernel
+// recording's /proc/kallsyms snapshot, is about 10 MiB.
+inline constexpr uint64_t kMaxRecordBytes = 64ull << 20;
 
 }  // namespace heaptrail::schema

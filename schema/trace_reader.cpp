@@ -12,6 +12,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "common/safe_open.h"
 #include "common/unique_fd.h"
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
@@ -42,11 +43,15 @@ class TraceReader::MappedFile {
  public:
   explicit MappedFile(const std::filesystem::path& path) {
     const std::string name = path.string();
-    const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw TraceError("cannot open " + name + ": " + std::strerror(errno));
+    // Non-blocking, regular files only: a FIFO or device named as a trace is refused,
+    // never waited on.
+    const common::UniqueFd fd = common::openRegular(path);
+    if (!fd) {
+      if (errno == EINVAL) throw TraceError(name + " is not a regular file");
+      throw TraceError("cannot open " + name + ": " + common::openErrorText(errno));
+    }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw TraceError("cannot read " + name + ": " + std::strerror(errno));
-    if (!S_ISREG(st.st_mode)) throw TraceError(name + " is not a regular file");
     size_ = static_cast<size_t>(st.st_size);
     if (size_ == 0) return;
     void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
@@ -92,6 +97,8 @@ void TraceReader::readHeader() {
       std::memcmp(data_ + 8, kFileMagic.data(), kFileMagic.size()) != 0)
     throw TraceError(name + " is not a heaptrail trace (wrong magic)");
   offset_ = kPreambleSize;
+  // No frame may make the decompressor allocate a window larger than a record can be.
+  ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, 26);
 
   header_ = decodeNext();
   if (!header_) {
@@ -138,31 +145,33 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext(std::unique_ptr<De
     return nullptr;
   }
   const unsigned long long contentSize = ZSTD_getFrameContentSize(data_ + offset_, frameSize);
-  if (contentSize == ZSTD_CONTENTSIZE_ERROR || contentSize == ZSTD_CONTENTSIZE_UNKNOWN) {
-    stop(TraceEnd::Corrupt, "corrupt record " + where + ": no content size");
+  if (contentSize == ZSTD_CONTENTSIZE_ERROR) {
+    stop(TraceEnd::Corrupt, "corrupt record " + where + ": bad frame header");
     return nullptr;
   }
-  if (contentSize > kMaxRecordBytes || contentSize % sizeof(capnp::word) != 0 ||
-      contentSize == 0) {
-    stop(TraceEnd::Corrupt, "corrupt record " + where + ": implausible size " +
-                                std::to_string(contentSize));
+  const bool sizeKnown = contentSize != ZSTD_CONTENTSIZE_UNKNOWN;
+  if (sizeKnown && (contentSize > kMaxRecordBytes || contentSize % sizeof(capnp::word) != 0 || contentSize == 0)) {
+    stop(TraceEnd::Corrupt, "record " + where + (contentSize > kMaxRecordBytes ? " is larger than the limit of 64 MiB per record (" : " has an implausible size (") +
+                                std::to_string(contentSize) + " bytes)");
     return nullptr;
   }
 
   auto decoded = reuse ? std::move(reuse) : std::make_unique<Decoded>();
   decoded->message.reset();
-  decoded->words.resize(contentSize / sizeof(capnp::word));
-  const size_t n = ZSTD_decompressDCtx(dctx_.get(), decoded->words.data(), contentSize,
-                                       data_ + offset_, frameSize);
-  if (ZSTD_isError(n) || n != contentSize) {
-    stop(TraceEnd::Corrupt, std::string("corrupt record ") + where + ": " +
-                                (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame"));
+  size_t produced = 0;
+  if (const char* error = decompress(frameSize, decoded->words, produced)) {
+    stop(TraceEnd::Corrupt, "corrupt record " + where + ": " + error);
     return nullptr;
   }
+  if ((sizeKnown && produced != contentSize) || produced == 0 || produced % sizeof(capnp::word) != 0) {
+    stop(TraceEnd::Corrupt, "corrupt record " + where + ": content size " + std::to_string(produced) +
+                                (sizeKnown ? " differs from the declared " + std::to_string(contentSize) : ""));
+    return nullptr;
+  }
+  const size_t wordCount = produced / sizeof(capnp::word);
   try {
-    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(decoded->words.data()),
-                                          decoded->words.size());
-    decoded->message.emplace(words, readerOptions(decoded->words.size()));
+    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(decoded->words.data()), wordCount);
+    decoded->message.emplace(words, readerOptions(wordCount));
     decoded->record = decoded->message->getRoot<schema::Record>();
     decoded->record.which();  // validates the root pointer now, not at first use
   } catch (const kj::Exception& e) {
@@ -171,6 +180,32 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::decodeNext(std::unique_ptr<De
   }
   offset_ += frameSize;
   return decoded;
+}
+
+const char* TraceReader::decompress(size_t frameSize, std::vector<uint64_t>& words, size_t& produced) {
+  // Streamed into a buffer that grows with what actually comes out (never with what the
+  // frame header claims), so a frame that merely claims a large size costs nothing and
+  // one that really expands (a decompression bomb) is stopped at kMaxRecordBytes.
+  static constexpr size_t kInitialBytes = 256 * 1024;
+  // One word past the limit, so that exceeding it is seen.
+  static constexpr size_t kMaxBufferBytes = kMaxRecordBytes + sizeof(uint64_t);
+  ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+  ZSTD_inBuffer in{data_ + offset_, frameSize, 0};
+  if (words.size() * sizeof(uint64_t) < kInitialBytes) words.resize(kInitialBytes / sizeof(uint64_t));
+  produced = 0;
+  while (true) {
+    ZSTD_outBuffer out{words.data(), std::min(words.size() * sizeof(uint64_t), kMaxBufferBytes), produced};
+    const size_t left = ZSTD_decompressStream(dctx_.get(), &out, &in);
+    if (ZSTD_isError(left)) return ZSTD_getErrorName(left);
+    produced = out.pos;
+    if (produced > kMaxRecordBytes) return "it is larger than the limit of 64 MiB per record";
+    if (left == 0) return nullptr;  // the frame is complete
+    if (out.pos < out.size) {
+      if (in.pos == in.size) return "the frame ends early";
+      continue;
+    }
+    words.resize(std::min(words.size() * 2, kMaxBufferBytes / sizeof(uint64_t)));
+  }
 }
 
 bool TraceReader::resync() {
@@ -190,36 +225,64 @@ bool TraceReader::resync() {
 std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
   if (end_ != TraceEnd::Reading) return std::nullopt;
   std::unique_ptr<Decoded> previous = std::move(current_);
+  // A loop, not recursion: a crafted file may hold any number of records of the wrong
+  // kind.
+  while (true) {
+    std::unique_ptr<Decoded> decoded = nextRecord(previous);
+    if (!decoded) return std::nullopt;
+    switch (decoded->record.which()) {
+      case schema::Record::CHUNK:
+        current_ = std::move(decoded);
+        ++chunksRead_;
+        return current_->record.getChunk();
+      case schema::Record::FOOTER:
+        footer_ = std::move(decoded);
+        stop(TraceEnd::Complete, offset_ < size_ ? describeTrailingData() : "");
+        return std::nullopt;
+      default:
+        noteDamage("unexpected record kind after chunk " + std::to_string(chunksRead_));
+        previous = std::move(decoded);
+    }
+  }
+}
+
+std::string TraceReader::describeTrailingData() const {
+  const uint64_t extra = size_ - offset_;
+  std::string what = std::to_string(extra) + " more bytes follow the footer at byte " + std::to_string(offset_);
+  const bool anotherTrace = extra >= kPreambleSize && std::memcmp(data_ + offset_ + 8, kFileMagic.data(), kFileMagic.size()) == 0;
+  if (anotherTrace)
+    return what + ": another trace was appended (concatenated files); only the first is read: split the file there"
+                  " (tail -c +" + std::to_string(offset_ + 1) + ")";
+  return what + " and were not read";
+}
+
+void TraceReader::noteDamage(std::string description) {
+  // A crafted file can hold millions of damaged records: keep the first few descriptions
+  // and count the rest.
+  constexpr size_t kMaxDamageDescriptions = 100;
+  if (damage_.size() < kMaxDamageDescriptions) damage_.push_back(std::move(description));
+  ++damageCount_;
+}
+
+std::unique_ptr<TraceReader::Decoded> TraceReader::nextRecord(std::unique_ptr<Decoded>& reuse) {
   std::unique_ptr<Decoded> decoded;
   while (!decoded) {
     if (offset_ == size_) {
       stop(TraceEnd::Truncated, "file ends after chunk " + std::to_string(chunksRead_) +
                                     " without a footer (recording was cut off)");
-      return std::nullopt;
+      return nullptr;
     }
-    decoded = decodeNext(std::move(previous));
+    decoded = decodeNext(std::move(reuse));
     if (decoded) break;
-    if (end_ != TraceEnd::Corrupt) return std::nullopt;
+    if (end_ != TraceEnd::Corrupt) return nullptr;
     // A damaged record does not hide the intact ones after it.
     const std::string problem = problem_;
-    if (!resync()) return std::nullopt;
-    damage_.push_back(problem);
+    if (!resync()) return nullptr;
+    noteDamage(problem);
     end_ = TraceEnd::Reading;
     problem_.clear();
   }
-  switch (decoded->record.which()) {
-    case schema::Record::CHUNK:
-      current_ = std::move(decoded);
-      ++chunksRead_;
-      return current_->record.getChunk();
-    case schema::Record::FOOTER:
-      footer_ = std::move(decoded);
-      stop(TraceEnd::Complete, "");
-      return std::nullopt;
-    default:
-      damage_.push_back("unexpected record kind after chunk " + std::to_string(chunksRead_));
-      return nextChunk();
-  }
+  return decoded;
 }
 
 }  // namespace heaptrail::schema

@@ -49,7 +49,11 @@ class TraceReader {
   // one description each, and how many bytes were skipped in all.
   const std::vector<std::string>& damage() const { return damage_; }
   uint64_t skippedBytes() const { return skippedBytes_; }
-  // For Truncated and Corrupt: what was wrong and where, for the user.
+  // How many damaged records there were (damage() keeps the first 100 descriptions).
+  uint64_t damageCount() const { return damageCount_; }
+  // For Truncated and Corrupt: what was wrong and where, for the user. For Complete:
+  // empty, or what follows the footer (more data, another trace appended to this one:
+  // only the first trace of a file is read).
   const std::string& problem() const { return problem_; }
   // The footer, once nextChunk() has returned nullopt on a complete trace.
   std::optional<schema::Footer::Reader> footer() const;
@@ -68,6 +72,14 @@ class TraceReader {
   // `reuse`: a record no longer needed, whose buffer is reused.
   std::unique_ptr<Decoded> decodeNext(std::unique_ptr<Decoded> reuse = nullptr);
   void stop(TraceEnd end, std::string problem);
+  // The next intact record (skipping damage), nullptr at the end.
+  std::unique_ptr<Decoded> nextRecord(std::unique_ptr<Decoded>& reuse);
+  // Decompresses the frame of `frameSize` bytes at offset_ into `words` (grown as
+  // needed, never much past kMaxRecordBytes). Returns an error text, or nullptr with
+  // `produced` set.
+  const char* decompress(size_t frameSize, std::vector<uint64_t>& words, size_t& produced);
+  void noteDamage(std::string description);
+  std::string describeTrailingData() const;
 
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
@@ -82,6 +94,7 @@ class TraceReader {
   std::string problem_;
   std::vector<std::string> damage_;
   uint64_t skippedBytes_ = 0;
+  uint64_t damageCount_ = 0;
   uint64_t chunksRead_ = 0;
 };
 

@@ -36,6 +36,9 @@ class TraceWriter {
   // Writes everything in `chunk` as the next chunk and clears it.
   void writeChunk(ChunkBuilder& chunk);
   void writeFooter(const std::function<void(schema::Footer::Builder)>& fill);
+  // Writes `message` (a Record) as the next record, as it is: for tools and tests that
+  // craft unusual traces. writeHeader/writeChunk/writeFooter are the normal way.
+  void writeRecord(capnp::MessageBuilder& message);
 
   // Forces written data to stable storage (nothing for pipes).
   void sync();
@@ -50,7 +53,6 @@ class TraceWriter {
   uint64_t chunksWritten() const { return nextSequence_; }
 
  private:
-  void writeRecord(capnp::MessageBuilder& message);
   void writeAll(const void* data, size_t size);
   void waitUntilWritable();
   void configureCompression(int compressionLevel);
