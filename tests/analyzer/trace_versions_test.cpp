@@ -8,6 +8,8 @@
 #include <iterator>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "analyzer/cli.h"
 #include "schema/trace_reader.h"
 
@@ -33,13 +35,36 @@ std::string analyzeJson(const std::string& name, std::vector<std::string> extra 
   return json;
 }
 
+// Every value the expected report has, the report has too (later versions of the report
+// may add fields: those are not the trace's business).
+void expectContains(const nlohmann::json& expected, const nlohmann::json& actual, const std::string& where) {
+  if (expected.is_object()) {
+    ASSERT_TRUE(actual.is_object()) << where;
+    for (const auto& [key, value] : expected.items()) {
+      ASSERT_TRUE(actual.contains(key)) << where << "." << key;
+      expectContains(value, actual[key], where + "." + key);
+    }
+  } else if (expected.is_array()) {
+    ASSERT_TRUE(actual.is_array()) << where;
+    ASSERT_EQ(expected.size(), actual.size()) << where;
+    for (size_t i = 0; i < expected.size(); ++i)
+      expectContains(expected[i], actual[i], where + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(expected, actual) << where;
+  }
+}
+
+void expectSameAnalysis(const std::string& actual, const std::filesystem::path& expectedFile) {
+  expectContains(nlohmann::json::parse(readFile(expectedFile)), nlohmann::json::parse(actual), "report");
+}
+
 class V1Fixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(V1Fixture, ReadsAsVersion1WithTheSameAnalysis) {
   const std::string name = GetParam();
   schema::TraceReader reader(kV1 / (name + ".htr"));
   EXPECT_EQ(reader.header().getSchemaVersion(), 1u);
-  EXPECT_EQ(analyzeJson(name), readFile(kV1 / (name + ".json")));
+  expectSameAnalysis(analyzeJson(name), kV1 / (name + ".json"));
 }
 
 INSTANTIATE_TEST_SUITE_P(TraceVersions, V1Fixture,
@@ -47,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(TraceVersions, V1Fixture,
                                            "thread_exit", "fork_leak", "aged", "churn", "jq", "sqlite3"));
 
 TEST(TraceVersions, V1AnalysisAtAPointInTime) {
-  EXPECT_EQ(analyzeJson("synthetic", {"--at", "3ms"}), readFile(kV1 / "synthetic.at3ms.json"));
+  expectSameAnalysis(analyzeJson("synthetic", {"--at", "3ms"}), kV1 / "synthetic.at3ms.json");
 }
 
 }  // namespace
