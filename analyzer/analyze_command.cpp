@@ -18,6 +18,7 @@
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
 #include "analyzer/report/folded.h"
+#include "analyzer/report/html.h"
 #include "analyzer/report/metric.h"
 #include "analyzer/report/pprof.h"
 #include "analyzer/suppressions.h"
@@ -280,7 +281,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
       case Format::Json: writeJson(sink, report); break;
       case Format::Folded: report::writeFolded(sink, report, options->metric); break;
       case Format::Pprof: report::writePprof(sink, report); break;
-      case Format::Html: break;
+      case Format::Html: report::writeHtml(sink, report); break;
     }
     // Only text carries the warnings in what it writes for a person to read.
     if (options->format != Format::Text || !options->output.empty())

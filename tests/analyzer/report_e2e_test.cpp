@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
+#include "tests/analyzer/chromium.h"
 #include "tests/analyzer/leak_checks.h"
 #include "tests/support/bpf_required.h"
 #include "tests/support/run_command.h"
@@ -131,6 +132,44 @@ TEST(ReportEndToEnd, PprofOfLeakyReadsBackInGoToolPprofWithExactBytesPerFunction
   const auto [allocated, allocatedText] = top("alloc_space");
   EXPECT_EQ(allocated.at("churn").first, 100u * 3003) << "freed blocks count in alloc_space\n" << allocatedText;
   EXPECT_EQ(inuse.count("churn"), 0u) << inuseText;
+}
+
+// The HTML report of leaky in headless Chromium: after its scripts ran, the flame graph
+// has every leaking function with its exact bytes, the summary the trace's totals; a
+// screenshot of it is left in the build directory for a person to look at.
+TEST(ReportEndToEnd, HtmlOfLeakyShowsEveryLeakInChromium) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  if (!haveChromium()) GTEST_SKIP() << "chromium is not installed: tools/setup.sh installs it";
+  const auto trace = leakyTrace();
+  ASSERT_FALSE(trace.empty());
+  TempDir dir;
+  const auto html = dir / "leaky.html";
+  const auto r = analyze({trace.string(), "--format", "html", "-o", html.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto json = analyze({trace.string(), "--format", "json"});
+  const Json summary = Json::parse(json.out).at("summary");
+  const auto dom = chromiumDom(html, dir / "profile");
+  ASSERT_EQ(dom.exitCode, 0) << dom.err;
+  EXPECT_NE(dom.out.find("data-rendered=\"yes\""), std::string::npos) << dom.out;
+  EXPECT_EQ(dom.out.find("data-script-errors"), std::string::npos) << dom.out;
+  for (const auto& [function, bytes] : expectedLeafBytes())
+    EXPECT_NE(dom.out.find("data-name=\"" + function + "\" data-value=\"" + std::to_string(bytes) + "\""), std::string::npos)
+        << function << " " << bytes << "\n" << dom.out;
+  EXPECT_NE(dom.out.find("data-name=\"leak_in_loop\" data-value=\"20020\""), std::string::npos);
+  EXPECT_NE(dom.out.find("data-name=\"all\" data-value=\"" + std::to_string(summary.at("matching_bytes").get<uint64_t>()) + "\""),
+            std::string::npos) << "the root holds every outstanding byte";
+  EXPECT_NE(dom.out.find("id=\"total-outstanding\">" + std::to_string(summary.at("outstanding_bytes").get<uint64_t>()) + " bytes"),
+            std::string::npos);
+  EXPECT_NE(dom.out.find("id=\"lost-events\">none<"), std::string::npos);
+  EXPECT_NE(dom.out.find("class=\"outstanding\""), std::string::npos) << "memory over time drawn";
+  EXPECT_NE(dom.out.find("class=\"analysis\""), std::string::npos) << "the analysis point marked";
+
+  std::filesystem::create_directories(SCREENSHOT_DIR);
+  const auto png = std::filesystem::path(SCREENSHOT_DIR) / "leaky.png";
+  std::filesystem::remove(png);
+  const auto shot = chromiumScreenshot(html, dir / "profile", png);
+  EXPECT_EQ(shot.exitCode, 0) << shot.err;
+  EXPECT_GT(std::filesystem::exists(png) ? std::filesystem::file_size(png) : 0, 10000u) << png;
 }
 
 TEST(ReportEndToEnd, SuppressionFileLeavesOutAStackOfTheSampleAndCountsIt) {

@@ -10,8 +10,10 @@
 #include <sstream>
 
 #include "analyzer/report/folded.h"
+#include "analyzer/report/html.h"
 #include "analyzer/report/pprof.h"
 #include "analyzer/suppressions.h"
+#include "tests/analyzer/chromium.h"
 #include "tests/analyzer/synthetic_trace.h"
 #include "tests/support/run_command.h"
 
@@ -301,6 +303,71 @@ TEST(ReportFormats, PprofReadsBackInGoToolPprofWithHeapSampleTypes) {
   const std::string lines = goPprof({"-traces", "-lines", file.string()});
   EXPECT_NE(lines.find("inner_b /src/b.h:3"), std::string::npos) << lines;
   EXPECT_NE(lines.find("outer_b /src/b.c:20"), std::string::npos) << lines;
+}
+
+TEST(ReportFormats, HtmlEscapeKeepsTextAsTextOnce) {
+  using analyzer::report::htmlEscape;
+  EXPECT_EQ(htmlEscape("a&amp;<b>\"'"), "a&amp;amp;&lt;b&gt;&quot;&#39;");
+  EXPECT_EQ(htmlEscape("ok \xc3\xa9 \xff\x1b["), "ok \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd[");
+  EXPECT_EQ(htmlEscape("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") << "a surrogate is not UTF-8";
+}
+
+// Function names, module paths and files from a trace are markup and script attempts: in
+// Chromium they stay text, the page's own scripts run without errors, nothing injected runs.
+TEST(ReportFormats, HtmlFromAHostileTraceRendersInChromiumWithoutInjection) {
+  if (!haveChromium()) GTEST_SKIP() << "chromium is not installed: tools/setup.sh installs it";
+  TempDir dir;
+  const auto trace = dir / "t.htr";
+  const std::string evilModule = "/opt/<img src=x onerror=\"document.title='pwned'\">.so";
+  {
+    SyntheticTrace t(trace);
+    t.mapping(0, kBase, kBase + 0x10000, 0, evilModule);
+    t.stack(1, {kBase + 0x1010, kBase + 0x2020});
+    t.stack(2, {kBase + 0x3010, kBase + 0x2020});
+    t.malloc(1 * kMs, 0x1000, 1234, 1).malloc(2 * kMs, 0x2000, 777, 2);
+    t.finish(10 * kMs);
+  }
+  const analyzer::FrameResolver resolver = [](const symbols::ModuleRef&, uint64_t offset) {
+    symbols::SymbolizedFrame s;
+    s.status = symbols::FrameStatus::Resolved;
+    if (offset == 0x100f)
+      s.frames = {{"</script><script>document.title='pwned'</script>", "/src/<b>bold</b>.c", 7}};
+    else if (offset == 0x201f)
+      s.frames = {{"a&amp;b", "/src/main.c", 3}};
+    else
+      s.status = symbols::FrameStatus::NoSymbols;
+    return s;
+  };
+  ReportOptions options;
+  options.top = 0;
+  options.includeFreedStacks = true;
+  options.timeline = true;
+  auto report = analyze(trace, options, resolver).report;
+  report.summary.trace = "<script>document.title='pwned'</script>.htr";
+  report.warnings.push_back("the recorder lost 3 events <i>x</i>");
+  const auto html = dir / "r.html";
+  {
+    std::ofstream out(html);
+    analyzer::report::writeHtml(out, report);
+  }
+  const auto r = chromiumDom(html, dir / "profile");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  const std::string& dom = r.out;
+  EXPECT_NE(dom.find("data-rendered=\"yes\""), std::string::npos) << "the page's scripts ran to the end\n" << dom;
+  EXPECT_EQ(dom.find("data-script-errors"), std::string::npos) << dom;
+  EXPECT_EQ(dom.find("pwned</title>"), std::string::npos) << "no injected script ran";
+  EXPECT_EQ(dom.find("<img"), std::string::npos) << "no injected element";
+  EXPECT_EQ(dom.find("<b>bold"), std::string::npos);
+  EXPECT_EQ(dom.find("<i>x</i>"), std::string::npos);
+  EXPECT_NE(dom.find("&lt;/script&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;"), std::string::npos)
+      << "the name shows as text\n" << dom;
+  EXPECT_NE(dom.find(">a&amp;amp;b<"), std::string::npos) << "escaped once: the text reads a&amp;b";
+  EXPECT_EQ(dom.find("a&amp;amp;amp;b"), std::string::npos) << "not twice";
+  EXPECT_NE(dom.find("WARNING: the recorder lost 3 events &lt;i&gt;x&lt;/i&gt;"), std::string::npos);
+  // The flame graph drew the functions with their bytes (names as attribute text).
+  EXPECT_NE(dom.find("data-name=\"a&amp;amp;b\" data-value=\"2011\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("data-value=\"1234\""), std::string::npos);
+  EXPECT_NE(dom.find("class=\"outstanding\""), std::string::npos) << "memory over time drawn";
 }
 
 }  // namespace
