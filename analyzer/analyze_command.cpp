@@ -1,4 +1,5 @@
 // `heaptrail analyze`: replay a trace, report outstanding allocations by stack.
+// `heaptrail diff`: the same for two traces, compared stack by stack.
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include "analyzer/kernel_frames.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
+#include "analyzer/report/diff.h"
 #include "analyzer/report/folded.h"
 #include "analyzer/report/html.h"
 #include "analyzer/report/metric.h"
@@ -37,8 +39,12 @@ namespace {
 
 enum class Format { Text, Json, Folded, Pprof, Html };
 
+enum class Mode { Analyze, Diff };
+
 struct AnalyzeOptions {
-  std::filesystem::path trace;
+  Mode mode = Mode::Analyze;
+  std::vector<std::filesystem::path> traces;  // one; two for diff (base, new)
+  report::DiffOptions diff;
   ReplayOptions replay;
   ReportOptions report;
   Format format = Format::Text;
@@ -50,6 +56,27 @@ struct AnalyzeOptions {
   std::vector<std::filesystem::path> bundles;
   std::filesystem::path vmlinux;
 };
+
+std::string diffHelpText(const po::options_description& visible) {
+  std::ostringstream out;
+  out << "Usage: heaptrail diff BASE.htr NEW.htr [options]\n\n"
+      << "Analyzes two traces (e.g. before and after a fix, or two versions) and compares\n"
+      << "their outstanding allocations stack by stack. Stacks are matched by their\n"
+      << "symbolized frames (function names; module+offset where unknown), since addresses\n"
+      << "differ between runs. Stacks that grew come first, largest growth first, then those\n"
+      << "that shrank or are gone. --since, --at, --pid, --min-bytes (of the change) and\n"
+      << "--top (per direction) apply as in analyze, to both traces.\n\n"
+      << visible << "\n"
+      << "Formats (--format): text (default), json, or folded: 'root;...;leaf BASE NEW' per\n"
+      << "stack, the input of flamegraph.pl's differential flame graphs.\n\n"
+      << "Examples:\n"
+      << "  heaptrail diff before.htr after.htr              did the fix remove the leak?\n"
+      << "  heaptrail diff v1.htr v2.htr --since 30s --top 20\n"
+      << "  heaptrail diff v1.htr v2.htr --format json > diff.json\n"
+      << "  heaptrail diff v1.htr v2.htr --format folded | flamegraph.pl > diff.svg\n\n"
+      << "Exit status: 0 ok, 1 error, 2 usage error.\n";
+  return out.str();
+}
 
 std::string helpText(const po::options_description& visible) {
   std::ostringstream out;
@@ -103,8 +130,10 @@ uint64_t parseDurationOption(const std::string& name, const std::string& text) {
 }
 
 // Returns nullopt after printing help.
-std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out) {
+std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::ostream& out, Mode mode) {
   AnalyzeOptions o;
+  o.mode = mode;
+  const bool diff = mode == Mode::Diff;
   std::string since, at, minBytes, top, format = "text", sysroot, comm, vmlinux, output, metric = "bytes";
   std::vector<std::string> suppressionFiles;
   long long pid = -1;
@@ -119,10 +148,11 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("pid,p", po::value<long long>(&pid), "only this process (traces recorded with --follow-forks hold several)")
       ("comm", po::value<std::string>(&comm), "only processes with a thread of this name (kernel recordings name every thread)")
       ("vmlinux", po::value<std::string>(&vmlinux), "kernel image with DWARF for file:line of kernel frames (default: found by the recorded kernel's build-id under the debug directories)")
-      ("format,f", po::value<std::string>(&format), "output format: text (default), json, folded, pprof or html")
+      ("format,f", po::value<std::string>(&format), diff ? "output format: text (default), json or folded" : "output format: text (default), json, folded, pprof or html")
       ("output,o", po::value<std::string>(&output), "write the report to this file instead of standard output (required for pprof)")
-      ("metric", po::value<std::string>(&metric), "value of folded stacks: bytes (outstanding, default), count (outstanding allocations), alloc-bytes or alloc-count (everything allocated up to the analysis point)")
-      ("growth", "rank stacks by how steadily their outstanding bytes grew, not by bytes")
+      ("metric", po::value<std::string>(&metric), "value of folded stacks: bytes (outstanding, default), count (outstanding allocations), alloc-bytes or alloc-count (everything allocated up to the analysis point)");
+  if (!diff) visible.add_options()("growth", "rank stacks by how steadily their outstanding bytes grew, not by bytes");
+  visible.add_options()
       ("suppressions", po::value<std::vector<std::string>>(&suppressionFiles)->composing(), "leave out stacks matching this LeakSanitizer-style file (leak:PATTERN lines); repeatable")
       ("no-default-suppressions", "do not leave out the C runtime's lifetime allocations (NSS, locale, TLS, stdio buffers, ...)")
       ("list-default-suppressions", "print the built-in suppressions as a suppression file and exit")
@@ -133,16 +163,20 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("no-symbols", "do not symbolize: frames print as module+0xoffset");
   const auto vm = parseSubcommandLine(args, visible, traces);
   if (vm.count("help")) {
-    out << helpText(visible);
+    out << (diff ? diffHelpText(visible) : helpText(visible));
     return std::nullopt;
   }
   if (vm.count("list-default-suppressions")) {
     out << Suppressions::defaultsText();
     return std::nullopt;
   }
-  if (traces.empty()) throw UsageError("missing the trace file to analyze");
-  if (traces.size() > 1) throw UsageError("expected one trace file, got " + std::to_string(traces.size()));
-  o.trace = traces[0];
+  if (diff) {
+    if (traces.size() != 2) throw UsageError("expected two trace files (BASE NEW), got " + std::to_string(traces.size()));
+  } else {
+    if (traces.empty()) throw UsageError("missing the trace file to analyze");
+    if (traces.size() > 1) throw UsageError("expected one trace file, got " + std::to_string(traces.size()));
+  }
+  for (const auto& t : traces) o.traces.emplace_back(t);
   if (!since.empty()) o.report.sinceNs = parseDurationOption("since", since);
   if (!at.empty()) o.replay.atNs = o.report.atNs = parseDurationOption("at", at);
   if (!top.empty()) {
@@ -169,6 +203,8 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   else if (format == "pprof") o.format = Format::Pprof;
   else if (format == "html") o.format = Format::Html;
   else throw UsageError("invalid --format '" + format + "': use text, json, folded, pprof or html");
+  if (diff && (o.format == Format::Pprof || o.format == Format::Html))
+    throw UsageError("diff writes text, json or folded, not " + format);
   if (vm.count("output") && output.empty()) throw UsageError("--output needs a file name");
   o.output = output == "-" ? "" : output;
   if (o.format == Format::Pprof && o.output.empty())
@@ -184,6 +220,13 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   else if (report::isAllocMetric(o.metric)) o.report.rankBy = RankBy::Allocated;
   o.report.includeFreedStacks = o.format == Format::Pprof || o.format == Format::Html || report::isAllocMetric(o.metric);
   o.report.timeline = o.format == Format::Html;
+  if (diff) {
+    // Each trace keeps every stack; the comparison applies --top and --min-bytes to the changes.
+    o.diff.top = top.empty() ? 10 : o.report.top;
+    o.diff.minBytes = o.report.minBytes;
+    o.report.top = 0;
+    o.report.minBytes = 0;
+  }
   try {
     if (!vm.count("no-default-suppressions")) o.suppressions = Suppressions::defaults();
     for (const auto& file : suppressionFiles) o.suppressions.addFile(file);
@@ -203,14 +246,32 @@ bool isDirectory(const std::filesystem::path& dir) {
   return std::filesystem::is_directory(dir, ec);
 }
 
-}  // namespace
+LeakReport analyzeTrace(const std::filesystem::path& trace, const AnalyzeOptions& options, const FrameResolver& resolver) {
+  schema::TraceReader reader(trace);
+  Replay replay(options.replay);
+  replay.run(reader);
+  const auto kernel = KernelFrames::fromHeader(
+      reader.header(), {options.vmlinux, options.symbolOptions.debugDirs, options.symbolOptions.sysroot, true,
+                        options.symbolOptions.debuginfod});
+  LeakReport report = buildReport(replay, options.report, resolver, kernel.get());
+  if (kernel) report.warnings.insert(report.warnings.end(), kernel->notes().begin(), kernel->notes().end());
+  report.summary.trace = trace.string();
+  const auto header = reader.header();
+  if (header.getTargets().size() > 0) {
+    const auto target = header.getTargets()[0];
+    report.summary.targetPid = target.getPid();
+    for (auto a : target.getCommandLine()) report.summary.targetCommand.push_back(schema::boundedText(a));
+  }
+  return report;
+}
 
-int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, Mode mode) {
+  const std::string command = mode == Mode::Diff ? "diff" : "analyze";
   std::optional<AnalyzeOptions> options;
   try {
-    options = parse(args, out);
+    options = parse(args, out, mode);
   } catch (const UsageError& e) {
-    err << "heaptrail analyze: " << e.what() << " (see heaptrail analyze --help)\n";
+    err << "heaptrail " << command << ": " << e.what() << " (see heaptrail " << command << " --help)\n";
     return kExitUsage;
   }
   if (!options) return kExitOk;
@@ -221,7 +282,7 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     for (const auto& d : options->symbolOptions.debugDirs) dirs.emplace_back("--debug-dir", d);
     for (const auto& [option, dir] : dirs) {
       if (isDirectory(dir)) continue;
-      err << "heaptrail analyze: " << option << " " << dir.string() << ": no such directory\n";
+      err << "heaptrail " << command << ": " << option << " " << dir.string() << ": no such directory\n";
       return kExitError;
     }
   }
@@ -232,10 +293,10 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     try {
       for (const auto& b : options->bundles) {
         unpacked.push_back(std::make_unique<symbols::UnpackedBundle>(b));
-        for (const auto& note : unpacked.back()->notes()) err << "heaptrail analyze: warning: " << note << "\n";
+        for (const auto& note : unpacked.back()->notes()) err << "heaptrail " << command << ": warning: " << note << "\n";
       }
     } catch (const std::exception& e) {
-      err << "heaptrail analyze: " << e.what() << "\n";
+      err << "heaptrail " << command << ": " << e.what() << "\n";
       return kExitError;
     }
     std::vector<std::filesystem::path> dirs;
@@ -244,31 +305,24 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     options->symbolOptions.debugDirs = std::move(dirs);
   }
 
-  return runOnTrace("analyze", options->trace.string(), err, [&] {
-    schema::TraceReader reader(options->trace);
-    Replay replay(options->replay);
-    replay.run(reader);
-
-    FrameResolver resolver;
-    std::optional<symbols::Symbolizer> symbolizer;
-    if (options->symbols) {
-      symbolizer.emplace(options->symbolOptions);
-      resolver = [&](const symbols::ModuleRef& module, uint64_t offset) { return symbolizer->resolve(module, offset); };
-    }
-    const auto kernel = KernelFrames::fromHeader(
-        reader.header(), {options->vmlinux, options->symbolOptions.debugDirs, options->symbolOptions.sysroot, true,
-                          options->symbolOptions.debuginfod});
-    options->report.suppressions = &options->suppressions;
-    LeakReport report = buildReport(replay, options->report, resolver, kernel.get());
-    if (kernel) report.warnings.insert(report.warnings.end(), kernel->notes().begin(), kernel->notes().end());
-    report.summary.trace = options->trace.string();
-    const auto header = reader.header();
-    if (header.getTargets().size() > 0) {
-      const auto target = header.getTargets()[0];
-      report.summary.targetPid = target.getPid();
-      for (auto a : target.getCommandLine()) report.summary.targetCommand.push_back(schema::boundedText(a));
-    }
-
+  // One symbolizer for both traces of a diff: they mostly share their binaries.
+  FrameResolver resolver;
+  std::optional<symbols::Symbolizer> symbolizer;
+  if (options->symbols) {
+    symbolizer.emplace(options->symbolOptions);
+    resolver = [&](const symbols::ModuleRef& module, uint64_t offset) { return symbolizer->resolve(module, offset); };
+  }
+  options->report.suppressions = &options->suppressions;
+  std::vector<LeakReport> reports;
+  for (const auto& trace : options->traces) {
+    const int code = runOnTrace(command, trace.string(), err, [&] {
+      reports.push_back(analyzeTrace(trace, *options, resolver));
+      return kExitOk;
+    });
+    if (code != kExitOk) return code;
+  }
+  const std::string where = mode == Mode::Diff ? options->traces[1].string() : options->traces[0].string();
+  return runOnTrace(command, where, err, [&] {
     std::ofstream file;
     if (!options->output.empty()) {
       file.open(options->output, std::ios::binary | std::ios::trunc);
@@ -276,16 +330,26 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
         throw std::runtime_error("cannot create " + options->output + ": " + std::strerror(errno));
     }
     std::ostream& sink = options->output.empty() ? out : file;
-    switch (options->format) {
-      case Format::Text: writeText(sink, report); break;
-      case Format::Json: writeJson(sink, report); break;
-      case Format::Folded: report::writeFolded(sink, report, options->metric); break;
-      case Format::Pprof: report::writePprof(sink, report); break;
-      case Format::Html: report::writeHtml(sink, report); break;
+    if (mode == Mode::Diff) {
+      const auto diff = report::diffReports(reports[0], reports[1], options->diff);
+      switch (options->format) {
+        case Format::Json: report::writeDiffJson(sink, diff); break;
+        case Format::Folded: report::writeDiffFolded(sink, reports[0], reports[1], options->metric); break;
+        default: report::writeDiffText(sink, diff); break;
+      }
+    } else {
+      const LeakReport& report = reports[0];
+      switch (options->format) {
+        case Format::Text: writeText(sink, report); break;
+        case Format::Json: writeJson(sink, report); break;
+        case Format::Folded: report::writeFolded(sink, report, options->metric); break;
+        case Format::Pprof: report::writePprof(sink, report); break;
+        case Format::Html: report::writeHtml(sink, report); break;
+      }
+      // Only text carries the warnings in what it writes for a person to read.
+      if (options->format != Format::Text || !options->output.empty())
+        for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << common::printable(w) << "\n";
     }
-    // Only text carries the warnings in what it writes for a person to read.
-    if (options->format != Format::Text || !options->output.empty())
-      for (const auto& w : report.warnings) err << "heaptrail analyze: warning: " << common::printable(w) << "\n";
     sink.flush();
     if (file.is_open()) {
       file.close();
@@ -293,10 +357,20 @@ int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::os
     }
     if (!sink) throw std::runtime_error("cannot write the report: " + std::string(std::strerror(errno)));
     if (symbolizer && symbolizer->stats().debuginfodFiles > 0)
-      err << "heaptrail analyze: " << symbolizer->stats().debuginfodFiles
+      err << "heaptrail " << command << ": " << symbolizer->stats().debuginfodFiles
           << " binaries or debug files came from debuginfod ($DEBUGINFOD_URLS)\n";
     return kExitOk;
   });
+}
+
+}  // namespace
+
+int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return run(args, out, err, Mode::Analyze);
+}
+
+int diffMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return run(args, out, err, Mode::Diff);
 }
 
 }  // namespace heaptrail::analyzer

@@ -24,6 +24,7 @@ const char* const kHelp =
     "Commands:\n"
     "  analyze TRACE   allocations still outstanding at the end of the recording (or at\n"
     "                  a chosen time), grouped by stack, worst first\n"
+    "  diff BASE NEW   compare two traces stack by stack: what grew, what is gone\n"
     "  info TRACE      what a trace holds: target, duration, event counts, lost events,\n"
     "                  truncation, mappings with build-ids\n"
     "  record ...      record a process (the same as heaptrail-record)\n"
@@ -36,6 +37,8 @@ const char* const kHelp =
     "  heaptrail analyze app.htr --at 45s --top 20   the state 45 s into the recording\n"
     "  heaptrail analyze app.htr --sysroot ./rootfs --debug-dir ./symbols\n"
     "  heaptrail analyze app.htr --format json > leaks.json\n"
+    "  heaptrail analyze app.htr --format html -o app.html   flame graph, memory over time\n"
+    "  heaptrail diff before.htr after.htr          did the fix remove the leak?\n"
     "  heaptrail info app.htr\n"
     "\n"
     "Run `heaptrail COMMAND --help` for the options of a command.\n"
@@ -98,6 +101,7 @@ int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::
   }
   if (command == "analyze") return analyzeMain(rest, out, err);
   if (command == "info") return infoMain(rest, out, err);
+  if (command == "diff") return diffMain(rest, out, err);
   if (command == "record") return runRecorder(rest, err);
   if (command == "help") {
     if (rest.empty()) {
@@ -106,6 +110,7 @@ int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::
     }
     if (rest[0] == "analyze") return analyzeMain({"--help"}, out, err);
     if (rest[0] == "info") return infoMain({"--help"}, out, err);
+    if (rest[0] == "diff") return diffMain({"--help"}, out, err);
     if (rest[0] == "record") return runRecorder({"--help"}, err);
     err << "heaptrail: unknown command '" << rest[0] << "' (see heaptrail --help)\n";
     return kExitUsage;

@@ -24,6 +24,7 @@ class UsageError : public std::runtime_error {
 int heaptrailMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 int analyzeMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int diffMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace heaptrail::analyzer

@@ -32,8 +32,9 @@ std::string foldedStack(const LeakGroup& group, bool perProcess) {
   return line;
 }
 
-std::map<std::string, uint64_t> foldedValues(const LeakReport& report, Metric metric) {
-  const bool perProcess = report.summary.processes.size() > 1 && !report.summary.pid;
+bool perProcessRoots(const LeakReport& report) { return report.summary.processes.size() > 1 && !report.summary.pid; }
+
+std::map<std::string, uint64_t> foldedValues(const LeakReport& report, Metric metric, bool perProcess) {
   std::map<std::string, uint64_t> values;
   for (const auto& g : report.leaks) {
     const uint64_t v = valueOf(g, metric);
@@ -44,7 +45,7 @@ std::map<std::string, uint64_t> foldedValues(const LeakReport& report, Metric me
 }
 
 void writeFolded(std::ostream& out, const LeakReport& report, Metric metric) {
-  for (const auto& [stack, value] : foldedValues(report, metric)) out << stack << ' ' << value << '\n';
+  for (const auto& [stack, value] : foldedValues(report, metric, perProcessRoots(report))) out << stack << ' ' << value << '\n';
 }
 
 }  // namespace heaptrail::analyzer::report

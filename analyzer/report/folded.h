@@ -20,8 +20,11 @@ std::string foldedFrame(const std::string& name);
 // root frame so their stacks do not merge.
 std::string foldedStack(const LeakGroup& group, bool perProcess);
 
+// Whether the report's stacks get their process as root frame (several processes shown).
+bool perProcessRoots(const LeakReport& report);
+
 // Stack -> summed value over the report's groups (zero values left out).
-std::map<std::string, uint64_t> foldedValues(const LeakReport& report, Metric metric);
+std::map<std::string, uint64_t> foldedValues(const LeakReport& report, Metric metric, bool perProcess);
 
 void writeFolded(std::ostream& out, const LeakReport& report, Metric metric);
 

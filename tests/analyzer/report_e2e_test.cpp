@@ -19,6 +19,7 @@
 #include "tests/analyzer/leak_checks.h"
 #include "tests/support/bpf_required.h"
 #include "tests/support/run_command.h"
+#include "tests/support/source_markers.h"
 #include "tests/support/temp_dir.h"
 
 namespace heaptrail::testing {
@@ -266,6 +267,63 @@ TEST(ReportEndToEnd, GrowthRankingPutsTheRealLeakBeforeTheCache) {
   ASSERT_EQ(byGrowth.size(), 2u);
   EXPECT_EQ(byGrowth[0].first, "handle_request");
   EXPECT_EQ(byGrowth[1].first, "warm_cache");
+}
+
+// The same program with and without one leak: the diff shows that leak and nothing else.
+TEST(ReportEndToEnd, DiffOfARunWithAndWithoutALeakShowsExactlyThatLeak) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  const std::string program = std::string(SAMPLES_BUILD_DIR) + "/fix_check";
+  const auto leaking = Recordings::get("fix_check", {program});
+  const auto fixed = Recordings::get("fix_check_fixed", {program, "fixed"});
+  ASSERT_FALSE(leaking.empty());
+  ASSERT_FALSE(fixed.empty());
+  const auto diff = [&](const std::vector<std::string>& extra) {
+    std::ostringstream out, err;
+    std::vector<std::string> args = {"diff", leaking.string(), fixed.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Output o;
+    o.code = analyzer::heaptrailMain(args, out, err);
+    o.out = out.str();
+    o.err = err.str();
+    return o;
+  };
+  const auto json = diff({"--format", "json", "--no-default-suppressions"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const Json doc = Json::parse(json.out);
+  EXPECT_EQ(doc.at("grown").size(), 0u) << json.out;
+  ASSERT_EQ(doc.at("shrunk").size(), 1u) << json.out;
+  const auto& gone = doc.at("shrunk").at(0);
+  EXPECT_EQ(gone.at("delta_bytes"), -4321);
+  EXPECT_EQ(gone.at("base_bytes"), 4321u);
+  EXPECT_EQ(gone.at("new_bytes"), 0u);
+  EXPECT_EQ(gone.at("delta_count"), -1);
+  EXPECT_EQ(gone.at("frames").at(0).at("function"), "open_session");
+  EXPECT_EQ(gone.at("frames").at(0).at("line"), markerLine(std::string(SAMPLES_SOURCE_DIR) + "/fix_check.c", "ALLOC:session"));
+  EXPECT_GE(doc.at("unchanged").get<uint64_t>(), 1u) << "build_table's 2000 bytes are in both";
+
+  // Reversed, the leak is what grew; text and folded say the same.
+  const auto text = diff({"--no-default-suppressions"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("Shrank or gone:\n\n-4321 bytes, -1 allocations (4321 -> 0 bytes, 1 -> 0 allocations)\n    #0 open_session "),
+            std::string::npos) << text.out;
+  std::ostringstream out, err;
+  ASSERT_EQ(analyzer::heaptrailMain({"diff", fixed.string(), leaking.string(), "--format", "folded"}, out, err), 0) << err.str();
+  std::istringstream lines(out.str());
+  std::string line;
+  size_t changed = 0;
+  while (std::getline(lines, line)) {
+    unsigned long long a = 0, b = 0;
+    const auto second = line.rfind(' '), first = line.rfind(' ', second - 1);
+    a = std::stoull(line.substr(first + 1, second - first - 1));
+    b = std::stoull(line.substr(second + 1));
+    if (a == b) continue;
+    ++changed;
+    EXPECT_EQ(a, 0u) << line;
+    EXPECT_EQ(b, 4321u) << line;
+    EXPECT_NE(line.find(";main;open_session "), std::string::npos) << line;
+  }
+  EXPECT_EQ(changed, 1u) << out.str();
+  EXPECT_EQ(diff({"only-one.htr"}).code, 2);
 }
 
 }  // namespace
