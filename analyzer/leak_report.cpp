@@ -327,7 +327,8 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
       s.suppressionsUsed.push_back({rule.text(), rule.origin, useGroups[i], useBytes[i]});
     }
   }
-  s.stackGroups = ranked.size();
+  // Stacks whose blocks were all freed (there for the alloc_* metrics) are not counted.
+  s.stackGroups = std::count_if(ranked.begin(), ranked.end(), [](const Ranked& r) { return r.agg.count > 0; });
   if (options.top > 0 && ranked.size() > options.top) {
     ranked.resize(options.top);
     if (!resolved.empty()) resolved.resize(options.top);
