@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -17,6 +18,7 @@
 #include "analyzer/json_output.h"
 #include "analyzer/kernel_frames.h"
 #include "analyzer/leak_report.h"
+#include "analyzer/progress_line.h"
 #include "analyzer/replay.h"
 #include "analyzer/report/diff.h"
 #include "analyzer/report/folded.h"
@@ -51,6 +53,8 @@ struct AnalyzeOptions {
   std::string output;  // -o; empty: standard output
   report::Metric metric = report::Metric::InuseBytes;
   Suppressions suppressions;
+  bool quiet = false;
+  bool progress = false;  // stderr is this process's terminal
   bool symbols = true;
   symbols::SymbolizerOptions symbolOptions;
   std::vector<std::filesystem::path> bundles;
@@ -160,7 +164,8 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
       ("debug-dir", po::value<std::vector<std::string>>(&debugDirs)->composing(), "also look for separate debug files here (.build-id layout); repeatable")
       ("bundle", po::value<std::vector<std::string>>(&bundles)->composing(), "the device's files packed by 'heaptrail-record bundle' (checked by build-id); repeatable")
       ("no-debuginfod", "never ask the debuginfod servers in $DEBUGINFOD_URLS for binaries and debug files missing here")
-      ("no-symbols", "do not symbolize: frames print as module+0xoffset");
+      ("no-symbols", "do not symbolize: frames print as module+0xoffset")
+      ("quiet,q", "no progress line on the terminal while reading a long trace");
   const auto vm = parseSubcommandLine(args, visible, traces);
   if (vm.count("help")) {
     out << (diff ? diffHelpText(visible) : helpText(visible));
@@ -233,6 +238,7 @@ std::optional<AnalyzeOptions> parse(const std::vector<std::string>& args, std::o
   } catch (const SuppressionError& e) {
     throw UsageError(e.what());
   }
+  o.quiet = vm.count("quiet") > 0;
   o.symbols = vm.count("no-symbols") == 0;
   o.symbolOptions.sysroot = sysroot;
   o.symbolOptions.debuginfod = vm.count("no-debuginfod") == 0;
@@ -246,10 +252,15 @@ bool isDirectory(const std::filesystem::path& dir) {
   return std::filesystem::is_directory(dir, ec);
 }
 
-LeakReport analyzeTrace(const std::filesystem::path& trace, const AnalyzeOptions& options, const FrameResolver& resolver) {
+LeakReport analyzeTrace(const std::filesystem::path& trace, const AnalyzeOptions& options, const FrameResolver& resolver,
+                        std::ostream& err) {
   schema::TraceReader reader(trace);
-  Replay replay(options.replay);
+  ProgressLine progress(err, "heaptrail: reading " + trace.filename().string(), options.progress && !options.quiet);
+  ReplayOptions replayOptions = options.replay;
+  replayOptions.progress = [&](uint64_t read, uint64_t size, uint64_t events) { progress.update(read, size, events); };
+  Replay replay(replayOptions);
   replay.run(reader);
+  progress.finish();
   const auto kernel = KernelFrames::fromHeader(
       reader.header(), {options.vmlinux, options.symbolOptions.debugDirs, options.symbolOptions.sysroot, true,
                         options.symbolOptions.debuginfod});
@@ -275,6 +286,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return kExitUsage;
   }
   if (!options) return kExitOk;
+  options->progress = &err == &std::cerr && ProgressLine::stderrIsTerminal();
 
   if (options->symbols) {
     std::vector<std::pair<const char*, std::filesystem::path>> dirs;
@@ -316,7 +328,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   std::vector<LeakReport> reports;
   for (const auto& trace : options->traces) {
     const int code = runOnTrace(command, trace.string(), err, [&] {
-      reports.push_back(analyzeTrace(trace, *options, resolver));
+      reports.push_back(analyzeTrace(trace, *options, resolver, err));
       return kExitOk;
     });
     if (code != kExitOk) return code;

@@ -46,6 +46,7 @@ void Replay::run(schema::TraceReader& reader) {
       // A record that decoded but does not hold together: skip the rest of it.
       damage_.push_back("chunk " + std::to_string(reader.chunksRead()) + ": " + e.getDescription().cStr());
     }
+    if (options_.progress) options_.progress(reader.bytesRead(), reader.fileSize(), stats_.events);
   }
   damage_.insert(damage_.begin(), reader.damage().begin(), reader.damage().end());
   uncountedDamage_ = reader.damageCount() - reader.damage().size();

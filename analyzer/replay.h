@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -29,6 +30,8 @@ using schema::Family;
 struct ReplayOptions {
   // Stop at this time (ns after Header.startTimeNs): later events are ignored.
   std::optional<uint64_t> atNs;
+  // Called after each chunk with the bytes of the file read, its size and the events applied.
+  std::function<void(uint64_t bytesRead, uint64_t fileSize, uint64_t events)> progress{};
 };
 
 // One outstanding allocation at the analysis point.

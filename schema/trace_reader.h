@@ -60,6 +60,8 @@ class TraceReader {
 
   const std::filesystem::path& path() const { return path_; }
   uint64_t fileSize() const { return size_; }
+  // How far into the file reading has come (for progress displays).
+  uint64_t bytesRead() const { return offset_; }
   uint64_t chunksRead() const { return chunksRead_; }
 
  private:

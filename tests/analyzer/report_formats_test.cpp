@@ -11,6 +11,7 @@
 
 #include "analyzer/report/folded.h"
 #include "analyzer/report/html.h"
+#include "analyzer/progress_line.h"
 #include "analyzer/report/pprof.h"
 #include "analyzer/suppressions.h"
 #include "tests/analyzer/chromium.h"
@@ -368,6 +369,33 @@ TEST(ReportFormats, HtmlFromAHostileTraceRendersInChromiumWithoutInjection) {
   EXPECT_NE(dom.find("data-name=\"a&amp;amp;b\" data-value=\"2011\""), std::string::npos) << dom;
   EXPECT_NE(dom.find("data-value=\"1234\""), std::string::npos);
   EXPECT_NE(dom.find("class=\"outstanding\""), std::string::npos) << "memory over time drawn";
+}
+
+TEST(ReportFormats, ProgressLineAppearsAfterASecondAndIsErasedWhenDone) {
+  using namespace std::chrono;
+  steady_clock::time_point now{};
+  const auto clock = [&] { return now; };
+  std::ostringstream err;
+  {
+    analyzer::ProgressLine line(err, "heaptrail: reading t.htr", true, clock);
+    now += milliseconds(500);
+    line.update(1 << 20, 4 << 20, 1000);
+    EXPECT_EQ(err.str(), "") << "nothing for work shorter than a second";
+    now += milliseconds(1500);
+    line.update(2 << 20, 4 << 20, 4000);
+    EXPECT_EQ(err.str(), "\r\x1b[Kheaptrail: reading t.htr: 2.0 MiB of 4.0 MiB (50%), 4000 events, 2000 events/s");
+    now += milliseconds(100);
+    line.update(3 << 20, 4 << 20, 5000);
+    EXPECT_EQ(err.str().find("75%"), std::string::npos) << "redrawn at most 4 times a second";
+  }
+  EXPECT_TRUE(err.str().size() > 4 && err.str().substr(err.str().size() - 4) == "\r\x1b[K") << "erased at the end";
+  std::ostringstream quiet;
+  {
+    analyzer::ProgressLine line(quiet, "x", false, clock);
+    now += seconds(5);
+    line.update(1, 2, 3);
+  }
+  EXPECT_EQ(quiet.str(), "");
 }
 
 }  // namespace
