@@ -12,6 +12,7 @@
 #include "common/safe_text.h"
 #include "common/saturating.h"
 #include "analyzer/replay.h"
+#include "analyzer/trace_size.h"
 #include "schema/record_readers.h"
 #include "schema/trace_error.h"
 #include "schema/trace_reader.h"
@@ -122,6 +123,7 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
     case schema::TraceEnd::Corrupt: out << "CORRUPT: " << safe(replay.problem()) << "\n"; break;
     case schema::TraceEnd::Reading: out << "not read to the end\n"; break;
   }
+  if (reader.timeResolutionNs() > 1) out << "time resolution:  " << common::formatDuration(reader.timeResolutionNs()) << "\n";
   if (replay.damageCount() > 0)
     out << "damage:           " << replay.damageCount() << " damaged part(s) skipped (first: " << safe(replay.damage().front())
         << ")\n";
@@ -180,6 +182,26 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   }
 }
 
+void printSize(std::ostream& out, const TraceSize& size) {
+  char buf[64];
+  auto perEvent = [&](uint64_t bytes) {
+    std::snprintf(buf, sizeof buf, "%.2f", size.events ? static_cast<double>(bytes) / static_cast<double>(size.events) : 0.0);
+    return std::string(buf);
+  };
+  out << "size:             " << size.fileBytes << " bytes, " << perEvent(size.fileBytes) << " bytes per event\n";
+  out << "  by column (bytes per event, each column compressed alone):\n";
+  uint64_t measured = 0;
+  for (const auto& c : size.columns) measured += c.compressedBytes;
+  for (const auto& c : size.columns) {
+    std::snprintf(buf, sizeof buf, "%.0f%%", size.fileBytes ? 100.0 * static_cast<double>(c.compressedBytes) / static_cast<double>(size.fileBytes) : 0.0);
+    const std::string share = buf;
+    out << "  " << c.name << ": " << perEvent(c.compressedBytes) << " (" << share << " of the file; "
+        << perEvent(c.rawBytes) << " before compression)\n";
+  }
+  if (size.fileBytes > measured)
+    out << "  the rest (header, mappings, functions, ...): " << size.fileBytes - measured << " bytes\n";
+}
+
 }  // namespace
 
 int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -193,7 +215,8 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
           << "Describes a trace: target process and command line, kernel and architecture, start\n"
           << "time, recorder options, chunks, events per kind, stacks, lost events, whether the\n"
           << "trace is complete, truncated or corrupt, how the recording ended, process events\n"
-          << "and every executable mapping with its build-id.\n\n"
+          << "and every executable mapping with its build-id; the size per event, and per column of\n"
+          << "the event encoding (what dominates the size).\n\n"
           << visible << "\n"
           << "Example:\n  heaptrail info app.htr\n\n"
           << "Exit status: 0 ok, 1 error, 2 usage error.\n";
@@ -209,6 +232,7 @@ int infoMain(const std::vector<std::string>& args, std::ostream& out, std::ostre
     Replay replay;
     replay.run(reader);
     printInfo(out, reader, replay);
+    printSize(out, measureTraceSize(traces[0]));
     return kExitOk;
   });
 }

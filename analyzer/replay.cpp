@@ -38,7 +38,7 @@ void Replay::run(schema::TraceReader& reader) {
   if (header.hasKernel()) configureKernel(header.getPageSize(), header.getKernel().getPageStructBytes());
   while (auto chunk = reader.nextChunk()) {
     try {
-      if (!applyChunk(*chunk)) {
+      if (!applyChunk(*chunk, reader)) {
         stoppedEarly_ = true;
         break;
       }
@@ -67,7 +67,7 @@ void Replay::finish(schema::TraceReader& reader) {
     analysisTimeNs_ = stats_.lastTimeNs;
 }
 
-bool Replay::applyChunk(schema::Chunk::Reader chunk) {
+bool Replay::applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& reader) {
   ++stats_.chunks;
   const uint64_t sequence = chunk.getSequence();
   if (sequence > expectedSequence_) stats_.missingChunks += sequence - expectedSequence_;
@@ -100,21 +100,22 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk) {
       stats_.lostUnknownKind = common::saturatingAdd(stats_.lostUnknownKind, lost.getCount());
   }
 
-  const schema::EventColumns columns(chunk);
-  const auto& kinds = columns.kind;
-  const auto& deltas = columns.timeDeltaNs;
-  const auto& pids = columns.pid;
-  const auto& tids = columns.tid;
-  const auto& addresses = columns.address;
-  const auto& sizes = columns.sizeBytes;
-  const auto& stackIds = columns.stackId;
-  const unsigned n = columns.size();
+  const schema::DecodedEvents& columns = reader.events();
+  const auto* kinds = columns.kind.data();
+  const auto* times = columns.timeNs.data();
+  const auto* pids = columns.pid.data();
+  const auto* tids = columns.tid.data();
+  const auto* addresses = columns.address.data();
+  const auto* sizes = columns.size.data();
+  const auto* stackIds = columns.stackId.data();
+  const size_t n = columns.count();
 
   const uint64_t base = chunk.getBaseTimeNs();
-  uint64_t t = base;
   bool anyInTime = false;
-  for (unsigned i = 0; i < n; ++i) {
-    t += static_cast<uint64_t>(deltas[i]);
+  constexpr size_t kPrefetchAhead = 16;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) blocks_.prefetch(pids[i + kPrefetchAhead], addresses[i + kPrefetchAhead]);
+    const uint64_t t = times[i];
     if (t > cutoffNs_) {
       ++stats_.eventsAfterAt;
       continue;

@@ -107,7 +107,7 @@ class Replay {
   // Page events: page size and sizeof(struct page) of the recorded machine.
   void configureKernel(uint64_t pageSize, uint64_t pageStructBytes) { kernel_.configure(pageSize, pageStructBytes); }
   // Returns false once every later chunk can only hold events after --at.
-  bool applyChunk(schema::Chunk::Reader chunk);
+  bool applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& reader);
   void finish(schema::TraceReader& reader);
 
   template <typename F>

@@ -66,6 +66,7 @@ RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>
   kernel_.setStart(start);
   const std::vector<schema::FunctionRecord> none;
   writeTraceHeader(writer_, options_, {start, nullptr, "", none, &kernel_});
+  chunk_.setEncoding(writer_.encoding());
   if (onStarted) onStarted(summary_);
 
   const uint64_t deadline = options_.durationNs ? start + options_.durationNs : 0;

@@ -34,6 +34,7 @@ std::string helpText(const std::string& program, const po::options_description& 
       << "  " << program << " -o app.htr -- ./app --flag  start a command, record it from exec to exit\n"
       << "  " << program << " -p 1234 --duration 30s      stop by itself after 30 seconds\n"
       << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n"
+      << "  " << program << " --time-resolution 1ns -- ./app  exact event times (a larger trace)\n"
       << "  " << program << " --follow-forks -- make     the command and every process it starts\n"
       << "  " << program << " --user nobody -- ./app     run the command as another user\n"
       << "  " << program << " -o - -p 1234 | ssh host 'cat > app.htr'\n"
@@ -42,7 +43,7 @@ std::string helpText(const std::string& program, const po::options_description& 
       << "                                               also hook the program's own allocator\n"
       << "  " << program << " --kernel -d 30s -o k.htr     kernel allocations of the whole machine for 30 s\n"
       << "  " << program << " --kernel -o both.htr -- ./app  the command's heap and the kernel's, in one trace\n\n"
-      << "Durations take ms, s, m or h (default s); sizes take k, M or G (powers of 1024).\n"
+      << "Durations take ns, us, ms, s, m or h (default s); sizes take k, M or G (powers of 1024).\n"
       << "Exit status: 0 recorded, 1 error, 2 usage error.\n";
   return out.str();
 }
@@ -69,7 +70,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     own.erase(dashdash, own.end());
   }
 
-  std::string output, duration, minSize, maxSize, ringSize, obj, kernelEvents = "all";
+  std::string output, duration, timeResolution, minSize, maxSize, ringSize, obj, kernelEvents = "all";
   unsigned kernelStackDepth = options.kernelStackDepth;
   long long pid = -1;
   unsigned stackDepth = options.stackDepth;
@@ -79,6 +80,9 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("pid,p", po::value<long long>(&pid), "record the running process PID")
       ("output,o", po::value<std::string>(&output), "trace file to write (default heaptrail-<pid>.htr; - for standard output)")
       ("duration,d", po::value<std::string>(&duration), "stop after this long (e.g. 30s, 5m)")
+      ("time-resolution", po::value<std::string>(&timeResolution),
+       "store event times in steps of this (default 1ms; 1ns: exact). The order of events is always "
+       "exact; ages and --at are precise to this step. Finer costs trace size")
       ("obj", po::value<std::string>(&obj), "allocator ELF object to probe (default: the target's libc, or the executable when statically linked)")
       ("min-size", po::value<std::string>(&minSize), "ignore allocations smaller than this")
       ("max-size", po::value<std::string>(&maxSize), "ignore allocations larger than this")
@@ -150,6 +154,11 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     if (vm.count("duration")) {
       options.durationNs = parseOrThrow<uint64_t>("duration", duration, common::parseDuration);
       if (options.durationNs == 0) throw po::error("--duration must be positive");
+    }
+    if (vm.count("time-resolution")) {
+      options.timeResolutionNs = parseOrThrow<uint64_t>("time-resolution", timeResolution, common::parseDuration);
+      if (options.timeResolutionNs == 0 || options.timeResolutionNs > 1'000'000'000)
+        throw po::error("--time-resolution must be between 1ns and 1s");
     }
     if (vm.count("min-size")) options.minSize = parseOrThrow<uint64_t>("min-size", minSize, common::parseSize);
     if (vm.count("max-size")) options.maxSize = parseOrThrow<uint64_t>("max-size", maxSize, common::parseSize);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "schema/event_codec.h"
+
 namespace heaptrail::recorder {
 
 struct RecordOptions {
@@ -16,6 +18,7 @@ struct RecordOptions {
   std::filesystem::path output;           // -o; default heaptrail-<pid>.htr; "-": standard output
   std::string user;                       // --user: run the command as this user
   uint64_t durationNs = 0;                // 0: until the target exits or a signal
+  uint64_t timeResolutionNs = schema::kDefaultTimeResolutionNs;  // event times are multiples of this
   std::filesystem::path allocatorObject;  // --obj; empty: found from the target
   uint64_t minSize = 0;
   uint64_t maxSize = 0;                   // 0: no limit

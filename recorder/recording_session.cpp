@@ -41,7 +41,9 @@ namespace {
 constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 1 chunk/s
 // Small chunks keep the recorder's memory low: a chunk exists as columns, as a Cap'n
 // Proto message and compressed, all at once.
-constexpr size_t kMaxChunkEvents = 1 << 13;
+// Version 2 encodes an event as it comes in ~2-5 bytes: large chunks give zstd the
+// context it needs (BENCHMARKS.md) for a few hundred KiB held.
+constexpr size_t kMaxChunkEvents = 1 << 16;
 constexpr int kPollIntervalMs = 100;
 // After Ctrl-C, how long a started command gets to exit by itself (it usually got the
 // same Ctrl-C from the terminal) before the recorder terminates it.
@@ -390,6 +392,7 @@ RecordSummary Session::run() {
   const std::string allocator =
       allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
   writeTraceHeader(writer_, options_, {startNs_, &target_, allocator, hooked_, kernel_.get()});
+  chunk_.setEncoding(writer_.encoding());  // events are encoded as they come
   output_.commit();
   if (onStarted_) onStarted_(summary_);
 

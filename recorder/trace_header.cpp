@@ -17,6 +17,9 @@ void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options,
   ::uname(&uts);
   const uint64_t monotonic = clockNs();
   const uint64_t realtime = clockNs(CLOCK_REALTIME);
+  schema::EncodingOptions encoding;
+  encoding.timeResolutionNs = options.timeResolutionNs;
+  writer.setEncoding(encoding);
   writer.writeHeader([&](schema::Header::Builder h) {
     h.setRecorderVersion(HEAPTRAIL_VERSION);
     h.setKernelRelease(uts.release);

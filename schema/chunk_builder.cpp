@@ -6,16 +6,7 @@
 
 namespace heaptrail::schema {
 
-void ChunkBuilder::addEvent(const EventRecord& event) {
-  kinds_.push_back(event.kind);
-  times_.push_back(event.timeNs);
-  pids_.push_back(event.pid);
-  tids_.push_back(event.tid);
-  addresses_.push_back(event.address);
-  sizes_.push_back(event.size);
-  stackRefs_.push_back(event.stackId);
-  functionRefs_.push_back(event.function);
-}
+void ChunkBuilder::addEvent(const EventRecord& event) { encoder_.add(event); }
 
 void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames) {
   if (stackFrameStart_.empty()) stackFrameStart_.push_back(0);
@@ -44,37 +35,13 @@ void ChunkBuilder::addLost(EventKind kind, uint64_t count) {
 }
 
 bool ChunkBuilder::empty() const {
-  return kinds_.empty() && stackIds_.empty() && mappings_.empty() && processes_.empty() &&
+  return encoder_.count() == 0 && stackIds_.empty() && mappings_.empty() && processes_.empty() &&
          lost_.empty() && functions_.empty() && threadNames_.empty();
 }
 
-void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const {
-  const auto n = static_cast<unsigned>(kinds_.size());
-  const uint64_t base = n ? times_.front() : 0;
+void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) {
   chunk.setSequence(sequence);
-  chunk.setBaseTimeNs(base);
-
-  auto events = chunk.initEvents();
-  auto kind = events.initKind(n);
-  auto delta = events.initTimeDeltaNs(n);
-  auto pid = events.initPid(n);
-  auto tid = events.initTid(n);
-  auto address = events.initAddress(n);
-  auto size = events.initSize(n);
-  auto stack = events.initStackId(n);
-  auto function = events.initFunction(n);
-  uint64_t previous = base;
-  for (unsigned i = 0; i < n; ++i) {
-    kind.set(i, kinds_[i]);
-    delta.set(i, static_cast<int64_t>(times_[i] - previous));
-    previous = times_[i];
-    pid.set(i, pids_[i]);
-    tid.set(i, tids_[i]);
-    address.set(i, addresses_[i]);
-    size.set(i, sizes_[i]);
-    stack.set(i, stackRefs_[i]);
-    function.set(i, functionRefs_[i]);
-  }
+  chunk.setBaseTimeNs(encoder_.finish(chunk.initPacked()));
 
   auto stacks = chunk.initStacks(static_cast<unsigned>(stackIds_.size()));
   for (unsigned s = 0; s < stackIds_.size(); ++s) {
@@ -153,14 +120,6 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) const 
 }
 
 void ChunkBuilder::clear() {
-  kinds_.clear();
-  times_.clear();
-  pids_.clear();
-  tids_.clear();
-  addresses_.clear();
-  sizes_.clear();
-  stackRefs_.clear();
-  functionRefs_.clear();
   stackIds_.clear();
   stackFrames_.clear();
   stackFrameStart_.clear();

@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include <capnp/message.h>
 
+#include "schema/event_codec.h"
 #include "schema/records.h"
 #include "schema/trace.capnp.h"
 
@@ -23,23 +25,23 @@ class ChunkBuilder {
   void addFunction(FunctionRecord function);
   void addThreadName(ThreadNameRecord name);
 
-  size_t eventCount() const { return kinds_.size(); }
+  size_t eventCount() const { return encoder_.count(); }
   size_t stackCount() const { return stackIds_.size(); }
   bool empty() const;
 
-  // Fills `chunk` with everything added since the last clear().
-  void build(schema::Chunk::Builder chunk, uint64_t sequence) const;
+  // How events are encoded: TraceWriter::encoding() of the trace, set after its header
+  // and before the first event (the default: exact times). Events are encoded as they
+  // are added, so a chunk holds a few bytes per event; the encoder remembers what later
+  // chunks refer to, so one builder serves one trace.
+  void setEncoding(const EncodingOptions& options) { encoder_ = EventEncoder(options); }
+  const EncodingOptions& encoding() const { return encoder_.options(); }
+
+  // Fills `chunk` with everything added since the last clear(), and clears the events.
+  void build(schema::Chunk::Builder chunk, uint64_t sequence);
   void clear();
 
  private:
-  std::vector<EventKind> kinds_;
-  std::vector<uint64_t> times_;
-  std::vector<uint32_t> pids_;
-  std::vector<uint32_t> tids_;
-  std::vector<uint64_t> addresses_;
-  std::vector<uint64_t> sizes_;
-  std::vector<uint32_t> stackRefs_;
-  std::vector<uint16_t> functionRefs_;
+  EventEncoder encoder_;
 
   std::vector<uint32_t> stackIds_;
   std::vector<uint64_t> stackFrames_;      // all frames of all new stacks, concatenated

@@ -4,22 +4,6 @@
 
 namespace heaptrail::schema {
 
-EventColumns::EventColumns(schema::Chunk::Reader chunk) {
-  const auto events = chunk.getEvents();
-  kind = events.getKind();
-  timeDeltaNs = events.getTimeDeltaNs();
-  pid = events.getPid();
-  tid = events.getTid();
-  address = events.getAddress();
-  sizeBytes = events.getSize();
-  stackId = events.getStackId();
-  function = events.getFunction();
-  const unsigned n = kind.size();
-  KJ_REQUIRE(timeDeltaNs.size() == n && pid.size() == n && tid.size() == n && address.size() == n &&
-                 sizeBytes.size() == n && stackId.size() == n,
-             "event columns have different lengths");
-}
-
 std::string boundedText(capnp::Text::Reader text) {
   if (text.size() <= kMaxTextBytes) return std::string(text.cStr(), text.size());
   return std::string(text.cStr(), kMaxTextBytes) + "...[" + std::to_string(text.size() - kMaxTextBytes) + " bytes cut]";

@@ -1,4 +1,4 @@
-# heaptrail trace format, schema version 1.
+# heaptrail trace format, schema version 2 (version 1 traces stay readable).
 #
 # This file is a public contract: traces written today must stay readable by every
 # later heaptrail. Rules for changing it:
@@ -19,6 +19,11 @@
 #      cut off (SIGKILL, power loss, full disk): every complete frame before the cut
 #      is still valid.
 #
+# Versions: 1 stores events in `Chunk.events` (a column per field, fixed width). 2 stores
+# them in `Chunk.packed` (PackedEvents: byte streams of varints that encode what is
+# predictable instead of storing it), with times in `Header.timeResolutionNs`; readers
+# of version 2 read both.
+#
 # Times are nanoseconds of the clock named in `Header.clock` (CLOCK_MONOTONIC on
 # Linux, the clock of bpf_ktime_get_ns); `Header.wallClockAnchor` converts them to
 # wall-clock time.
@@ -28,7 +33,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("heaptrail::schema");
 
-const currentSchemaVersion :UInt32 = 1;
+const currentSchemaVersion :UInt32 = 2;
 
 struct Record {
   union {
@@ -83,6 +88,8 @@ struct Header {
   targets @9 :List(Target);     # processes the recording was started for
   options @10 :RecorderOptions;
   kernel @11 :KernelInfo;       # set when kernel allocations were recorded (--kernel)
+  timeResolutionNs @12 :UInt64; # version 2: event times are multiples of this (--time-resolution);
+                                # 0 (version 1) means 1 ns. Order within a trace stays exact.
 }
 
 struct KernelInfo {
@@ -287,6 +294,64 @@ struct Chunk {
   lost @6 :List(LostEvents);    # events lost since the previous chunk, by kind
   functions @7 :List(AllocatorFunction);  # functions first referenced in this chunk
   threadNames @8 :List(ThreadName);  # names of threads first seen, or seen renamed, in this chunk
+  packed @9 :PackedEvents;      # version 2: the chunk's events (`events` is then empty)
+}
+
+struct PackedEvents {
+  # Schema version 2: the events of a chunk as byte streams, one per field, each holding
+  # one LEB128 varint per event (zigzag-encoded where signed), read in event order. A
+  # chunk decodes on its own (with the stacks defined before it, as in version 1); only a
+  # release may name an allocation of an earlier chunk (see `address`): when that chunk
+  # is missing, the release's address is unknown, as a free whose allocation was lost.
+  count @0 :UInt32;             # events in the chunk
+  infos @1 :Data;               # the infos defined in this chunk, in order of first use: per
+                                # info the varints kind, size, stackId, function, allocates
+                                # (1: events of this info with a nonzero address are
+                                # numbered allocations and use the allocation coding of
+                                # `address`, 0: the release coding). Like heaptrack's
+                                # allocation infos, an info is what events share: kind,
+                                # size (see EventKind), stack (Events.stackId) and function
+                                # (Events.function). Infos belong to their chunk (a chunk
+                                # defines every info it uses, so that it reads on its own):
+                                # the k-th (from 0) gets the id k mod infoTableSize + 1 (the
+                                # writer reuses ids, oldest first, when its bounded table
+                                # is full).
+  threads @2 :List(ThreadRef);  # the threads of this chunk, in order of first event
+  firstAllocation @3 :UInt64;   # serial of the chunk's first numbered allocation: every
+                                # event whose role allocates (EventRole Allocate,
+                                # Reallocate, Map, and the kernel's allocations) with a
+                                # nonzero address is numbered 0, 1, 2, ... over the trace
+  info @4 :Data;                # per event: the id of its info (kind, size, stack, function);
+                                # 0 = the next definition of `infos` (so an id can be
+                                # redefined within a chunk)
+  time @5 :Data;                # per event: zigzag delta, in `Header.timeResolutionNs` ticks,
+                                # from the previous event's time (the first: from
+                                # `Chunk.baseTimeNs`); times are rounded down to a tick
+  thread @6 :Data;              # per event: index into `threads`; empty when there is one
+  address @7 :Data;             # per event, by its info's `allocates`. Allocations: 0 =
+                                # address 0 (failed); 1 = the previous allocation's address
+                                # plus its glibc chunk size (size + 8 rounded up to 16, at
+                                # least 32: the next block carved from the same heap top);
+                                # 2 + r (r < 64) = the r-th latest release of this chunk
+                                # of a block of the same chunk size
+                                # (an allocator reusing a block just given back; only
+                                # releases of blocks allocated in this chunk have a known
+                                # size); 66 + zigzag(address -
+                                # previous allocation's address) otherwise. Releases: 0 =
+                                # address 0; odd 2 * zigzag(n - p) + 1 = the address of the
+                                # allocation numbered n, p being the number the previous
+                                # such release of this chunk named (firstAllocation - 1 at
+                                # first), n no more than `allocationWindow` allocations
+                                # back; even 2 + 2 * zigzag(address - previous even-coded
+                                # release's address) otherwise. "Previous" values start at 0
+                                # in every chunk.
+  allocationWindow @8 :UInt32;  # releases refer only to allocations at most this many back
+  infoTableSize @9 :UInt32;     # see `infos`
+}
+
+struct ThreadRef {
+  pid @0 :UInt32;
+  tid @1 :UInt32;
 }
 
 struct ThreadName {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <kj/debug.h>
 #include <kj/exception.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -114,6 +115,7 @@ void TraceReader::readHeader() {
                      ", newer than this heaptrail understands (" +
                      std::to_string(schema::CURRENT_SCHEMA_VERSION) + "): upgrade heaptrail");
   if (version == 0) throw TraceError(name + ": corrupt header (schema version 0)");
+  timeResolutionNs_ = std::max<uint64_t>(header_->record.getHeader().getTimeResolutionNs(), 1);
 }
 
 TraceReader::~TraceReader() = default;
@@ -231,10 +233,22 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
     std::unique_ptr<Decoded> decoded = nextRecord(previous);
     if (!decoded) return std::nullopt;
     switch (decoded->record.which()) {
-      case schema::Record::CHUNK:
+      case schema::Record::CHUNK: {
         current_ = std::move(decoded);
         ++chunksRead_;
-        return current_->record.getChunk();
+        const auto chunk = current_->record.getChunk();
+        eventsError_.clear();
+        try {
+          if (chunk.hasPacked())
+            decoder_.decode(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_, events_);
+          else
+            EventDecoder::decodeV1(chunk.getEvents(), chunk.getBaseTimeNs(), events_);
+        } catch (const kj::Exception& e) {
+          events_.resize(0);
+          eventsError_ = e.getDescription().cStr();
+        }
+        return chunk;
+      }
       case schema::Record::FOOTER:
         footer_ = std::move(decoded);
         stop(TraceEnd::Complete, offset_ < size_ ? describeTrailingData() : "");
@@ -244,6 +258,12 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
         previous = std::move(decoded);
     }
   }
+}
+
+const DecodedEvents& TraceReader::events() const {
+  if (!eventsError_.empty())
+    throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(eventsError_.c_str()));
+  return events_;
 }
 
 std::string TraceReader::describeTrailingData() const {
@@ -282,7 +302,21 @@ std::unique_ptr<TraceReader::Decoded> TraceReader::nextRecord(std::unique_ptr<De
     end_ = TraceEnd::Reading;
     problem_.clear();
   }
+  releaseReadPages();
   return decoded;
+}
+
+void TraceReader::releaseReadPages() {
+  // Records are decompressed into buffers of their own: the file's pages behind the
+  // read position are not needed again, so peak memory follows the replay's state, not
+  // the file's size (the mapping would otherwise keep every page read resident).
+  constexpr uint64_t kReleaseEvery = 8u << 20;
+  if (!file_ || offset_ < released_ + kReleaseEvery) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t upTo = offset_ / page * page;
+  if (upTo <= released_) return;
+  ::madvise(const_cast<uint8_t*>(data_) + released_, upTo - released_, MADV_DONTNEED);
+  released_ = upTo;
 }
 
 }  // namespace heaptrail::schema

@@ -9,6 +9,7 @@
 
 #include <capnp/serialize.h>
 
+#include "schema/event_codec.h"
 #include "schema/trace.capnp.h"
 
 struct ZSTD_DCtx_s;
@@ -43,6 +44,12 @@ class TraceReader {
   // traversal limit (4x the chunk's size, so that a hostile file cannot make a reader
   // loop): get each list once per chunk and index into it, never `getX()[i]` in a loop.
   std::optional<schema::Chunk::Reader> nextChunk();
+  // The events of the chunk nextChunk() returned, decoded (from version 1's columns or
+  // version 2's packed streams), valid until the next call. Throws kj::Exception when
+  // they cannot be decoded (the rest of the chunk may still be used).
+  const DecodedEvents& events() const;
+  // Event times are multiples of this (1 for version-1 traces).
+  uint64_t timeResolutionNs() const { return timeResolutionNs_; }
 
   TraceEnd end() const { return end_; }
   // Damaged records that were skipped (reading went on with the next intact record),
@@ -81,6 +88,7 @@ class TraceReader {
   // `produced` set.
   const char* decompress(size_t frameSize, std::vector<uint64_t>& words, size_t& produced);
   void noteDamage(std::string description);
+  void releaseReadPages();
   std::string describeTrailingData() const;
 
   std::filesystem::path path_;
@@ -88,6 +96,7 @@ class TraceReader {
   uint64_t size_ = 0;
   std::unique_ptr<MappedFile> file_;  // unless reading from memory
   uint64_t offset_ = 0;
+  uint64_t released_ = 0;  // file pages before this were given back (madvise)
   std::unique_ptr<ZSTD_DCtx_s, size_t (*)(ZSTD_DCtx_s*)> dctx_;
   std::unique_ptr<Decoded> header_;
   std::unique_ptr<Decoded> current_;
@@ -97,6 +106,11 @@ class TraceReader {
   std::vector<std::string> damage_;
   uint64_t skippedBytes_ = 0;
   uint64_t damageCount_ = 0;
+  uint64_t timeResolutionNs_ = 1;
+  // Version 2 streams refer to earlier chunks: every chunk is decoded as it is read.
+  EventDecoder decoder_;
+  DecodedEvents events_;
+  std::string eventsError_;
   uint64_t chunksRead_ = 0;
 };
 

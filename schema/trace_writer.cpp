@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -111,6 +112,21 @@ void TraceWriter::writeRecord(capnp::MessageBuilder& message) {
 }
 
 void TraceWriter::writeHeader(const std::function<void(schema::Header::Builder)>& fill) {
+  capnp::MallocMessageBuilder message;
+  auto header = message.initRoot<schema::Record>().initHeader();
+  fill(header);
+  writeHeaderMessage(message, header);
+}
+
+void TraceWriter::writeHeader(schema::Header::Reader from, const std::function<void(schema::Header::Builder)>& fill) {
+  capnp::MallocMessageBuilder message;
+  message.initRoot<schema::Record>().setHeader(from);
+  auto header = message.getRoot<schema::Record>().getHeader();
+  fill(header);
+  writeHeaderMessage(message, header);
+}
+
+void TraceWriter::writeHeaderMessage(capnp::MessageBuilder& message, schema::Header::Builder header) {
   uint8_t preamble[kPreambleSize];
   const uint32_t magic = kSkippableFrameMagic;
   const uint32_t length = kFileMagic.size();
@@ -119,16 +135,21 @@ void TraceWriter::writeHeader(const std::function<void(schema::Header::Builder)>
   std::memcpy(preamble + 8, kFileMagic.data(), kFileMagic.size());
   writeAll(preamble, sizeof preamble);
 
-  capnp::MallocMessageBuilder message;
-  auto header = message.initRoot<schema::Record>().initHeader();
-  fill(header);
   header.setSchemaVersion(schema::CURRENT_SCHEMA_VERSION);
+  encoding_.timeResolutionNs = std::max<uint64_t>(encoding_.timeResolutionNs, 1);
+  encoding_.timeOriginNs = header.getStartTimeNs();
+  header.setTimeResolutionNs(encoding_.timeResolutionNs);
   writeRecord(message);
   headerWritten_ = true;
 }
 
 void TraceWriter::writeChunk(ChunkBuilder& chunk) {
   capnp::MallocMessageBuilder message;
+  const EncodingOptions& used = chunk.encoding();
+  if (used.timeResolutionNs != encoding_.timeResolutionNs ||
+      (used.timeResolutionNs > 1 && used.timeOriginNs != encoding_.timeOriginNs))
+    throw TraceError("internal error: chunk encoded with other options than " + path_.string() +
+                     "'s header (ChunkBuilder::setEncoding(writer.encoding()) after writeHeader)");
   chunk.build(message.initRoot<schema::Record>().initChunk(), nextSequence_++);
   writeRecord(message);
   chunk.clear();

@@ -244,8 +244,10 @@ TEST_F(RecorderHardeningTest, FullDiskEndsTheRecordingAndTheCommand) {
   fs::create_directory(full);
   ASSERT_EQ(::mount("tmpfs", full.c_str(), "tmpfs", 0, "size=12k"), 0) << std::strerror(errno);
   mounted_ = full;
-  // Allocates far more than 12 KiB of events, then would wait for input forever.
-  BackgroundCommand recorder({kRecorder, "-o", (full / "t.htr").string(), "--", kSamples + "/churn", "100000"});
+  // Allocates far more than 12 KiB of events (exact times: a predictable churn is tiny
+  // otherwise), then would wait for input forever.
+  BackgroundCommand recorder({kRecorder, "--time-resolution", "1ns", "-o", (full / "t.htr").string(), "--",
+                              kSamples + "/churn", "100000"});
   ASSERT_TRUE(recorder.waitForError("Ctrl-C to stop"));  // the whole line, with the pid
   ProcessWatch watch(recordedPid(recorder.errorSoFar()));
   ASSERT_TRUE(watch.valid());

@@ -130,10 +130,12 @@ void expectNothingLeftAfter(const std::vector<std::string>& recorderArgv, Stop s
 }
 
 TEST_F(RecorderRobustnessTest, FullDiskStopsWithAClearErrorAndAValidFile) {
-  ASSERT_EQ(::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=12k"), 0) << std::strerror(errno);
+  // One page: cross_threads' trace with exact times (~5 KiB) does not fit.
+  ASSERT_EQ(::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=4k"), 0) << std::strerror(errno);
   mounted_ = true;
   const auto file = dir_ / "t.htr";
-  const auto r = testing::runCommand({kRecorder, "-o", file.string(), "--", kSamples + "/cross_threads"});
+  const auto r = testing::runCommand(
+      {kRecorder, "--time-resolution", "1ns", "-o", file.string(), "--", kSamples + "/cross_threads"});
   EXPECT_EQ(r.exitCode, 1) << r.err;
   EXPECT_NE(r.err.find("disk full"), std::string::npos) << r.err;
   const auto t = testing::loadTrace(file);  // readable: no exception
@@ -192,12 +194,13 @@ TEST_F(RecorderRobustnessTest, NothingStaysAttachedAfterAnyExit) {
   {
     const auto full = dir_ / "full";
     std::filesystem::create_directory(full);
-    ASSERT_EQ(::mount("tmpfs", full.c_str(), "tmpfs", 0, "size=12k"), 0) << std::strerror(errno);
+    ASSERT_EQ(::mount("tmpfs", full.c_str(), "tmpfs", 0, "size=4k"), 0) << std::strerror(errno);
     testing::BackgroundCommand target({kSamples + "/cross_threads", "stdin"});
     ASSERT_TRUE(target.waitForOutput("ready"));
-    expectNothingLeftAfter({kRecorder, "-p", std::to_string(target.pid()), "-o", (full / "b.htr").string()},
+    expectNothingLeftAfter({kRecorder, "--time-resolution", "1ns", "-p", std::to_string(target.pid()), "-o",
+                            (full / "b.htr").string()},
                            [&](testing::BackgroundCommand& recorder) {
-                             target.closeInput();  // far more than 12 KiB of events
+                             target.closeInput();  // more than 4 KiB of events at exact times
                              const auto r = recorder.wait();
                              EXPECT_EQ(r.exitCode, 1) << r.err;
                              EXPECT_NE(r.err.find("disk full"), std::string::npos) << r.err;

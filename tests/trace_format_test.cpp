@@ -370,5 +370,143 @@ TEST(TraceFormat, UnwritableOutputIsAClearError) {
   }
 }
 
+// Version 2's encoding gives back every event exactly (at 1 ns): every kind, failed
+// calls, addresses reused, released out of order, beyond the allocation window, never
+// allocated, by several processes and threads, times going backwards, more distinct
+// infos than the table holds, over many chunks.
+TEST(TraceFormat, Version2RoundTripsEveryEventExactly) {
+  TempDir dir;
+  std::vector<schema::EventRecord> written;
+  {
+    schema::TraceWriter writer(dir / "t.htr");
+    schema::EncodingOptions small;
+    small.allocationWindow = 64;  // small tables: their edges are reached
+    small.maxInfos = 16;
+    writer.setEncoding(small);
+    writer.writeHeader(fillHeader);
+    schema::ChunkBuilder chunk;
+    chunk.setEncoding(writer.encoding());
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    auto next = [&] {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      return rng;
+    };
+    std::vector<std::pair<uint64_t, uint64_t>> live;  // address, size
+    uint64_t top = 0x55550000, t = 5000;
+    for (int c = 0; c < 12; ++c) {
+      for (int i = 0; i < 700; ++i) {
+        const uint64_t r = next();
+        t += (r >> 40) % 3000;
+        if ((r & 15) == 0) t -= 500;  // another thread's slightly earlier stamp
+        const uint32_t pid = 4242 + static_cast<uint32_t>((r >> 20) % 2);
+        const uint32_t tid = pid + static_cast<uint32_t>((r >> 22) % 3);
+        const auto kind = static_cast<EventKind>((r >> 8) % schema::kEventKindCount);
+        const auto* info = schema::eventKindInfo(kind);
+        const bool allocates = info->role == schema::EventRole::Allocate ||
+                               info->role == schema::EventRole::Reallocate || info->role == schema::EventRole::Map;
+        schema::EventRecord e{kind, t, pid, tid, 0, 0, static_cast<uint32_t>((r >> 30) % 5),
+                              static_cast<uint16_t>((r >> 34) % 4)};
+        if (allocates) {
+          e.size = (r >> 12) % 7 == 0 ? (r >> 16) % 100000 : 16 * ((r >> 16) % 8);
+          if ((r >> 50) % 17 == 0) {
+            e.address = 0;  // failed
+          } else if (!live.empty() && (r >> 45) % 3 == 0) {
+            e.address = live[(r >> 52) % live.size()].first;  // reused without a free seen
+          } else {
+            e.address = top;
+            top += schema::predictedNextBlockOffset(e.size) + ((r >> 55) % 4 == 0 ? 4096 : 0);
+          }
+          if (e.address) live.emplace_back(e.address, e.size);
+        } else {
+          if (!live.empty() && (r >> 45) % 8 != 0) {
+            const size_t k = (r >> 48) % 4 == 0 ? (r >> 52) % live.size() : live.size() - 1 - (r >> 52) % std::min<size_t>(live.size(), 4);
+            e.address = live[k].first;
+            live.erase(live.begin() + static_cast<long>(k));
+          } else {
+            e.address = (r >> 45) % 5 == 0 ? 0 : 0x7000000 + (r >> 44);  // free(NULL), unknown
+          }
+          e.size = info->role == schema::EventRole::ReallocRelease || info->role == schema::EventRole::Unmap
+                       ? (r >> 16) % 5000 : 0;
+        }
+        chunk.addEvent(e);
+        written.push_back(e);
+      }
+      writer.writeChunk(chunk);
+    }
+  }
+  const auto t = testing::loadTrace(dir / "t.htr");
+  EXPECT_EQ(t.schemaVersion, 2u);
+  ASSERT_EQ(t.events.size(), written.size());
+  for (size_t i = 0; i < written.size(); ++i) {
+    const auto& a = written[i];
+    const auto& b = t.events[i];
+    ASSERT_TRUE(a.kind == b.kind && a.timeNs == b.timeNs && a.pid == b.pid && a.tid == b.tid &&
+                a.address == b.address && a.size == b.size && a.stackId == b.stackId && a.function == b.function)
+        << "event " << i << ": kind " << static_cast<int>(b.kind) << " time " << b.timeNs << " address " << std::hex
+        << b.address << " (written " << a.address << ") size " << std::dec << b.size << " (written " << a.size << ")";
+  }
+}
+
+// Times are stored in steps of the chosen resolution, rounded down counting from the
+// trace's start (no event moves before it); the order of events stays exact.
+TEST(TraceFormat, TimeResolutionRoundsDownFromTheStart) {
+  TempDir dir;
+  {
+    schema::TraceWriter writer(dir / "t.htr");
+    schema::EncodingOptions o;
+    o.timeResolutionNs = 1'000'000;
+    writer.setEncoding(o);
+    writer.writeHeader([](schema::Header::Builder h) { testing::fillSyntheticHeader(h, {1'000'000'123, 4242}); });
+    schema::ChunkBuilder chunk;
+    chunk.setEncoding(writer.encoding());
+    for (uint64_t t : {1'000'000'123ull, 1'000'999'999ull, 1'001'000'123ull, 1'000'500'000ull, 1'250'000'124ull})
+      chunk.addEvent({EventKind::MALLOC, t, 4242, 4242, 0x1000 + t % 7 * 64, 16, 0, 0});
+    writer.writeChunk(chunk);
+  }
+  schema::TraceReader reader(dir / "t.htr");
+  EXPECT_EQ(reader.timeResolutionNs(), 1'000'000u);
+  const auto t = testing::loadTrace(dir / "t.htr");
+  ASSERT_EQ(t.events.size(), 5u);
+  const std::vector<uint64_t> expected = {1'000'000'123, 1'000'000'123, 1'001'000'123, 1'000'000'123, 1'250'000'123};
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(t.events[i].timeNs, expected[i]) << i;
+  EXPECT_EQ(t.events[4].address, 0x1000u + 1'250'000'124ull % 7 * 64) << "the order (and all else) is exact";
+}
+
+// A chunk reads on its own: when one is damaged, the next still decodes; only its frees
+// of blocks allocated in the damaged chunk lose their address (as a free whose
+// allocation was never recorded).
+TEST(TraceFormat, Version2ChunkAfterADamagedOneStillDecodes) {
+  TempDir dir;
+  {
+    schema::TraceWriter writer(dir / "t.htr");
+    writer.writeHeader(fillHeader);
+    schema::ChunkBuilder chunk;
+    chunk.addEvent({EventKind::MALLOC, 2000, 4242, 4242, 0x10000, 100, 0, 1});
+    writer.writeChunk(chunk);
+    for (int i = 0; i < 200; ++i) chunk.addEvent({EventKind::MALLOC, 3000u + i, 4242, 4242, 0x20000u + 0x70u * i, 99, 0, 1});
+    writer.writeChunk(chunk);  // chunk 1: damaged below
+    chunk.addEvent({EventKind::FREE, 4000, 4242, 4242, 0x20000, 0, 0, 2});  // allocated in chunk 1
+    chunk.addEvent({EventKind::FREE, 4001, 4242, 4242, 0x10000, 0, 0, 2});  // allocated in chunk 0
+    chunk.addEvent({EventKind::CALLOC, 4002, 4242, 4243, 0x30000, 50, 0, 3});
+    writer.writeChunk(chunk);
+  }
+  std::string bytes = readFile(dir / "t.htr");
+  const auto ends = recordEnds(bytes);
+  bytes[ends[1] + (ends[2] - ends[1]) / 2] ^= 0x5a;
+  writeFile(dir / "bad.htr", bytes);
+  const auto t = testing::loadTrace(dir / "bad.htr");
+  EXPECT_EQ(t.chunkSequences, (std::vector<uint64_t>{0, 2}));
+  ASSERT_EQ(t.events.size(), 4u);
+  EXPECT_EQ(t.events[1].address, schema::kUnresolvedAddress);
+  EXPECT_EQ(t.events[2].address, 0x10000u);
+  EXPECT_EQ(t.events[3].kind, EventKind::CALLOC);
+  EXPECT_EQ(t.events[3].address, 0x30000u);
+  EXPECT_EQ(t.events[3].tid, 4243u);
+  EXPECT_EQ(t.events[3].size, 50u);
+  EXPECT_EQ(t.events[3].function, 3u);
+}
+
 }  // namespace
 }  // namespace heaptrail

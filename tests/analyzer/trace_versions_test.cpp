@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "analyzer/cli.h"
+#include "analyzer/convert.h"
 #include "schema/trace_reader.h"
+#include "tests/support/temp_dir.h"
 
 namespace heaptrail {
 namespace {
@@ -23,8 +25,9 @@ std::string readFile(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-std::string analyzeJson(const std::string& name, std::vector<std::string> extra = {}) {
-  const std::string path = (kV1 / (name + ".htr")).string();
+std::string analyzeJson(const std::string& name, std::vector<std::string> extra = {},
+                        const std::filesystem::path& dir = kV1) {
+  const std::string path = (dir / (name + ".htr")).string();
   std::vector<std::string> args = {"analyze", path, "--no-symbols", "--top", "0", "--format", "json"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::ostringstream out, err;
@@ -67,12 +70,42 @@ TEST_P(V1Fixture, ReadsAsVersion1WithTheSameAnalysis) {
   expectSameAnalysis(analyzeJson(name), kV1 / (name + ".json"));
 }
 
+// The same recordings in version 2 (exact times) give exactly the same analysis: every
+// leak, byte, count and age survives the new encoding.
+TEST_P(V1Fixture, Version2OfTheSameTraceGivesTheSameAnalysis) {
+  const std::string name = GetParam();
+  testing::TempDir dir;
+  schema::EncodingOptions exact;
+  exact.timeResolutionNs = 1;
+  analyzer::convertTrace(kV1 / (name + ".htr"), dir / (name + ".htr"), exact);
+  schema::TraceReader reader(dir / (name + ".htr"));
+  EXPECT_EQ(reader.header().getSchemaVersion(), 2u);
+  expectSameAnalysis(analyzeJson(name, {}, dir.path()), kV1 / (name + ".json"));
+}
+
 INSTANTIATE_TEST_SUITE_P(TraceVersions, V1Fixture,
                          ::testing::Values("synthetic", "synthetic-kernel", "threads", "cpp_mismatch",
                                            "thread_exit", "fork_leak", "aged", "churn", "jq", "sqlite3"));
 
 TEST(TraceVersions, V1AnalysisAtAPointInTime) {
   expectSameAnalysis(analyzeJson("synthetic", {"--at", "3ms"}), kV1 / "synthetic.at3ms.json");
+}
+
+// `heaptrail info` says what a trace costs per event and which column dominates, for
+// both versions.
+TEST(TraceVersions, InfoShowsBytesPerEventAndPerColumn) {
+  testing::TempDir dir;
+  analyzer::convertTrace(kV1 / "jq.htr", dir / "jq.htr", schema::EncodingOptions{});
+  for (const auto& [path, column] : {std::pair{kV1 / "jq.htr", std::string("  timeDelta")},
+                                     std::pair{dir / "jq.htr", std::string("  info (kind, size, stack, function): ")}}) {
+    std::ostringstream out, err;
+    ASSERT_EQ(analyzer::heaptrailMain({"info", path.string()}, out, err), 0) << err.str();
+    const std::string text = out.str();
+    EXPECT_NE(text.find(" bytes per event\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("  by column (bytes per event, each column compressed alone):"), std::string::npos) << text;
+    EXPECT_NE(text.find("  address: "), std::string::npos) << text;
+    if (path == dir / "jq.htr") EXPECT_NE(text.find(column), std::string::npos) << text;
+  }
 }
 
 }  // namespace

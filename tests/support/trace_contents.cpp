@@ -28,7 +28,7 @@ std::string TraceContents::functionName(const schema::EventRecord& e) const {
 const schema::MappingRecord* TraceContents::mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const {
   const schema::MappingRecord* best = nullptr;
   for (const auto& m : mappings) {
-    if (m.pid != pid || address < m.start || address >= m.end || m.timeNs > timeNs) continue;
+    if (m.pid != pid || address < m.start || address >= m.end || m.timeNs > timeNs + (timeResolutionNs - 1)) continue;
     if (!best || m.timeNs >= best->timeNs) best = &m;
   }
   if (best) return best;
@@ -50,6 +50,7 @@ TraceContents loadTrace(const std::filesystem::path& path) {
   t.startTimeNs = h.getStartTimeNs();
   t.anchorClockNs = h.getWallClockAnchor().getClockNs();
   t.anchorRealtimeNs = h.getWallClockAnchor().getRealtimeNs();
+  t.timeResolutionNs = reader.timeResolutionNs();
   t.allocatorObject = h.getOptions().getAllocatorObject();
   for (auto f : h.getOptions().getProbedFunctions()) t.probedFunctions.emplace_back(f);
   t.followForks = h.getOptions().getFollowForks();
@@ -62,13 +63,10 @@ TraceContents loadTrace(const std::filesystem::path& path) {
 
   while (auto chunk = reader.nextChunk()) {
     t.chunkSequences.push_back(chunk->getSequence());
-    const schema::EventColumns c(*chunk);
-    uint64_t time = chunk->getBaseTimeNs();
-    for (unsigned i = 0; i < c.size(); ++i) {
-      time += static_cast<uint64_t>(c.timeDeltaNs[i]);
-      t.events.push_back({c.kind[i], time, c.pid[i], c.tid[i], c.address[i], c.sizeBytes[i], c.stackId[i],
-                          c.functionAt(i)});
-    }
+    const schema::DecodedEvents& c = reader.events();
+    for (size_t i = 0; i < c.count(); ++i)
+      t.events.push_back({c.kind[i], c.timeNs[i], c.pid[i], c.tid[i], c.address[i], c.size[i], c.stackId[i],
+                          c.function[i]});
     for (auto s : chunk->getStacks()) {
       std::vector<uint64_t> frames;
       for (uint64_t f : s.getFrames()) frames.push_back(f);

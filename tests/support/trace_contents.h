@@ -18,6 +18,7 @@ struct TraceContents {
   std::string kernelRelease, machine, allocatorObject;
   uint32_t pageSize = 0;
   uint64_t startTimeNs = 0, anchorClockNs = 0, anchorRealtimeNs = 0;
+  uint64_t timeResolutionNs = 1;  // event times are rounded down to this
   std::vector<uint32_t> targetPids;
   std::vector<std::vector<std::string>> targetCommands;
   std::vector<std::string> probedFunctions;
@@ -43,7 +44,8 @@ struct TraceContents {
   std::vector<schema::EventRecord> eventsOfKind(schema::EventKind kind) const;
   // The symbol of the function an event came from ("" if unknown).
   std::string functionName(const schema::EventRecord& e) const;
-  // The mapping of `pid` holding `address` that was newest at `timeNs`.
+  // The mapping of `pid` holding `address` that was newest at `timeNs` (an event's time,
+  // which may be rounded down by up to the resolution: mappings keep exact times).
   const schema::MappingRecord* mappingAt(uint32_t pid, uint64_t address, uint64_t timeNs) const;
 };
 

@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
   };
 
   schema::TraceWriter writer(argv[1]);
+  schema::EncodingOptions encoding;  // as heaptrail-record's defaults
+  encoding.timeResolutionNs = schema::kDefaultTimeResolutionNs;
+  writer.setEncoding(encoding);
   uint64_t now = 1'000'000'000;
   writer.writeHeader([&](schema::Header::Builder h) {
     heaptrail::testing::fillSyntheticHeader(h, {now, kPid, {kModules[0].path}, "gen_trace", "6.18.0-synthetic"});
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
   });
 
   schema::ChunkBuilder chunk;
+  chunk.setEncoding(writer.encoding());
   for (const Module& m : kModules) {
     schema::MappingRecord rec;
     rec.timeNs = now;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Trace size, heaptrail against heaptrack, same machine, same run: records each
 workload once with `heaptrail-record` (with the given extra options) and once with
-`heaptrack`, and prints a Markdown table of bytes, bytes per event and the ratio.
+`heaptrack`, and prints a Markdown table of bytes, bytes per event and the ratio; with
+--analyze, also the wall time and peak RSS of `heaptrail analyze` (with and without
+symbolization) and of `heaptrack_print --print-leaks 1` on those same recordings.
 
   sudo tools/bench/trace_sizes.py --build build [--only churn,perl] [-- RECORDER-OPTIONS...]
 
@@ -65,6 +67,7 @@ def main():
     p.add_argument("--build", default=os.path.join(REPO, "build"))
     p.add_argument("--only", default="")
     p.add_argument("--keep", help="keep the traces in this directory")
+    p.add_argument("--analyze", action="store_true", help="also time the analyzers on the recordings")
     p.add_argument("options", nargs="*", help="extra heaptrail-record options (after --)")
     a = p.parse_args()
     recorder = os.path.join(a.build, "bin", "heaptrail-record")
@@ -72,6 +75,7 @@ def main():
     work = a.keep or tempfile.mkdtemp(prefix="trace-sizes-")
     os.makedirs(work, exist_ok=True)
     only = set(filter(None, a.only.split(",")))
+    analyses = []
     print(f"heaptrail-record options: {' '.join(a.options) or '(defaults)'}\n")
     print("| workload | events | heaptrail | B/event | heaptrack (.zst) | B/event | heaptrail / heaptrack |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -97,6 +101,28 @@ def main():
         ratio = f"{ours / theirs:.2f}" if theirs else "-"
         print(f"| {name} | {events:,} | {ours:,} B | {per(ours)} | {theirs:,} B | {per(theirs)} | **{ratio}** |",
               flush=True)
+        if a.analyze and files:
+            analyses.append((name, events, timed([analyzer, "analyze", trace]),
+                             timed([analyzer, "analyze", "--no-symbols", trace]),
+                             timed(["heaptrack_print", "--print-leaks", "1", files[0]])))
+    if analyses:
+        print("\n| workload | events | `heaptrail analyze` | `--no-symbols` | `heaptrack_print --print-leaks 1` |"
+              " time ratio (analyze / heaptrack_print) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, events, full, bare, theirs in analyses:
+            fmt = lambda r: f"{r[0]:.2f} s, {r[1] / 1024:.0f} MiB"
+            print(f"| {name} | {events:,} | {fmt(full)} | {fmt(bare)} | {fmt(theirs)} | {full[0] / theirs[0]:.2f} |")
+
+
+def timed(cmd):
+    """(wall seconds, peak RSS KiB) of one run: the median run of three."""
+    runs = []
+    for _ in range(3):
+        r = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        m = re.search(r"TIME ([\d.]+) (\d+)", r.stderr)
+        runs.append((float(m.group(1)), int(m.group(2))) if m else (float("nan"), 0))
+    return sorted(runs)[1]
 
 
 if __name__ == "__main__":

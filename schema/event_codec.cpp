@@ -1,0 +1,404 @@
+#include "schema/event_codec.h"
+
+#include <algorithm>
+
+#include <kj/debug.h>
+
+#include "schema/event_kinds.h"
+
+namespace heaptrail::schema {
+namespace {
+
+constexpr uint64_t kAllocationPredicted = 1;
+constexpr uint64_t kAllocationReused = 2;  // 2 + rank, rank < ReleaseHistory::kMaxRank
+constexpr uint64_t kAllocationDelta = kAllocationReused + ReleaseHistory::kMaxRank;
+constexpr unsigned kWays = 4;
+constexpr uint32_t kMaxAllocationWindow = 1u << 24;
+
+bool allocates(EventKind kind) {
+  const EventKindInfo* info = eventKindInfo(kind);
+  return info && (info->role == EventRole::Allocate || info->role == EventRole::Reallocate ||
+                  info->role == EventRole::Map);
+}
+
+capnp::Data::Reader bytes(const std::vector<uint8_t>& v) { return {v.data(), v.size()}; }
+
+// Releases are kept per (size class, thread state).
+uint64_t classKey(uint64_t blockClass, const ThreadCoding& tc) {
+  return blockClass * ThreadCoding::kThreadStates + tc.index;
+}
+
+void resetCoding(ThreadCoding (&coding)[ThreadCoding::kThreadStates], uint64_t firstAllocation) {
+  for (unsigned i = 0; i < ThreadCoding::kThreadStates; ++i) {
+    coding[i] = ThreadCoding{};
+    coding[i].index = i;
+    coding[i].previousRelease = firstAllocation - 1;
+  }
+}
+
+// Reads varints from one stream; a stream that ends early is damage.
+class VarintReader {
+ public:
+  explicit VarintReader(capnp::Data::Reader data) : p_(data.begin()), end_(data.end()) {}
+  uint64_t next() {
+    if (p_ != end_ && *p_ < 0x80) return *p_++;  // the common one-byte case
+    if (end_ - p_ >= 10) {
+      // Room for the longest varint: no bounds check per byte.
+      uint64_t v = 0;
+      for (unsigned shift = 0; shift < 70; shift += 7) {
+        const uint8_t b = *p_++;
+        v |= static_cast<uint64_t>(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+      }
+      KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      KJ_REQUIRE(p_ != end_, "packed event stream ends early");
+      const uint8_t b = *p_++;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+}  // namespace
+
+void ReleaseHistory::add(uint64_t address, uint64_t blockClass) {
+  if (blockClass == 0) return;  // unknown: never reused by rank
+  Class& c = classes_[blockClass];
+  if (c.addresses.size() < kMaxRank)
+    c.addresses.push_back(address);
+  else
+    c.addresses[c.count % kMaxRank] = address;
+  ++c.count;
+}
+
+int ReleaseHistory::rankOf(uint64_t address, uint64_t blockClass) const {
+  const auto it = classes_.find(blockClass);
+  if (it == classes_.end()) return -1;
+  const Class& c = it->second;
+  const uint64_t n = c.addresses.size();
+  for (uint64_t rank = 0; rank < n; ++rank)
+    if (c.addresses[(c.count - 1 - rank) % kMaxRank] == address) return static_cast<int>(rank);
+  return -1;
+}
+
+uint64_t ReleaseHistory::at(unsigned rank, uint64_t blockClass) const {
+  const auto it = classes_.find(blockClass);
+  if (it == classes_.end() || rank >= it->second.addresses.size()) return 0;
+  const Class& c = it->second;
+  return c.addresses[(c.count - 1 - rank) % kMaxRank];
+}
+
+void DecodedEvents::resize(size_t n) {
+  kind.resize(n);
+  timeNs.resize(n);
+  pid.resize(n);
+  tid.resize(n);
+  address.resize(n);
+  size.resize(n);
+  stackId.resize(n);
+  function.resize(n);
+}
+
+size_t EventEncoder::InfoHash::operator()(const InfoKey& k) const {
+  uint64_t h = k.size * 0x9E3779B97F4A7C15ull;
+  h ^= (static_cast<uint64_t>(k.stackId) << 24 | static_cast<uint64_t>(k.function) << 8 |
+        static_cast<uint64_t>(k.kind)) * 0xC2B2AE3D27D4EB4Full;
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+EventEncoder::EventEncoder(EncodingOptions options) : options_(options) {
+  options_.timeResolutionNs = std::max<uint64_t>(options_.timeResolutionNs, 1);
+  options_.allocationWindow = std::clamp<uint32_t>(std::bit_ceil(options_.allocationWindow), kWays, kMaxAllocationWindow);
+  options_.maxInfos = std::clamp<uint32_t>(options_.maxInfos, 1, kMaxInfoId);
+  live_.resize(options_.allocationWindow * 2);
+  beginChunk();
+}
+
+size_t EventEncoder::memoryBytes() const {
+  return live_.capacity() * sizeof(Live) + infoById_.capacity() * sizeof(InfoKey) +
+         infoIds_.size() * (sizeof(InfoKey) + sizeof(uint32_t) + 2 * sizeof(void*)) +
+         infoIds_.bucket_count() * sizeof(void*) + infoBytes_.capacity() + timeBytes_.capacity() +
+         threadBytes_.capacity() + addressBytes_.capacity();
+}
+
+uint32_t EventEncoder::infoId(const InfoKey& key) {
+  if (const auto it = infoIds_.find(key); it != infoIds_.end()) return it->second;
+  // Ids are given in order, and reused oldest first once the table is full.
+  const auto id = static_cast<uint32_t>(definitions_ % options_.maxInfos) + 1;
+  ++definitions_;
+  if (infoById_.size() < id) {
+    infoById_.push_back(key);
+  } else {
+    infoIds_.erase(infoById_[id - 1]);
+    infoById_[id - 1] = key;
+  }
+  infoIds_.emplace(key, id);
+  putVarint(infoDefinitions_, static_cast<uint64_t>(key.kind));
+  putVarint(infoDefinitions_, key.size);
+  putVarint(infoDefinitions_, key.stackId);
+  putVarint(infoDefinitions_, key.function);
+  putVarint(infoDefinitions_, allocates(key.kind) ? 1 : 0);
+  return 0;  // "the next definition"
+}
+
+EventEncoder::Live* EventEncoder::findLive(uint64_t address) {
+  const size_t sets = live_.size() / kWays;
+  const size_t set = static_cast<size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> 40) & (sets - 1);
+  for (unsigned w = 0; w < kWays; ++w) {
+    Live& e = live_[set * kWays + w];
+    if (e.address == address && nextSerial_ - e.serial <= options_.allocationWindow) return &e;
+  }
+  return nullptr;
+}
+
+void EventEncoder::addLive(uint64_t address, uint64_t serial, uint64_t size) {
+  const size_t sets = live_.size() / kWays;
+  const size_t set = static_cast<size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> 40) & (sets - 1);
+  Live* victim = &live_[set * kWays];
+  for (unsigned w = 0; w < kWays; ++w) {
+    Live& e = live_[set * kWays + w];
+    if (e.address == address || e.address == 0) {
+      victim = &e;
+      break;
+    }
+    if (e.serial < victim->serial) victim = &e;
+  }
+  *victim = {address, serial, size};
+}
+
+uint64_t EventEncoder::quantize(uint64_t t) const {
+  // Rounded down to a tick counted from the origin (wrapping arithmetic: an event before
+  // the origin, which should not happen, still lands on a tick boundary).
+  const auto resolution = static_cast<int64_t>(options_.timeResolutionNs);
+  const auto offset = static_cast<int64_t>(t - options_.timeOriginNs);
+  int64_t ticks = offset / resolution;
+  if (offset < 0 && ticks * resolution != offset) --ticks;
+  return options_.timeOriginNs + static_cast<uint64_t>(ticks * resolution);
+}
+
+void EventEncoder::beginChunk() {
+  // Infos belong to their chunk: a chunk reads without the ones before it.
+  infoIds_.clear();
+  infoById_.clear();
+  definitions_ = 0;
+  infoDefinitions_.clear();
+  infoBytes_.clear();
+  timeBytes_.clear();
+  threadBytes_.clear();
+  addressBytes_.clear();
+  threads_.clear();
+  threadIndex_.clear();
+  releases_.clear();
+  count_ = 0;
+  base_ = previousTime_ = 0;
+  firstAllocation_ = nextSerial_;
+  resetCoding(coding_, firstAllocation_);
+}
+
+void EventEncoder::add(const EventRecord& e) {
+  const uint64_t t = quantize(e.timeNs);
+  if (count_++ == 0) base_ = previousTime_ = t;
+  putVarint(infoBytes_, infoId({e.kind, e.function, e.stackId, e.size}));
+  putVarint(timeBytes_, zigzag(static_cast<int64_t>(t - previousTime_) / static_cast<int64_t>(options_.timeResolutionNs)));
+  previousTime_ = t;
+  const uint64_t threadKey = static_cast<uint64_t>(e.pid) << 32 | e.tid;
+  auto [it, isNew] = threadIndex_.try_emplace(threadKey, static_cast<uint32_t>(threads_.size()));
+  if (isNew) threads_.emplace_back(e.pid, e.tid);
+  putVarint(threadBytes_, it->second);
+  ThreadCoding& tc = coding_[std::min<uint32_t>(it->second, ThreadCoding::kThreadStates - 1)];
+
+  const uint64_t a = e.address;
+  if (a == 0) {
+    putVarint(addressBytes_, 0);
+  } else if (allocates(e.kind)) {
+    uint64_t code = 0;
+    if (options_.allocationPrediction) {
+      if (tc.previousAllocation != 0 && a == tc.previousAllocation + predictedNextBlockOffset(tc.previousSize))
+        code = kAllocationPredicted;
+      else if (const int rank = releases_.rankOf(a, classKey(predictedNextBlockOffset(e.size), tc)); rank >= 0)
+        code = kAllocationReused + static_cast<uint64_t>(rank);
+    }
+    if (code == 0) code = kAllocationDelta + zigzag(static_cast<int64_t>(a - tc.previousAllocation));
+    putVarint(addressBytes_, code);
+    tc.previousAllocation = a;
+    tc.previousSize = e.size;
+    addLive(a, nextSerial_++, e.size);
+  } else {
+    Live* live = options_.releaseReferences ? findLive(a) : nullptr;
+    uint64_t blockClass = 0;
+    if (live) {
+      putVarint(addressBytes_, 2 * zigzag(static_cast<int64_t>(live->serial - tc.previousRelease)) + 1);
+      tc.previousRelease = live->serial;
+      // Only a block of this chunk has a known class: the chunk must decode alone.
+      if (live->serial >= firstAllocation_) blockClass = predictedNextBlockOffset(live->size);
+      live->address = 0;
+    } else {
+      putVarint(addressBytes_, 2 + 2 * zigzag(static_cast<int64_t>(a - tc.previousLiteral)));
+      tc.previousLiteral = a;
+    }
+    releases_.add(a, blockClass ? classKey(blockClass, tc) : 0);
+  }
+}
+
+uint64_t EventEncoder::finish(PackedEvents::Builder out) {
+  out.setCount(static_cast<uint32_t>(count_));
+  out.setFirstAllocation(firstAllocation_);
+  out.setAllocationWindow(options_.allocationWindow);
+  out.setInfos(bytes(infoDefinitions_));
+  out.setInfoTableSize(options_.maxInfos);
+  auto list = out.initThreads(static_cast<unsigned>(threads_.size()));
+  for (unsigned i = 0; i < threads_.size(); ++i) {
+    list[i].setPid(threads_[i].first);
+    list[i].setTid(threads_[i].second);
+  }
+  out.setInfo(bytes(infoBytes_));
+  out.setTime(bytes(timeBytes_));
+  if (threads_.size() > 1) out.setThread(bytes(threadBytes_));
+  out.setAddress(bytes(addressBytes_));
+  const uint64_t base = base_;
+  beginChunk();
+  return base;
+}
+
+void EventDecoder::decodeV1(Events::Reader events, uint64_t baseTimeNs, DecodedEvents& out) {
+  const auto kind = events.getKind();
+  const auto delta = events.getTimeDeltaNs();
+  const auto pid = events.getPid();
+  const auto tid = events.getTid();
+  const auto address = events.getAddress();
+  const auto size = events.getSize();
+  const auto stack = events.getStackId();
+  const auto function = events.getFunction();
+  const unsigned n = kind.size();
+  KJ_REQUIRE(delta.size() == n && pid.size() == n && tid.size() == n && address.size() == n && size.size() == n &&
+                 stack.size() == n,
+             "event columns have different lengths");
+  out.resize(n);
+  uint64_t t = baseTimeNs;
+  for (unsigned i = 0; i < n; ++i) {
+    out.kind[i] = kind[i];
+    t += static_cast<uint64_t>(delta[i]);
+    out.timeNs[i] = t;
+    out.pid[i] = pid[i];
+    out.tid[i] = tid[i];
+    out.address[i] = address[i];
+    out.size[i] = size[i];
+    out.stackId[i] = stack[i];
+    out.function[i] = i < function.size() ? function[i] : uint16_t{0};
+  }
+}
+
+void EventDecoder::decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs,
+                          DecodedEvents& out) {
+  const uint64_t resolution = std::max<uint64_t>(timeResolutionNs, 1);
+  const uint32_t n = packed.getCount();
+  VarintReader definitions(packed.getInfos());
+  const uint32_t tableSize = packed.getInfoTableSize();
+  KJ_REQUIRE(tableSize >= 1 && tableSize <= kMaxInfoId, "implausible info table");
+  // Infos belong to their chunk.
+  infos_.assign(std::min<size_t>(tableSize, n) + 1, Info{});
+  const auto threads = packed.getThreads();
+  const uint32_t window = packed.getAllocationWindow();
+  KJ_REQUIRE(window >= 1 && window <= kMaxAllocationWindow && (window & (window - 1)) == 0,
+             "implausible allocation window");
+  KJ_REQUIRE(n == 0 || threads.size() > 0, "packed events without threads");
+  const auto infoData = packed.getInfo();
+  // Every event takes at least one byte of each stream: a count larger than the streams
+  // is damage, not a reason to allocate.
+  KJ_REQUIRE(infoData.size() >= n && packed.getTime().size() >= n && packed.getAddress().size() >= n,
+             "packed event streams shorter than their count");
+  if (ring_.size() != window) ring_.assign(window, Slot{});
+  VarintReader info(infoData), timeStream(packed.getTime()), thread(packed.getThread()), address(packed.getAddress());
+  const bool oneThread = packed.getThread().size() == 0;
+  uint64_t nextDefinition = 0;
+  uint64_t time = baseTimeNs;
+  releases_.clear();
+  ReleaseHistory& releases = releases_;
+  const uint64_t firstAllocation = packed.getFirstAllocation();
+  uint64_t nextSerial = firstAllocation;
+  resetCoding(coding_, firstAllocation);
+  const uint32_t threadCount = threads.size();
+  threadTable_.resize(threadCount);
+  for (uint32_t t = 0; t < threadCount; ++t) threadTable_[t] = {threads[t].getPid(), threads[t].getTid()};
+  out.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t id = info.next();
+    if (id == 0) {
+      id = nextDefinition++ % tableSize + 1;
+      if (id >= infos_.size()) infos_.resize(id + 1);
+      Info& d = infos_[id];
+      const uint64_t kind = definitions.next();
+      KJ_REQUIRE(kind <= 0xffff, "implausible event kind");
+      d.kind = static_cast<EventKind>(kind);
+      d.size = definitions.next();
+      const uint64_t stack = definitions.next(), function = definitions.next();
+      KJ_REQUIRE(stack <= UINT32_MAX && function <= UINT16_MAX, "implausible info");
+      d.stackId = static_cast<uint32_t>(stack);
+      d.function = static_cast<uint16_t>(function);
+      d.allocates = definitions.next() != 0;
+      d.defined = true;
+    }
+    KJ_REQUIRE(id < infos_.size() && infos_[id].defined, "event refers to an undefined info (a damaged chunk before?)");
+    const Info& in = infos_[id];
+    out.kind[i] = in.kind;
+    out.size[i] = in.size;
+    out.stackId[i] = in.stackId;
+    out.function[i] = in.function;
+    time += static_cast<uint64_t>(unzigzag(timeStream.next())) * resolution;
+    out.timeNs[i] = time;
+    const uint64_t t = oneThread ? 0 : thread.next();
+    KJ_REQUIRE(t < threadCount, "thread index out of range");
+    out.pid[i] = threadTable_[t].first;
+    out.tid[i] = threadTable_[t].second;
+    ThreadCoding& tc = coding_[std::min<uint64_t>(t, ThreadCoding::kThreadStates - 1)];
+
+    const uint64_t code = address.next();
+    uint64_t a = 0;
+    if (code == 0) {
+      a = 0;
+    } else if (in.allocates) {
+      if (code == kAllocationPredicted) {
+        a = tc.previousAllocation + predictedNextBlockOffset(tc.previousSize);
+      } else if (code < kAllocationDelta) {
+        a = releases.at(static_cast<unsigned>(code - kAllocationReused), classKey(predictedNextBlockOffset(in.size), tc));
+        KJ_REQUIRE(a != 0, "allocation refers to a release that is not there");
+      } else {
+        a = tc.previousAllocation + static_cast<uint64_t>(unzigzag(code - kAllocationDelta));
+      }
+      tc.previousAllocation = a;
+      tc.previousSize = in.size;
+      if (a != 0) {
+        ring_[nextSerial & (window - 1)] = {nextSerial, a, in.size};
+        ++nextSerial;
+      }
+    } else {
+      uint64_t blockClass = 0;
+      if (code & 1) {
+        const uint64_t serial = tc.previousRelease + static_cast<uint64_t>(unzigzag(code >> 1));
+        tc.previousRelease = serial;
+        const Slot& s = ring_[serial & (window - 1)];
+        if (serial < nextSerial && nextSerial - serial <= window && s.serial == serial) {
+          a = s.address;
+          if (serial >= firstAllocation) blockClass = predictedNextBlockOffset(s.size);
+        } else {
+          a = kUnresolvedAddress;
+        }
+      } else {
+        a = tc.previousLiteral + static_cast<uint64_t>(unzigzag((code - 2) >> 1));
+        tc.previousLiteral = a;
+      }
+      releases.add(a, blockClass ? classKey(blockClass, tc) : 0);
+    }
+    out.address[i] = a;
+  }
+}
+
+}  // namespace heaptrail::schema

@@ -1,0 +1,188 @@
+// Schema version 2's event encoding (PackedEvents in trace.capnp): the writer's side keeps
+// a bounded memory of recent allocations and of (kind, size, stack, function) infos, so
+// that an event costs a few predictable bytes before compression; the reader's side
+// mirrors it and gives back every event exactly (times rounded down to the resolution).
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "schema/records.h"
+#include "schema/trace.capnp.h"
+
+namespace heaptrail::schema {
+
+// heaptrail-record's --time-resolution default. (TraceWriter's own default is 1 ns: exact.)
+inline constexpr uint64_t kDefaultTimeResolutionNs = 1'000'000;
+// Info ids a reader accepts (its table is indexed by id).
+inline constexpr uint32_t kMaxInfoId = 1u << 18;
+
+struct EncodingOptions {
+  uint64_t timeResolutionNs = 1;
+  // Times are rounded down to a multiple of the resolution counted from here (the
+  // trace's start: no event is moved before it). TraceWriter::encoding() has it.
+  uint64_t timeOriginNs = 0;
+  // Releases can name an allocation at most this many allocations back (power of 2).
+  uint32_t allocationWindow = 1u << 14;
+  // Distinct infos per chunk (ids 1..maxInfos, reused oldest first when full).
+  uint32_t maxInfos = 1u << 13;
+  // For measurements of what each idea earns (tools/bench/recode): off = every address
+  // coded as a delta from the previous one (still readable).
+  bool releaseReferences = true;
+  bool allocationPrediction = true;
+};
+
+// The events of one chunk, decoded: element i of every vector describes event i.
+struct DecodedEvents {
+  std::vector<EventKind> kind;
+  std::vector<uint64_t> timeNs;
+  std::vector<uint32_t> pid;
+  std::vector<uint32_t> tid;
+  std::vector<uint64_t> address;
+  std::vector<uint64_t> size;
+  std::vector<uint32_t> stackId;
+  std::vector<uint16_t> function;
+  size_t count() const { return kind.size(); }
+  void resize(size_t n);
+};
+
+// An address a release referred to that is no longer known (its chunk was damaged):
+// never a real block, so the replay counts a free of an unknown address.
+inline constexpr uint64_t kUnresolvedAddress = ~uint64_t{0};
+
+// The releases of a chunk so far, by the size class of the block each released (when it
+// is known): an allocator hands a block just given back to the next request of the same
+// class (glibc's tcache and fastbins are LIFO per class). The last kMaxRank of each class
+// are kept, the same way by the encoder and the decoder.
+class ReleaseHistory {
+ public:
+  static constexpr unsigned kMaxRank = 64;
+  void clear() { classes_.clear(); }
+  void add(uint64_t address, uint64_t blockClass);
+  // Rank of `address` among the latest releases of class `blockClass`, or -1.
+  int rankOf(uint64_t address, uint64_t blockClass) const;
+  // The address at `rank` among the latest releases of class `blockClass`, 0 if none.
+  uint64_t at(unsigned rank, uint64_t blockClass) const;
+
+ private:
+  struct Class {
+    std::vector<uint64_t> addresses;  // a ring of up to kMaxRank, oldest overwritten
+    uint64_t count = 0;
+  };
+  std::unordered_map<uint64_t, Class> classes_;
+};
+
+// What the address coding predicts from, per thread of a chunk (allocators keep per-thread
+// caches and arenas): the first kThreadStates threads of a chunk have their own, the
+// others share the last.
+struct ThreadCoding {
+  static constexpr unsigned kThreadStates = 64;
+  uint64_t previousAllocation = 0, previousSize = 0, previousLiteral = 0, previousRelease = 0;
+  unsigned index = 0;  // which state: releases of a class are kept per state too
+};
+
+// Encodes events one at a time as they are added (a chunk holds its encoded streams, a
+// few bytes per event, not the events), remembering across chunks only a bounded table
+// of recent allocations.
+class EventEncoder {
+ public:
+  explicit EventEncoder(EncodingOptions options = {});
+  void add(const EventRecord& event);
+  size_t count() const { return count_; }
+  // Writes the chunk's packed events, starts the next chunk; returns Chunk.baseTimeNs.
+  uint64_t finish(PackedEvents::Builder out);
+  const EncodingOptions& options() const { return options_; }
+  // Bytes of memory the encoder holds (bounded by the options and the chunk's events).
+  size_t memoryBytes() const;
+
+ private:
+  struct InfoKey {
+    EventKind kind;
+    uint16_t function;
+    uint32_t stackId;
+    uint64_t size;
+    bool operator==(const InfoKey&) const = default;
+  };
+  struct InfoHash {
+    size_t operator()(const InfoKey& k) const;
+  };
+  struct Live {
+    uint64_t address = 0;
+    uint64_t serial = 0;
+    uint64_t size = 0;
+  };
+  uint32_t infoId(const InfoKey& key);
+  Live* findLive(uint64_t address);
+  void addLive(uint64_t address, uint64_t serial, uint64_t size);
+  uint64_t quantize(uint64_t timeNs) const;
+  void beginChunk();
+
+  EncodingOptions options_;
+  std::vector<Live> live_;  // 4-way sets of recent allocations (across chunks)
+  uint64_t nextSerial_ = 0;
+  // This chunk's state.
+  std::unordered_map<InfoKey, uint32_t, InfoHash> infoIds_;
+  std::vector<InfoKey> infoById_;  // index id - 1
+  uint64_t definitions_ = 0;       // the next id is definitions_ % maxInfos + 1
+  std::vector<uint8_t> infoDefinitions_, infoBytes_, timeBytes_, threadBytes_, addressBytes_;
+  std::vector<std::pair<uint32_t, uint32_t>> threads_;
+  std::unordered_map<uint64_t, uint32_t> threadIndex_;
+  ReleaseHistory releases_;
+  ThreadCoding coding_[ThreadCoding::kThreadStates];
+  size_t count_ = 0;
+  uint64_t base_ = 0, previousTime_ = 0;
+  uint64_t firstAllocation_ = 0;
+};
+
+class EventDecoder {
+ public:
+  // Decodes `packed` into `out` (replacing its content). Throws kj::Exception when the
+  // streams are malformed.
+  void decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs, DecodedEvents& out);
+  // Version 1's columns.
+  static void decodeV1(Events::Reader events, uint64_t baseTimeNs, DecodedEvents& out);
+
+ private:
+  struct Info {
+    EventKind kind = EventKind::MALLOC;
+    uint16_t function = 0;
+    uint32_t stackId = 0;
+    uint64_t size = 0;
+    bool allocates = false;
+    bool defined = false;
+  };
+  struct Slot {
+    uint64_t serial = ~uint64_t{0};
+    uint64_t address = 0;
+    uint64_t size = 0;
+  };
+  std::vector<Info> infos_;  // by id
+  std::vector<Slot> ring_;   // recent allocations by serial
+  ReleaseHistory releases_;
+  ThreadCoding coding_[ThreadCoding::kThreadStates];
+  std::vector<std::pair<uint32_t, uint32_t>> threadTable_;  // this chunk's (pid, tid)
+};
+
+// Appends `v` as a LEB128 varint.
+inline void putVarint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+inline uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+// glibc's chunk for a request of `size` bytes: where the next block carved from the top
+// of the same heap starts, relative to this one.
+inline uint64_t predictedNextBlockOffset(uint64_t size) {
+  const uint64_t chunk = (size + 8 + 15) & ~uint64_t{15};
+  return chunk < 32 ? 32 : chunk;
+}
+
+}  // namespace heaptrail::schema
