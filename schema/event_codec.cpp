@@ -310,6 +310,7 @@ void EventDecoder::decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint
   KJ_REQUIRE(window >= 1 && window <= kMaxAllocationWindow && (window & (window - 1)) == 0,
              "implausible allocation window");
   KJ_REQUIRE(n == 0 || threads.size() > 0, "packed events without threads");
+  KJ_REQUIRE(n <= kMaxChunkEvents, "more events in a chunk than a reader accepts");
   const auto infoData = packed.getInfo();
   // Every event takes at least one byte of each stream: a count larger than the streams
   // is damage, not a reason to allocate.

@@ -20,6 +20,10 @@ namespace heaptrail::schema {
 inline constexpr uint64_t kDefaultTimeResolutionNs = 1'000'000;
 // Info ids a reader accepts (its table is indexed by id).
 inline constexpr uint32_t kMaxInfoId = 1u << 18;
+// Events a reader accepts in one chunk (16x what heaptrail-record writes): decoded events
+// take ~45 bytes each, so a crafted chunk of one-byte varints cannot make the reader
+// allocate more than ~45 MiB for them.
+inline constexpr uint32_t kMaxChunkEvents = 1u << 20;
 
 struct EncodingOptions {
   uint64_t timeResolutionNs = 1;
