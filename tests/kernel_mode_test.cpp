@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <chrono>
 #include <functional>
 #include <set>
 #include <thread>
 
+#include "analyzer/cli.h"
 #include "analyzer/kernel_frames.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
@@ -154,6 +157,36 @@ TEST_F(KernelModeTest, OutstandingKernelObjectsOfAProcessWithTheirSyscallPaths) 
   const auto userFrame = std::find_if(pipeGroup->stack.frames.begin(), pipeGroup->stack.frames.end(),
                                       [](const analyzer::Frame& f) { return f.module.find("libc.so") != std::string::npos; });
   EXPECT_NE(userFrame, pipeGroup->stack.frames.end()) << "the user stack follows the kernel stack";
+}
+
+// Every report format on a kernel recording: the syscall path of the pipes, without the
+// tracing machinery's frames (the BPF program, bpf_trace_run*).
+TEST_F(KernelModeTest, EveryReportFormatShowsTheKernelPaths) {
+  const uint32_t pid = recordSample({}, true);
+  const auto run = [&](std::vector<std::string> args) {
+    std::ostringstream out, err;
+    const int code = analyzer::heaptrailMain(args, out, err);
+    EXPECT_EQ(code, 0) << err.str();
+    return out.str();
+  };
+  const std::string trace = output().string(), p = std::to_string(pid);
+  for (const std::string format : {"text", "json", "folded", "html"}) {
+    SCOPED_TRACE(format);
+    const std::string out = run({"analyze", trace, "--pid", p, "--top", "0", "--format", format});
+    EXPECT_NE(out.find("alloc_pipe_info"), std::string::npos) << out.substr(0, 2000);
+    EXPECT_EQ(out.find("bpf_trace_run"), std::string::npos) << out.substr(0, 2000);
+    EXPECT_EQ(out.find("_einittext"), std::string::npos) << out.substr(0, 2000);
+  }
+  const std::string folded = run({"analyze", trace, "--pid", p, "--top", "0", "--format", "folded"});
+  EXPECT_NE(folded.find("do_syscall_64;"), std::string::npos) << "root first: " << folded.substr(0, 2000);
+  const auto pprof = output().parent_path() / "k.pb.gz";
+  run({"analyze", trace, "--pid", p, "--format", "pprof", "-o", pprof.string()});
+  std::ifstream in(pprof, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GT(bytes.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(bytes[0]), 0x1fu) << "gzip";
+  const std::string diff = run({"diff", trace, trace, "--pid", p});
+  EXPECT_EQ(diff.find("bpf_trace_run"), std::string::npos) << diff.substr(0, 2000);
 }
 
 TEST_F(KernelModeTest, WholeMachineFilteredByPidAndAge) {
