@@ -30,7 +30,8 @@ class KernelSession {
   KernelSession(const RecordOptions& options, schema::TraceWriter& writer)
       : options_(options), writer_(writer), kernel_(options, stacks_, chunk_, summary_, -1) {}
 
-  RecordSummary run(const std::function<void(const RecordSummary&)>& onStarted);
+  RecordSummary run(const std::function<void(const RecordSummary&)>& onStarted,
+                    const std::function<void(const RecordSummary&)>& onProgress);
 
  private:
   void flush(bool sync) {
@@ -57,7 +58,8 @@ class KernelSession {
   std::array<uint64_t, HT_KIND_COUNT> lostWritten_{};
 };
 
-RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>& onStarted) {
+RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>& onStarted,
+                                 const std::function<void(const RecordSummary&)>& onProgress) {
   summary_.output = writer_.path();
   summary_.pid = 0;
   StopSignals signals;
@@ -87,7 +89,16 @@ RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>
       if (now - lastFlush >= kFlushIntervalNs || chunk_.eventCount() >= kMaxChunkEvents) {
         const bool timed = now - lastFlush >= kFlushIntervalNs;
         flush(timed);
-        if (timed) lastFlush = now;
+        if (timed) {
+          lastFlush = now;
+          if (onProgress) {
+            RecordSummary progress = summary_;
+            progress.durationNs = now - start;
+            progress.bytesWritten = writer_.bytesWritten();
+            for (uint64_t n : kernel_.lostCounts()) progress.lost += n;
+            onProgress(progress);
+          }
+        }
       }
     }
     drain();
@@ -109,7 +120,8 @@ RecordSummary KernelSession::run(const std::function<void(const RecordSummary&)>
 }  // namespace
 
 RecordSummary runKernelRecording(const RecordOptions& options,
-                                 const std::function<void(const RecordSummary&)>& onStarted) {
+                                 const std::function<void(const RecordSummary&)>& onStarted,
+                                 const std::function<void(const RecordSummary&)>& onProgress) {
   // Created as every trace is (output_file.h); abandoned unless the recording starts.
   OutputFile output =
       OutputFile::open(options.output.empty() ? std::filesystem::path("heaptrail-kernel.htr") : options.output);
@@ -123,7 +135,7 @@ RecordSummary runKernelRecording(const RecordOptions& options,
   return session.run([&](const RecordSummary& started) {
     output.commit();
     if (onStarted) onStarted(started);
-  });
+  }, onProgress);
 }
 
 }  // namespace heaptrail::recorder

@@ -97,7 +97,8 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("kernel", "record the kernel's allocations (kmalloc, kmem_cache, pages, per-CPU) of every process, alone or beside -p / -- COMMAND")
       ("kernel-events", po::value<std::string>(&kernelEvents), "with --kernel: which of kmalloc,cache,page,percpu to record (default: all)")
       ("kernel-stack-depth", po::value<unsigned>(&kernelStackDepth), "with --kernel: kernel stack frames per allocation (1-64, default 32)")
-      ("verbose,v", "print libbpf diagnostics and progress");
+      ("verbose,v", "print libbpf diagnostics and progress")
+      ("quiet,q", "no live status line (on a terminal it shows elapsed time, events, rate, bytes written and lost events, once a second)");
 
   // Not in --help: for the tests and benchmarks that compare probe sites.
   std::string probeSites = "cheap";
@@ -117,6 +118,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       return result;
     }
     options.verbose = vm.count("verbose") > 0;
+    options.quiet = vm.count("quiet") > 0;
     options.followForks = vm.count("follow-forks") > 0;
     options.releaseStacks = vm.count("release-stacks") > 0;
     if (probeSites != "cheap" && probeSites != "entry") throw po::error("--probe-sites must be cheap or entry");

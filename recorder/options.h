@@ -28,6 +28,7 @@ struct RecordOptions {
   bool followForks = false;
   bool releaseStacks = false;
   bool verbose = false;
+  bool quiet = false;  // no live status line
   bool entryProbes = false;  // hidden --probe-sites=entry: probe first instructions (tests, benchmarks)
   // --kernel: kernel allocations (recorder/kernel_*), alone or beside -p / -- cmd.
   bool kernel = false;

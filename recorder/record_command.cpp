@@ -1,5 +1,7 @@
 #include "recorder/record_command.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -8,6 +10,7 @@
 #include "common/units.h"
 #include "recorder/allocator_probes.h"
 #include "recorder/bundle.h"
+#include "recorder/live_status.h"
 #include "recorder/options.h"
 #include "recorder/recording_session.h"
 
@@ -76,6 +79,7 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
       break;
   }
   configureLibbpfLogging(parsed.options.verbose);
+  LiveStatus status(STDERR_FILENO, !parsed.options.quiet && ::isatty(STDERR_FILENO));
   try {
     const RecordSummary s = runRecording(parsed.options, [&](const RecordSummary& started) {
       if (started.pid == 0)
@@ -84,7 +88,8 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
       else
         std::cerr << program << ": recording pid " << started.pid << (parsed.options.kernel ? " and kernel allocations" : "")
                   << " into " << outputName(started.output) << "; Ctrl-C to stop\n";
-    });
+    }, [&](const RecordSummary& progress) { status.update(progress); });
+    status.clear();
     printSummary(std::cerr, program, s);
     if (s.endReason == schema::EndReason::ERROR) {
       std::cerr << program << ": error: " << s.error << " (the trace is readable up to this point)\n";
@@ -92,6 +97,7 @@ int recordMain(const std::vector<std::string>& args, const std::string& program)
     }
     return 0;
   } catch (const std::exception& e) {
+    status.clear();
     std::cerr << program << ": error: " << e.what() << "\n";
     return 1;
   }

@@ -64,14 +64,15 @@ class Session {
  public:
   Session(const RecordOptions& options, TargetProcess target, AllocatorObjects allocators,
           schema::TraceWriter& writer, OutputFile& output, StopSignals& signals,
-          std::function<void(const RecordSummary&)> onStarted)
+          std::function<void(const RecordSummary&)> onStarted, std::function<void(const RecordSummary&)> onProgress)
       : options_(options),
         target_(std::move(target)),
         allocators_(std::move(allocators)),
         writer_(writer),
         output_(output),
         signals_(signals),
-        onStarted_(std::move(onStarted)) {}
+        onStarted_(std::move(onStarted)),
+        onProgress_(std::move(onProgress)) {}
 
   RecordSummary run();
 
@@ -104,6 +105,7 @@ class Session {
   OutputFile& output_;
   StopSignals& signals_;
   std::function<void(const RecordSummary&)> onStarted_;
+  std::function<void(const RecordSummary&)> onProgress_;
   std::vector<FunctionSpec> specs_;
   std::vector<schema::FunctionRecord> hooked_;
   std::set<std::string> lateAllocators_;  // allocator libraries warned about
@@ -449,6 +451,13 @@ RecordSummary Session::run() {
         if (timed) {
           lastFlush = now;
           probes_->forgetExitedThreads();
+          if (onProgress_) {
+            RecordSummary progress = summary_;
+            progress.durationNs = now - startNs_;
+            progress.bytesWritten = writer_.bytesWritten();
+            for (uint64_t n : lostCounts()) progress.lost = common::saturatingAdd(progress.lost, n);
+            onProgress_(progress);
+          }
         }
       }
     }
@@ -473,9 +482,11 @@ RecordSummary Session::run() {
 
 }  // namespace
 
-RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted) {
+RecordSummary runRecording(const RecordOptions& options, const std::function<void(const RecordSummary&)>& onStarted,
+                           const std::function<void(const RecordSummary&)>& onProgress) {
   checkPrivilegesAndKernel();
-  if (options.kernel && !options.pid && options.command.empty()) return runKernelRecording(options, onStarted);
+  if (options.kernel && !options.pid && options.command.empty())
+    return runKernelRecording(options, onStarted, onProgress);
   // First, before anything could block: Ctrl-C works from here on (stop_signals.h).
   StopSignals signals;
   LaunchOptions launch;
@@ -506,7 +517,7 @@ RecordSummary runRecording(const RecordOptions& options, const std::function<voi
     throw RecordError(e.what());
   }
   writer->setInterruptFd(signals.fd());
-  Session session(options, std::move(target), std::move(allocators), *writer, output, signals, onStarted);
+  Session session(options, std::move(target), std::move(allocators), *writer, output, signals, onStarted, onProgress);
   return session.run();
 }
 

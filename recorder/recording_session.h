@@ -38,11 +38,15 @@ struct RecordSummary {
 // with a footer that says so. A started command does not outlive the recording.
 // `onStarted` is called once everything is attached and the target runs (output and
 // pid of the summary are set then).
+// `onProgress`, when given, is called about once a second while recording with the
+// counts so far (durationNs, events, bytesWritten, lost).
 RecordSummary runRecording(const RecordOptions& options,
-                           const std::function<void(const RecordSummary&)>& onStarted = {});
+                           const std::function<void(const RecordSummary&)>& onStarted = {},
+                           const std::function<void(const RecordSummary&)>& onProgress = {});
 
 // Kernel allocations alone (--kernel without -p or -- cmd): recorder/kernel_session.cpp.
 RecordSummary runKernelRecording(const RecordOptions& options,
-                                 const std::function<void(const RecordSummary&)>& onStarted);
+                                 const std::function<void(const RecordSummary&)>& onStarted,
+                                 const std::function<void(const RecordSummary&)>& onProgress = {});
 
 }  // namespace heaptrail::recorder

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include "recorder/live_status.h"
 #include "recorder/options.h"
 #include "recorder/proc_maps.h"
 
@@ -115,3 +117,44 @@ TEST(ProcMaps, ParsesLines) {
 
 }  // namespace
 }  // namespace heaptrail::recorder
+
+TEST(RecordOptions, QuietSilencesTheLiveStatus) {
+  EXPECT_FALSE(heaptrail::recorder::parseRecordOptions({"-p", "1"}, "heaptrail-record").options.quiet);
+  EXPECT_TRUE(heaptrail::recorder::parseRecordOptions({"-q", "-p", "1"}, "heaptrail-record").options.quiet);
+  EXPECT_TRUE(heaptrail::recorder::parseRecordOptions({"--quiet", "-p", "1"}, "heaptrail-record").options.quiet);
+}
+
+// The live line: one line rewritten in place, the lost count in bold red once any are
+// lost, nothing at all when disabled (not a terminal, or --quiet), erased before the summary.
+TEST(LiveStatus, WritesOneLineInPlaceAndErasesIt) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  heaptrail::recorder::RecordSummary p;
+  p.events = 5000;
+  p.durationNs = 2'000'000'000;
+  p.bytesWritten = 3 << 20;
+  {
+    heaptrail::recorder::LiveStatus off(fds[1], false);
+    off.update(p);
+  }
+  {
+    heaptrail::recorder::LiveStatus on(fds[1], true);
+    on.update(p);
+    p.events = 8000;
+    p.durationNs = 3'000'000'000;
+    p.lost = 7;
+    on.update(p);
+    on.clear();
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  EXPECT_EQ(out.find('\n'), std::string::npos) << "never a new line: " << out;
+  EXPECT_EQ(out.rfind("\r\033[K", 0), 0u) << out;
+  EXPECT_NE(out.find("5000 events (2500/s), 3.0 MiB written, 0 lost"), std::string::npos) << out;
+  EXPECT_NE(out.find("8000 events (3000/s)"), std::string::npos) << "the rate is of the last interval: " << out;
+  EXPECT_NE(out.find("\033[1;31m7 lost\033[0m"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\r\033[K")) << "erased before the summary";
+}
