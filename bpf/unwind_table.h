@@ -1,0 +1,78 @@
+/* Unwind tables compiled from call-frame information (recorder/unwind/), and the
+ * per-process lookup of the mappings that use them: the layout shared by the BPF walker
+ * (unwind_cfi.h) and the recorder, libbpf-tools style.
+ *
+ * A table belongs to one ELF file (one per build-id). It is a sorted array of rows;
+ * a row holds from its pc up to the next row's pc, and says for x86-64 how the caller's
+ * frame is found there:
+ *   CFA (the stack pointer before the call) = rsp + offset | rbp + offset,
+ *   the return address at CFA - 8,
+ *   the caller's rbp unchanged or saved at CFA - 8 * n.
+ * Row pcs are ELF virtual addresses minus the table's base (the lowest address of the
+ * file's executable segments), so that they fit 32 bits. */
+#ifndef HEAPTRAIL_UNWIND_TABLE_H
+#define HEAPTRAIL_UNWIND_TABLE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* How the CFA is computed at a row (bits 0-1 of the rule). */
+#define HT_CFA_RSP 0u
+#define HT_CFA_RBP 1u
+/* The outermost frame (the return address is undefined: _start, thread starts): the
+ * stack is complete here. */
+#define HT_CFA_STOP 2u
+/* Nothing the walker can follow: no CFI for this pc, a DWARF expression (PLT entries,
+ * signal frames), a register other than rsp/rbp: the stack stops, incomplete. */
+#define HT_CFA_UNSUPPORTED 3u
+
+/* Where the caller's rbp is (bits 2-11): unchanged, saved at CFA - 8 * n (1 <= n <
+ * HT_RBP_UNKNOWN), or not recoverable. */
+#define HT_RBP_UNCHANGED 0u
+#define HT_RBP_UNKNOWN 1023u
+/* Bits 12-31: the CFA offset in bytes. */
+#define HT_CFA_OFFSET_LIMIT (1u << 20)
+
+#define HT_RULE(cfa_kind, cfa_offset, rbp_slots)                                           \
+	((__u32)(cfa_kind) | ((__u32)(rbp_slots) << 2) | ((__u32)(cfa_offset) << 12))
+#define HT_RULE_CFA_KIND(rule) ((rule) & 3u)
+#define HT_RULE_RBP_SLOTS(rule) (((rule) >> 2) & 1023u)
+#define HT_RULE_CFA_OFFSET(rule) ((rule) >> 12)
+
+struct ht_unwind_row {
+	__u32 pc;   /* ELF virtual address - table base */
+	__u32 rule; /* HT_RULE */
+};
+
+/* Binary search steps per frame: tables hold at most 2^HT_UNWIND_SEARCH_STEPS rows. */
+#define HT_UNWIND_SEARCH_STEPS 22
+#define HT_UNWIND_MAX_ROWS (1u << HT_UNWIND_SEARCH_STEPS)
+/* Tables loaded at once (the outer array's size). */
+#define HT_UNWIND_MAX_TABLES 4096
+
+/* What the walker does in an executable mapping (ht_unwind_mapping.kind). */
+#define HT_MAPPING_TABLE 1u        /* unwind with table `table` */
+#define HT_MAPPING_FRAME_POINTER 2u /* no CFI in the file (or --stack-mode fp): frame pointers */
+
+/* Key of the pid -> mapping lookup, an LPM trie: pid and address big-endian, so that an
+ * address range splits into a few prefixes. prefixlen counts the pid's 32 bits too. */
+struct ht_mapping_key {
+	__u32 prefixlen;
+	__u32 pid_be;
+	__u64 address_be;
+};
+
+struct ht_unwind_mapping {
+	__u64 bias;  /* row pc = address - bias */
+	__u32 kind;  /* HT_MAPPING_* */
+	__u32 table; /* index in the table array (HT_MAPPING_TABLE) */
+	__u32 rows;  /* rows in that table */
+	__u32 reserved;
+};
+
+/* Bit 31 of an event's stack_bytes: the walk stopped before the outermost frame (a pc
+ * without a table or mapping, a rule it cannot follow, an unreadable stack). */
+#define HT_STACK_INCOMPLETE (1u << 31)
+
+#endif

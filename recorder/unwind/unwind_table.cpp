@@ -1,0 +1,131 @@
+#include "recorder/unwind/unwind_table.h"
+
+#include <gelf.h>
+#include <libelf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <span>
+
+#include "common/build_id.h"
+#include "recorder/unwind/call_frames.h"
+
+namespace heaptrail::recorder::unwind {
+namespace {
+
+using ElfHandle = std::unique_ptr<Elf, decltype(&elf_end)>;
+constexpr uint32_t kGapRule = HT_RULE(HT_CFA_UNSUPPORTED, 0, 0);
+
+struct Section {
+  std::span<const uint8_t> bytes;
+  uint64_t vaddr = 0;
+};
+
+std::optional<Section> findSection(Elf* elf, const char* wanted) {
+  size_t names = 0;
+  if (elf_getshdrstrndx(elf, &names) != 0) return std::nullopt;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS) continue;
+    const char* name = elf_strptr(elf, names, shdr.sh_name);
+    if (!name || std::strcmp(name, wanted) != 0) continue;
+    // Compressed sections (SHF_COMPRESSED .debug_frame) are not read: the table would
+    // need zlib on the device for a section that .eh_frame almost always replaces.
+    if (shdr.sh_flags & SHF_COMPRESSED) return std::nullopt;
+    Elf_Data* data = elf_rawdata(scn, nullptr);
+    if (!data || !data->d_buf || data->d_size == 0) return std::nullopt;
+    return Section{{static_cast<const uint8_t*>(data->d_buf), data->d_size}, shdr.sh_addr};
+  }
+  return std::nullopt;
+}
+
+// Flattens the functions into sorted rows: later functions win where two overlap, a
+// gap row ends every covered range not followed directly by the next one, and
+// consecutive rows with the same rule are merged.
+std::vector<ht_unwind_row> flatten(std::vector<FrameFunction> functions, uint64_t base) {
+  std::stable_sort(functions.begin(), functions.end(),
+                   [](const FrameFunction& a, const FrameFunction& b) { return a.start < b.start; });
+  std::vector<FrameRow> flat;
+  for (size_t i = 0; i < functions.size(); ++i) {
+    const FrameFunction& fn = functions[i];
+    if (fn.start < base) continue;
+    while (!flat.empty() && flat.back().pc >= fn.start) flat.pop_back();
+    for (const FrameRow& row : fn.rows) flat.push_back(row);
+    const bool nextAdjacent = i + 1 < functions.size() && functions[i + 1].start == fn.end;
+    if (!nextAdjacent) flat.push_back({fn.end, kGapRule});
+  }
+  std::vector<ht_unwind_row> rows;
+  rows.reserve(flat.size());
+  for (const FrameRow& row : flat) {
+    const uint64_t pc = row.pc - base;
+    if (pc > UINT32_MAX) break;
+    if (!rows.empty() && rows.back().rule == row.rule) continue;
+    if (!rows.empty() && rows.back().pc == pc) {
+      rows.back().rule = row.rule;
+      continue;
+    }
+    rows.push_back({static_cast<uint32_t>(pc), row.rule});
+  }
+  if (rows.size() > HT_UNWIND_MAX_ROWS) rows.clear();
+  return rows;
+}
+
+}  // namespace
+
+uint32_t UnwindTable::ruleAt(uint64_t vaddr) const {
+  if (vaddr < base || vaddr - base > UINT32_MAX) return kGapRule;
+  const uint32_t pc = static_cast<uint32_t>(vaddr - base);
+  auto it = std::upper_bound(rows.begin(), rows.end(), pc,
+                             [](uint32_t value, const ht_unwind_row& row) { return value < row.pc; });
+  if (it == rows.begin()) return kGapRule;
+  return std::prev(it)->rule;
+}
+
+std::optional<uint64_t> UnwindTable::biasFor(uint64_t start, uint64_t fileOffset) const {
+  for (const Segment& s : segments) {
+    if (fileOffset < s.fileOffset || fileOffset >= s.fileOffset + s.fileSize) continue;
+    const uint64_t vaddrAtStart = s.vaddr + (fileOffset - s.fileOffset);
+    return start - vaddrAtStart + base;
+  }
+  return std::nullopt;
+}
+
+UnwindTable compileUnwindTable(int fd) {
+  UnwindTable table;
+  if (elf_version(EV_CURRENT) == EV_NONE || fd < 0) return table;
+  ElfHandle elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr), elf_end);
+  if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return table;
+  GElf_Ehdr ehdr;
+  if (!gelf_getehdr(elf.get(), &ehdr) || ehdr.e_machine != EM_X86_64 || ehdr.e_ident[EI_CLASS] != ELFCLASS64)
+    return table;
+  table.buildId = common::buildIdOf(elf.get());
+
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf.get(), &phnum) != 0) return table;
+  for (size_t i = 0; i < phnum; ++i) {
+    GElf_Phdr phdr;
+    if (!gelf_getphdr(elf.get(), static_cast<int>(i), &phdr)) continue;
+    if (phdr.p_type == PT_LOAD && (phdr.p_flags & PF_X))
+      table.segments.push_back({phdr.p_vaddr, phdr.p_offset, phdr.p_filesz});
+  }
+  if (table.segments.empty()) return table;
+  table.base = std::min_element(table.segments.begin(), table.segments.end(), [](const auto& a, const auto& b) {
+                 return a.vaddr < b.vaddr;
+               })->vaddr;
+
+  FrameSection kind = FrameSection::EhFrame;
+  auto section = findSection(elf.get(), ".eh_frame");
+  if (!section) {
+    section = findSection(elf.get(), ".debug_frame");
+    kind = FrameSection::DebugFrame;
+  }
+  if (!section) return table;
+  DecodedFrames decoded = decodeCallFrames(section->bytes, section->vaddr, kind);
+  table.malformedEntries = decoded.malformedEntries;
+  table.rows = flatten(std::move(decoded.functions), table.base);
+  if (!table.rows.empty()) table.source = kind == FrameSection::EhFrame ? FrameSource::EhFrame : FrameSource::DebugFrame;
+  return table;
+}
+
+}  // namespace heaptrail::recorder::unwind
