@@ -219,6 +219,26 @@ TEST(KernelReplay, HiddenSymbolsAndTracingFramesAreSaid) {
   EXPECT_EQ(frames[1].offset, 0x310u);
 }
 
+// Where the stand-in vmlinux has `widget_alloc` and its first executable segment (no
+// `_text` in a user-space ELF: the recorder's textStart is matched with that segment),
+// as binutils says.
+struct VmlinuxLayout {
+  uint64_t widget, textSegment;
+};
+std::string commandOutput(const std::string& command) {
+  std::array<char, 256> buf{};
+  std::string out;
+  std::unique_ptr<FILE, decltype(&pclose)> p(popen(command.c_str(), "r"), pclose);
+  while (p && fgets(buf.data(), buf.size(), p.get())) out += buf.data();
+  return out;
+}
+VmlinuxLayout fakeVmlinuxLayout(const std::filesystem::path& vmlinux) {
+  const auto run = commandOutput;
+  return {std::stoull(run("nm " + vmlinux.string() + " | awk '$3==\"widget_alloc\"{print $1}'"), nullptr, 16),
+          std::stoull(run("readelf -lW " + vmlinux.string() + " | awk '$1==\"LOAD\" && / E / {print $3; exit}'"),
+                      nullptr, 16)};
+}
+
 // file:line of kernel frames from a vmlinux found by build-id (under a --debug-dir, in the
 // .build-id layout) or given with --vmlinux, across a KASLR shift; checked against
 // binutils' addr2line on the same ELF.
@@ -231,21 +251,10 @@ TEST(KernelReplay, VmlinuxGivesFileAndLineAcrossKaslr) {
     return symbolizer.resolve(module, offset);
   };
 
-  // Where the ELF has `widget_alloc` and its first executable segment (no `_text` in a
-  // user-space ELF: the recorder's textStart is matched with that segment).
-  const auto run = [](const std::string& command) {
-    std::array<char, 256> buf{};
-    std::string out;
-    std::unique_ptr<FILE, decltype(&pclose)> p(popen(command.c_str(), "r"), pclose);
-    while (p && fgets(buf.data(), buf.size(), p.get())) out += buf.data();
-    return out;
-  };
-  const uint64_t widget = std::stoull(run("nm " + vmlinux.string() + " | awk '$3==\"widget_alloc\"{print $1}'"), nullptr, 16);
-  const uint64_t textSegment =
-      std::stoull(run("readelf -lW " + vmlinux.string() + " | awk '$1==\"LOAD\" && / E / {print $3; exit}'"), nullptr, 16);
+  const auto [widget, textSegment] = fakeVmlinuxLayout(vmlinux);
   const uint64_t kaslr = 0xffffffff80000000ull;  // running address - ELF address
   const uint64_t returnAddress = widget + kaslr + 9;
-  const std::string expected = run("addr2line -e " + vmlinux.string() + " " + common::hexNumber(widget + 8));
+  const std::string expected = commandOutput("addr2line -e " + vmlinux.string() + " " + common::hexNumber(widget + 8));
   const auto colon = expected.rfind(':');
   ASSERT_NE(colon, std::string::npos);
 
@@ -307,16 +316,7 @@ TEST(KernelReplay, VmlinuxFromDebuginfodServer) {
   const analyzer::FrameResolver resolver = [&](const symbols::ModuleRef& module, uint64_t offset) {
     return symbolizer.resolve(module, offset);
   };
-  const auto run = [](const std::string& command) {
-    std::array<char, 256> buf{};
-    std::string out;
-    std::unique_ptr<FILE, decltype(&pclose)> p(popen(command.c_str(), "r"), pclose);
-    while (p && fgets(buf.data(), buf.size(), p.get())) out += buf.data();
-    return out;
-  };
-  const uint64_t widget = std::stoull(run("nm " + vmlinux.string() + " | awk '$3==\"widget_alloc\"{print $1}'"), nullptr, 16);
-  const uint64_t textSegment =
-      std::stoull(run("readelf -lW " + vmlinux.string() + " | awk '$1==\"LOAD\" && / E / {print $3; exit}'"), nullptr, 16);
+  const auto [widget, textSegment] = fakeVmlinuxLayout(vmlinux);
   const uint64_t kaslr = 0xffffffff80000000ull;
   const auto path = dir.path() / "v.htr";
   KernelTrace t(path, {{textSegment + kaslr, "_text"}, {widget + kaslr, "widget_alloc"}}, id, textSegment + kaslr);
