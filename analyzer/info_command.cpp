@@ -76,6 +76,12 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
       << ", max size " << sizeOrNone(o.getMaxSize(), "none") << ", stack depth " << o.getStackDepth()
       << ", ring buffer " << common::formatBytes(o.getRingBufferBytes()) << ", duration "
       << (o.getDurationNs() == 0 ? std::string("none") : common::formatDuration(o.getDurationNs())) << "\n";
+  // Traces of recorders before stack modes walked frame pointers.
+  out << "stack mode:       " << (o.getStackMode().size() == 0 ? std::string("fp (recorded before stack modes)") : safe(o.getStackMode()));
+  if (footer && footer->unwindTables > 0)
+    out << "; unwind tables of " << footer->unwindTables << " files, " << common::formatBytes(footer->unwindTableBytes)
+        << " (BPF maps " << common::formatBytes(footer->unwindMapBytes) << ")";
+  out << "\n";
   out << "probed functions:";
   for (auto f : o.getProbedFunctions()) out << " " << safe(f);
   out << "\n";
@@ -139,7 +145,10 @@ void printInfo(std::ostream& out, schema::TraceReader& reader, const Replay& rep
   for (const auto& kind : schema::kEventKinds)
     if (const uint64_t n = stats.eventsByKind[static_cast<size_t>(kind.kind)]) out << "  " << kind.name << ": " << n << "\n";
   if (stats.unknownKindEvents > 0) out << "  unknown kinds: " << stats.unknownKindEvents << "\n";
-  out << "stacks:           " << stats.stacksDefined << "\n";
+  out << "stacks:           " << stats.stacksDefined;
+  if (stats.stacksIncomplete > 0)
+    out << " (" << stats.stacksIncomplete << " incomplete: the walk stopped before the outermost frame)";
+  out << "\n";
 
   uint64_t lostTotal = stats.lostUnknownKind;
   std::ostringstream lost;

@@ -120,6 +120,7 @@ void to_json(Json& j, const LeakGroup& leak) {
            {"frames", frameList(leak.stack)}};
   // Present only where known: traces without thread names or kernel memory read as before.
   if (!leak.comm.empty()) j["comm"] = leak.comm;
+  if (leak.stack.incomplete) j["stack_incomplete"] = true;
   if (leak.kernel) {
     j["kernel"] = true;
     j["family"] = leak.family;

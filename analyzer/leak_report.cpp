@@ -25,6 +25,7 @@ class StackResolver {
     out.stackId = stackId;
     const auto view = replay_.stack(stackId);
     out.known = view.defined;
+    out.incomplete = view.incomplete;
     const size_t skip = kernel_ ? kernel_->machineryFrames(view.frames) : 0;
     for (const uint64_t address : view.frames.subspan(skip)) out.frames.push_back(frame(address, view.firstPid, view.firstUseNs));
     return out;

@@ -66,6 +66,7 @@ using FrameResolver = std::function<symbols::SymbolizedFrame(const symbols::Modu
 struct StackReport {
   uint32_t stackId = 0;          // 0: no stack captured
   bool known = false;            // the stack's frames are in the trace
+  bool incomplete = false;       // the recorder's walk stopped before the outermost frame
   std::vector<Frame> frames;
 };
 

@@ -14,6 +14,9 @@ std::optional<RecordingEnd> readRecordingEnd(const schema::TraceReader& reader) 
   end.events = footer->getEventsTotal();
   end.stacks = footer->getStacksTotal();
   end.chunks = footer->getChunksTotal();
+  end.unwindTables = footer->getUnwindTables();
+  end.unwindTableBytes = footer->getUnwindTableBytes();
+  end.unwindMapBytes = footer->getUnwindMapBytes();
   for (auto lost : footer->getLost()) {
     const auto kind = static_cast<size_t>(lost.getKind());
     if (kind < end.lostByKind.size()) end.lostByKind[kind] = common::saturatingAdd(end.lostByKind[kind], lost.getCount());

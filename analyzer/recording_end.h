@@ -19,6 +19,9 @@ struct RecordingEnd {
   uint64_t events = 0;
   uint64_t stacks = 0;
   uint64_t chunks = 0;
+  uint32_t unwindTables = 0;      // files with an unwind table in BPF maps (0: none, or an older recorder)
+  uint64_t unwindTableBytes = 0;  // their rows
+  uint64_t unwindMapBytes = 0;    // all unwinding maps, approximate
   std::array<uint64_t, schema::kEventKindCount> lostByKind{};  // kinds this build knows
 };
 

@@ -82,8 +82,10 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& 
     info.defined = true;
     info.offset = frames_.size();
     info.count = frames.size();
+    info.incomplete = s.getIncomplete();
     for (uint64_t f : frames) frames_.push_back(f);
     ++stats_.stacksDefined;
+    stats_.stacksIncomplete += info.incomplete;
   }
   for (auto m : chunk.getMappings()) maps_.add(m);
   for (auto f : chunk.getFunctions()) functions_.try_emplace(f.getId(), schema::readFunction(f));
@@ -405,7 +407,7 @@ void Replay::noteStackUse(uint32_t stackId, uint32_t pid, uint64_t t) {
 Replay::StackView Replay::stack(uint32_t id) const {
   const StackInfo* s = id == 0 ? nullptr : findStack(id);
   if (!s || !s->defined) return {};
-  return {true, std::span<const uint64_t>(frames_.data() + s->offset, s->count), s->firstPid, s->firstUseNs};
+  return {true, s->incomplete, std::span<const uint64_t>(frames_.data() + s->offset, s->count), s->firstPid, s->firstUseNs};
 }
 
 }  // namespace heaptrail::analyzer

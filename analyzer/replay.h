@@ -90,6 +90,7 @@ struct ReplayStats {
   uint64_t timeWentBackwards = 0;  // events more than a second older than one before them
   uint64_t implausibleEvents = 0;  // allocations of impossible sizes, ignored
   uint64_t stacksDefined = 0;
+  uint64_t stacksIncomplete = 0;  // defined stacks the recorder marked incomplete
   std::array<uint64_t, schema::kEventKindCount> lostByKind{};  // summed over the chunks read
   uint64_t lostUnknownKind = 0;
   uint64_t lastTimeNs = 0;         // latest time seen in the part replayed
@@ -115,6 +116,7 @@ class Replay {
 
   struct StackView {
     bool defined = false;
+    bool incomplete = false;  // the recorder's walk stopped before the outermost frame
     std::span<const uint64_t> frames;
     uint32_t firstPid = 0;
     uint64_t firstUseNs = 0;
@@ -178,6 +180,7 @@ class Replay {
     uint64_t firstUseNs = 0;
     bool defined = false;
     bool used = false;
+    bool incomplete = false;
   };
 
   void allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,

@@ -74,6 +74,7 @@ void writeStackText(std::ostream& out, const StackReport& stack) {
   for (const Frame& frame : stack.frames)
     for (const std::string& line : frameLines(frame))
       out << "    #" << index++ << " " << common::printable(line) << "\n";
+  if (stack.incomplete) out << "    ... (incomplete: the recorder could not unwind further)\n";
 }
 
 void writeText(std::ostream& out, const LeakReport& report) {

@@ -124,7 +124,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ht_event);
+	__type(value, struct ht_deferred_event); /* an event, and room for a deferred walk */
 } scratch SEC(".maps");
 
 /* Events the ring buffer could not take, per kind. */
@@ -176,9 +176,10 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 		return;
 	}
 	__u32 zero = 0;
-	struct ht_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
+	struct ht_deferred_event *d = bpf_map_lookup_elem(&scratch, &zero);
+	if (!d)
 		return;
+	struct ht_event *ev = &d->event;
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->address = address;
 	ev->size = size;
@@ -187,15 +188,30 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 	ev->kind = kind;
 	ev->function = function;
 	long n = 0;
+	__u32 stack_flags = 0;
 	if (stack_at != HT_STACK_NONE) {
 		__u32 frames = stack_depth < HT_MAX_STACK_DEPTH ? stack_depth : HT_MAX_STACK_DEPTH;
-		n = capture_user_stack(ctx, ev->stack, frames, stack_at);
+		n = capture_user_stack(ctx, ev->stack, frames, stack_at, &stack_flags);
 	}
 	if (n > sizeof(ev->stack))
 		n = sizeof(ev->stack);
-	ev->stack_bytes = n;
+	ev->stack_bytes = n | stack_flags;
 
-	if (bpf_ringbuf_output(&events, ev, HT_EVENT_HEADER_SIZE + n, wakeup_flag()))
+	__u64 bytes = HT_EVENT_HEADER_SIZE + n;
+	/* A deferred walk carries a copy of the stack: never at the price of losing events
+	 * when the ring is filling up (a burst before the recorder loaded a new library). */
+	if ((stack_flags & HT_STACK_DEFERRED) &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2) {
+		stack_flags = (stack_flags & ~HT_STACK_DEFERRED) | HT_STACK_INCOMPLETE;
+		ev->stack_bytes = n | stack_flags;
+	}
+	if (stack_flags & HT_STACK_DEFERRED) {
+		fill_resume(&d->resume, d->stack);
+		bytes = sizeof(struct ht_event) + sizeof(struct ht_resume) + (d->resume.stack_len & (HT_DEFER_STACK_BYTES * 2 - 1));
+		if (bytes > sizeof(*d))
+			bytes = sizeof(*d);
+	}
+	if (bpf_ringbuf_output(&events, d, bytes, wakeup_flag()))
 		count_lost(kind);
 }
 

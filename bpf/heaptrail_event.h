@@ -59,9 +59,19 @@ struct ht_event {
 	__u32 tid;
 	__u16 kind;        /* enum ht_event_kind */
 	__u16 function;    /* which probed function (id assigned by the recorder) */
-	__u32 stack_bytes; /* valid bytes in stack[], a multiple of 8 */
+	__u32 stack_bytes; /* valid bytes in stack[], a multiple of 8, | HT_STACK_INCOMPLETE */
 	__u64 stack[HT_MAX_STACK_DEPTH];
 };
+
+/* Bit 31 of an event's stack_bytes: the walk stopped before the outermost frame (a pc
+ * without a table or mapping, a rule it cannot follow, an unreadable stack). */
+#define HT_STACK_INCOMPLETE (1u << 31)
+/* Bit 30: the walk reached memory whose mapping the walker does not know yet (a library
+ * mapped a moment ago, before the recorder loaded it): it stopped there, and the event
+ * carries what the recorder needs to finish the walk with the same rules once it knows
+ * that mapping (struct ht_deferred_event). */
+#define HT_STACK_DEFERRED (1u << 30)
+#define HT_STACK_FLAGS (HT_STACK_INCOMPLETE | HT_STACK_DEFERRED)
 
 #define HT_EVENT_HEADER_SIZE __builtin_offsetof(struct ht_event, stack)
 #ifdef __cplusplus
@@ -69,6 +79,25 @@ static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep 
 #else
 _Static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep it packed");
 #endif
+
+/* Where a deferred walk stopped (HT_STACK_DEFERRED), and the top of the stack from
+ * there: the recorder goes on from it (recorder/unwind/deferred_walk.h). */
+#define HT_DEFER_STACK_BYTES 16384 /* a per-CPU map value stays under 32 KiB */
+struct ht_resume {
+	__u64 pc, sp, bp;
+	__u32 stack_len;    /* bytes in stack[], copied from sp */
+	__u8 bp_known;      /* bp holds the frame's rbp (not lost in a frame that clobbered it) */
+	__u8 pending;       /* pc is a return address not yet in the frames (emitted once its
+			     * mapping is known) */
+	__u8 stepped;       /* a frame was unwound already: pc is a return address */
+	__u8 ip_is_return;  /* the walk started at a return address */
+};
+/* A deferred event: the event with its frame array whole, then the resume point. */
+struct ht_deferred_event {
+	struct ht_event event;
+	struct ht_resume resume;
+	__u8 stack[HT_DEFER_STACK_BYTES];
+};
 
 /* How a probed function passes what is recorded; one branch of the generic entry
  * program each (the recorder's CallShape has the same values). */

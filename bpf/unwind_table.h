@@ -54,6 +54,7 @@ struct ht_unwind_row {
 /* What the walker does in an executable mapping (ht_unwind_mapping.kind). */
 #define HT_MAPPING_TABLE 1u        /* unwind with table `table` */
 #define HT_MAPPING_FRAME_POINTER 2u /* no CFI in the file (or --stack-mode fp): frame pointers */
+#define HT_MAPPING_STOP 3u          /* a valid frame, but nothing to unwind it with (cfi mode) */
 
 /* Key of the pid -> mapping lookup, an LPM trie: pid and address big-endian, so that an
  * address range splits into a few prefixes. prefixlen counts the pid's 32 bits too. */
@@ -70,9 +71,5 @@ struct ht_unwind_mapping {
 	__u32 rows;  /* rows in that table */
 	__u32 reserved;
 };
-
-/* Bit 31 of an event's stack_bytes: the walk stopped before the outermost frame (a pc
- * without a table or mapping, a rule it cannot follow, an unreadable stack). */
-#define HT_STACK_INCOMPLETE (1u << 31)
 
 #endif

@@ -399,6 +399,10 @@ int AllocatorProbes::ringBufferFd() const { return bpf_map__fd(skel_->maps.event
 
 int AllocatorProbes::targetsMapFd() const { return bpf_map__fd(skel_->maps.targets); }
 
+int AllocatorProbes::unwindTablesFd() const { return bpf_map__fd(skel_->maps.unwind_tables); }
+
+int AllocatorProbes::unwindMappingsFd() const { return bpf_map__fd(skel_->maps.unwind_mappings); }
+
 std::array<uint64_t, HT_KIND_COUNT> AllocatorProbes::lostCounts() const {
   std::array<uint64_t, HT_KIND_COUNT> totals{};
   const int cpus = libbpf_num_possible_cpus();

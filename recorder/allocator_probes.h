@@ -87,6 +87,9 @@ class AllocatorProbes {
   int ringBufferFd() const;
   // The map of recorded processes, shared with the kernel programs in combined mode.
   int targetsMapFd() const;
+  // The unwinding maps (bpf/unwind_cfi.h), filled by unwind::UnwindMaps.
+  int unwindTablesFd() const;
+  int unwindMappingsFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
   std::array<uint64_t, HT_KIND_COUNT> lostCounts() const;
   // The BPF programs' ids (for tests and benchmarks that read their run counts).

@@ -35,6 +35,7 @@ std::string helpText(const std::string& program, const po::options_description& 
       << "  " << program << " -p 1234 --duration 30s      stop by itself after 30 seconds\n"
       << "  " << program << " -p 1234 --min-size 1k      only allocations of at least 1 KiB\n"
       << "  " << program << " --time-resolution 1ns -- ./app  exact event times (a larger trace)\n"
+      << "  " << program << " --stack-mode fp -- ./app    walk frame pointers only (cheaper, for -fno-omit-frame-pointer builds)\n"
       << "  " << program << " --follow-forks -- make     the command and every process it starts\n"
       << "  " << program << " --user nobody -- ./app     run the command as another user\n"
       << "  " << program << " -o - -p 1234 | ssh host 'cat > app.htr'\n"
@@ -70,6 +71,7 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     own.erase(dashdash, own.end());
   }
 
+  std::string stackMode = "auto";
   std::string output, duration, timeResolution, minSize, maxSize, ringSize, obj, kernelEvents = "all";
   unsigned kernelStackDepth = options.kernelStackDepth;
   long long pid = -1;
@@ -87,6 +89,10 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
       ("min-size", po::value<std::string>(&minSize), "ignore allocations smaller than this")
       ("max-size", po::value<std::string>(&maxSize), "ignore allocations larger than this")
       ("stack-depth", po::value<unsigned>(&stackDepth), "user stack frames to capture per allocation (1-127, default 64)")
+      ("stack-mode", po::value<std::string>(&stackMode),
+       "how user stacks are walked: auto (default: unwind tables compiled from each file's .eh_frame, "
+       "frame pointers in files without one), cfi (tables only; a file without .eh_frame ends the stack, marked "
+       "incomplete) or fp (frame pointers only, for programs built with -fno-omit-frame-pointer)")
       ("ringbuf-size", po::value<std::string>(&ringSize), "BPF ring buffer size, a power of two (default 2M)")
       ("alloc-fn", po::value<std::vector<std::string>>(&options.customFunctions),
        ("hook an application's own allocator function, SYMBOL=KIND, KIND one of " + customKindNames() +
@@ -169,6 +175,9 @@ ParsedCommandLine parseRecordOptions(const std::vector<std::string>& args, const
     if (stackDepth < 1 || stackDepth > HT_MAX_STACK_DEPTH)
       throw po::error("--stack-depth must be between 1 and " + std::to_string(HT_MAX_STACK_DEPTH));
     options.stackDepth = stackDepth;
+    const auto mode = unwind::parseStackMode(stackMode);
+    if (!mode) throw po::error("invalid --stack-mode '" + stackMode + "': auto, cfi or fp");
+    options.stackMode = *mode;
     if (vm.count("ringbuf-size")) {
       options.ringBufferBytes = parseOrThrow<uint64_t>("ringbuf-size", ringSize, common::parseSize);
       const uint64_t r = options.ringBufferBytes;

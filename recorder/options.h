@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "schema/event_codec.h"
+#include "recorder/unwind/stack_mode.h"
 
 namespace heaptrail::recorder {
 
@@ -23,6 +24,7 @@ struct RecordOptions {
   uint64_t minSize = 0;
   uint64_t maxSize = 0;                   // 0: no limit
   uint32_t stackDepth = 64;
+  unwind::StackMode stackMode = unwind::StackMode::Auto;  // --stack-mode
   uint64_t ringBufferBytes = 2ull << 20;
   std::vector<std::string> customFunctions;  // --alloc-fn SYMBOL=KIND, validated
   bool followForks = false;

@@ -51,6 +51,8 @@ bpf_perf_event_ret collectRecord(void* ctx, int, perf_event_header* header) {
 
 void ProcessWatcher::BufferDeleter::operator()(perf_buffer* buffer) const { perf_buffer__free(buffer); }
 
+int ProcessWatcher::fd() const { return perf_buffer__epoll_fd(buffer_.get()); }
+
 ProcessWatcher::ProcessWatcher(bool reportExits) : reportExits_(reportExits) {
   perf_event_attr attr{};
   attr.size = sizeof attr;
@@ -65,6 +67,8 @@ ProcessWatcher::ProcessWatcher(bool reportExits) : reportExits_(reportExits) {
   attr.comm_exec = 1;
   attr.task = 1;
   attr.use_clockid = 1;
+  attr.watermark = 1;
+  attr.wakeup_watermark = 1;  // every record wakes the recorder (fd())
   attr.clockid = CLOCK_MONOTONIC;  // the clock of bpf_ktime_get_ns()
 
   const int cpus = libbpf_num_possible_cpus();

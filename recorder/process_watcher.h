@@ -40,6 +40,9 @@ class ProcessWatcher {
   };
   // Hands every record of a target received so far to `sink`.
   void drain(const Sink& sink);
+  // Readable when records arrived (each one wakes it): a new library's unwind table is
+  // best loaded before the library's first allocation.
+  int fd() const;
   // Records the kernel dropped because a perf buffer was full.
   uint64_t lostRecords() const { return lostRecords_; }
 

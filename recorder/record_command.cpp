@@ -48,7 +48,8 @@ void printSummary(std::ostream& err, const std::string& program, const RecordSum
   char ratioText[32];
   std::snprintf(ratioText, sizeof ratioText, "%.1fx", ratio);
   err << program << ": " << s.events << " events (" << s.allocations << " allocations, " << s.frees << " frees) in "
-      << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks, " << s.lost << " lost, "
+      << common::formatDuration(s.durationNs) << ", " << s.stacks << " unique stacks"
+      << (s.incompleteStacks ? " (" + std::to_string(s.incompleteStacks) + " incomplete)" : std::string()) << ", " << s.lost << " lost, "
       << common::formatBytes(s.bytesWritten) << " written to " << outputName(s.output)
       << " (compression " << ratioText << "); " << describeEnd(s)
       << (s.workloadTerminated ? "; the command was still running and was terminated" : "") << "\n";

@@ -31,6 +31,8 @@
 #include "recorder/stack_table.h"
 #include "recorder/stop_signals.h"
 #include "recorder/trace_header.h"
+#include "recorder/unwind/deferred_walk.h"
+#include "recorder/unwind/unwind_maps.h"
 #include "schema/event_kinds.h"
 #include "schema/trace_error.h"
 #include "schema/trace_writer.h"
@@ -45,6 +47,7 @@ constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 
 // context it needs (BENCHMARKS.md) for a few hundred KiB held.
 constexpr size_t kMaxChunkEvents = 1 << 16;
 constexpr int kPollIntervalMs = 100;
+constexpr uint64_t kStartupMappingWatchNs = 20'000'000;
 // After Ctrl-C, how long a started command gets to exit by itself (it usually got the
 // same Ctrl-C from the terminal) before the recorder terminates it.
 constexpr uint64_t kChildGraceNs = 500'000'000;
@@ -115,6 +118,10 @@ class Session {
   bool exitRecorded_ = false;
   std::unique_ptr<AllocatorProbes> probes_;
   std::unique_ptr<ProcessWatcher> watcher_;
+  std::unique_ptr<unwind::UnwindMaps> unwind_;
+  std::vector<pid_t> exitedProcesses_;
+  void addUnwindMapping(const schema::MappingRecord& m);
+  void drainMappings();
   std::unique_ptr<KernelRecording> kernel_;  // --kernel with -p / -- cmd
   ring_buffer* ring_ = nullptr;
   StackTable stacks_;
@@ -129,11 +136,34 @@ class Session {
 void Session::addEvent(const ht_event* event, size_t size) {
   if (size < HT_EVENT_HEADER_SIZE || event->kind >= HT_KIND_COUNT) return;
   uint32_t stackId = 0;
-  const size_t stackBytes = std::min<size_t>(event->stack_bytes, size - HT_EVENT_HEADER_SIZE) & ~size_t{7};
-  if (stackBytes > 0) {
-    const auto lookup = stacks_.intern({reinterpret_cast<const char*>(event->stack), stackBytes});
+  const size_t stackBytes =
+      std::min<size_t>(event->stack_bytes & ~HT_STACK_FLAGS, size - HT_EVENT_HEADER_SIZE) & ~size_t{7};
+  bool incomplete = event->stack_bytes & HT_STACK_INCOMPLETE;
+  std::span<const uint64_t> frames(reinterpret_cast<const uint64_t*>(event->stack), stackBytes / 8);
+  std::vector<uint64_t> finished;
+  if ((event->stack_bytes & HT_STACK_DEFERRED) && size >= sizeof(ht_event) + sizeof(ht_resume)) {
+    // The walk reached a mapping the BPF side did not know yet: finish it here, once the
+    // mappings recorded so far are known.
+    const auto* deferred = reinterpret_cast<const ht_deferred_event*>(event);
+    drainMappings();
+    finished.assign(frames.begin(), frames.end());
+    const std::span<const uint8_t> stack(deferred->stack, size - offsetof(ht_deferred_event, stack));
+    incomplete = !unwind::finishDeferredWalk(*unwind_, static_cast<pid_t>(event->pid), deferred->resume, stack,
+                                             options_.stackDepth, finished);
+    frames = finished;
+    ++summary_.deferredStacks;
+  }
+  if (!frames.empty()) {
+    // The flag is part of the identity: the same frames, once complete and once cut, are
+    // two stacks.
+    std::string key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
+    if (incomplete) key.push_back('\0');
+    const auto lookup = stacks_.intern(key);
     stackId = lookup.id;
-    if (lookup.isNew) chunk_.addStack(stackId, std::span(reinterpret_cast<const uint64_t*>(event->stack), stackBytes / 8));
+    if (lookup.isNew) {
+      chunk_.addStack(stackId, frames, incomplete);
+      summary_.incompleteStacks += incomplete;
+    }
   }
   chunk_.addEvent({static_cast<schema::EventKind>(event->kind), event->ts_ns, event->pid, event->tid,
                    event->address, event->size, stackId, event->function});
@@ -144,6 +174,22 @@ void Session::addEvent(const ht_event* event, size_t size) {
   }
   else
     ++summary_.frees;
+}
+
+void Session::addUnwindMapping(const schema::MappingRecord& m) {
+  if (!m.executable || m.path == "[uprobes]") return;  // the return-probe trampoline is no frame
+  common::UniqueFd fd;
+  if (!m.path.empty() && m.path.front() == '/')
+    fd = openMappedFile({static_cast<pid_t>(m.pid), m.start, m.end, m.path, 0, m.inode, m.buildId});
+  const auto table =
+      unwind_->addMapping(static_cast<pid_t>(m.pid), m.start, m.end, m.fileOffset, fd ? fd.get() : -1, m.buildId);
+  if (options_.verbose)
+    std::cerr << "heaptrail-record: unwind table of " << common::printable(m.path) << " (pid " << m.pid << "): "
+              << (table && !table->empty() ? std::to_string(table->rows.size()) + " rows"
+                  : !fd && !table          ? std::string("file not readable, stacks end there")
+                  : options_.stackMode == unwind::StackMode::Cfi ? std::string("none, stacks end there")
+                                                                  : std::string("none, frame pointers"))
+              << "\n";
 }
 
 bool Session::hook(const AllocatorObject& object, pid_t pid) {
@@ -191,6 +237,10 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
   using Kind = schema::ProcessEventKind;
   // A started command's exit is recorded from waitpid(), with its status.
   if (p.kind == Kind::EXIT && target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
+  // A new image: its mappings follow. A process gone: its mappings are forgotten once
+  // its last events are read (drainAll).
+  if (p.kind == Kind::EXEC) unwind_->removeProcess(static_cast<pid_t>(p.pid));
+  if (p.kind == Kind::EXIT) exitedProcesses_.push_back(static_cast<pid_t>(p.pid));
   if (p.kind == Kind::EXEC) {
     p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
 
@@ -210,8 +260,19 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
 void Session::drainAll() {
   // Mappings first: a mapping is always reported before any event that uses it, so it
   // lands in the same chunk as that event or an earlier one.
+  drainMappings();
+  const int n = ring_buffer__consume(ring_);
+  if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
+  for (pid_t pid : exitedProcesses_) unwind_->removeProcess(pid);
+  exitedProcesses_.clear();
+}
+
+void Session::drainMappings() {
+  // Probes first, for every new mapping: a library's first calls race with them.
+  // Unwind tables (compiled on first use) come after.
+  std::vector<schema::MappingRecord> mappings;
   watcher_->drain({
-      [this](schema::MappingRecord m) {
+      [this, &mappings](schema::MappingRecord m) {
         // A library loaded later (dlopen, or one the start-up scan could not find)
         // may bring allocator functions: hook them from now on.
         if (m.executable && !m.path.empty() && m.path.front() == '/') {
@@ -233,12 +294,14 @@ void Session::drainAll() {
         // The kernel's return-probe trampoline: it tells calls in progress from calls
         // whose return was never seen (see still_active in heaptrail.bpf.c).
         if (m.path == "[uprobes]") probes_->setTrampoline(static_cast<pid_t>(m.pid), m.start);
-        chunk_.addMapping(std::move(m));
+        mappings.push_back(std::move(m));
       },
       [this](schema::ProcessRecord p) { onProcessEvent(std::move(p)); },
   });
-  const int n = ring_buffer__consume(ring_);
-  if (n < 0) throw RecordError(std::string("reading the BPF ring buffer failed: ") + std::strerror(-n));
+  for (auto& m : mappings) {
+    addUnwindMapping(m);
+    chunk_.addMapping(std::move(m));
+  }
 }
 
 std::array<uint64_t, HT_KIND_COUNT> Session::lostCounts() const {
@@ -307,6 +370,9 @@ void Session::hookNewImage(pid_t pid) {
                                std::move(image)).first;
   }
   for (const AllocatorObject& object : it->second.objects) hook(object, pid);
+  // While the new image is held: its tables are ready when its mappings are reported.
+  for (const AllocatorObject& object : it->second.objects)
+    if (object.isOpen()) unwind_->prepare(object.fd());
 }
 
 void Session::stopWorkload(uint64_t now, uint64_t stopRequestedAt, bool grace) {
@@ -332,6 +398,7 @@ void Session::followProcesses() {
       case ForkFollower::Event::Kind::Fork:
         probes_->addTarget(e.pid);
         probes_->attachLikeParent(e.pid, e.parent);
+        unwind_->copyProcess(e.parent, e.pid);
         watcher_->addTarget(e.pid);
         addProcessRecord(pid, schema::ProcessEventKind::FORK, static_cast<uint32_t>(e.parent));
         follower_->release(e.pid);
@@ -348,6 +415,7 @@ void Session::followProcesses() {
         addProcessRecord(pid, schema::ProcessEventKind::EXIT, 0, e.status);
         probes_->removeTarget(e.pid);
         watcher_->removeTarget(e.pid);
+        unwind_->removeProcess(e.pid);
         break;
     }
   }
@@ -365,6 +433,19 @@ RecordSummary Session::run() {
     std::cerr << "heaptrail-record: BPF program ids";
     for (uint32_t id : probes_->programIds()) std::cerr << " " << id;
     std::cerr << (probes_->usesUprobeMulti() ? " (uprobe_multi links)" : " (one link per probe)") << "\n";
+  }
+  unwind_ = std::make_unique<unwind::UnwindMaps>(options_.stackMode, probes_->unwindTablesFd(),
+                                                 probes_->unwindMappingsFd());
+  for (const auto& object : allocators_.objects)
+    if (object.isOpen()) unwind_->prepare(object.fd());
+  // A running process: its mappings are known to the walker before its first event
+  // (the trace gets them from the snapshot below, taken once the watcher runs).
+  if (!target_.launched()) {
+    try {
+      for (const auto& m : snapshotMappings(target_.pid(), clockNs())) addUnwindMapping(m);
+    } catch (const std::exception&) {
+      // Gone or hidden: the attach below says so.
+    }
   }
   probes_->addTarget(target_.pid());
   // Events are stamped from here on: the trace starts before the first probe can fire.
@@ -386,11 +467,24 @@ RecordSummary Session::run() {
 
   if (!target_.launched()) {
     // The watcher is already running, so nothing mapped from here on is missed.
-    for (auto& m : snapshotMappings(target_.pid(), startNs_)) chunk_.addMapping(std::move(m));
+    for (auto& m : snapshotMappings(target_.pid(), startNs_)) {
+      addUnwindMapping(m);
+      chunk_.addMapping(std::move(m));
+    }
   }
   signals_.throwIfRequested();
   // Before the header: a command that cannot run leaves the output path as it was.
   target_.release();
+  // A started command maps its libraries in its first milliseconds and allocates right
+  // after: load their unwind tables as they come, so that few of its first stacks have to
+  // be finished here (deferred walks, bpf/unwind_cfi.h).
+  if (target_.launched() && options_.stackMode != unwind::StackMode::Fp) {
+    const uint64_t until = clockNs() + kStartupMappingWatchNs;
+    pollfd watch{watcher_->fd(), POLLIN, 0};
+    while (clockNs() < until && !target_.exited()) {
+      if (::poll(&watch, 1, 1) > 0) drainMappings();
+    }
+  }
   const std::string allocator =
       allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
   writeTraceHeader(writer_, options_, {startNs_, &target_, allocator, hooked_, kernel_.get()});
@@ -402,9 +496,10 @@ RecordSummary Session::run() {
   uint64_t lastFlush = startNs_;
   uint64_t stopRequestedAt = 0;
   // The target's exit (its pidfd) or, with --follow-forks, any change in the tree.
-  std::array<pollfd, 3> fds = {pollfd{signals_.fd(), POLLIN, 0},
+  std::array<pollfd, 4> fds = {pollfd{signals_.fd(), POLLIN, 0},
                                pollfd{follower_ ? follower_->fd() : target_.pidfd(), POLLIN, 0},
-                               pollfd{ring_buffer__epoll_fd(ring_), POLLIN, 0}};
+                               pollfd{ring_buffer__epoll_fd(ring_), POLLIN, 0},
+                               pollfd{watcher_->fd(), POLLIN, 0}};
   try {
     while (true) {
       const int ready = ::poll(fds.data(), fds.size(), kPollIntervalMs);
@@ -473,6 +568,12 @@ RecordSummary Session::run() {
   const uint64_t end = clockNs();
   summary_.durationNs = end - startNs_;
   summary_.stacks = stacks_.size();
+  if (options_.verbose)
+    std::cerr << "heaptrail-record: " << summary_.deferredStacks
+              << " stack walks finished by the recorder (a mapping new to the BPF walker)\n";
+  summary_.unwindTables = unwind_->loadedTables();
+  summary_.unwindTableBytes = unwind_->loadedTableBytes();
+  summary_.unwindMapBytes = unwind_->kernelBytes();
   const auto lost = lostCounts();
   for (uint64_t n : lost) summary_.lost = common::saturatingAdd(summary_.lost, n);
   summary_.lostMappingRecords = watcher_->lostRecords();

@@ -21,6 +21,11 @@ struct RecordSummary {
   uint64_t frees = 0;
   uint64_t heapAllocations = 0;  // allocations of the malloc and new families (no mmap)
   uint64_t stacks = 0;
+  uint64_t incompleteStacks = 0;   // distinct stacks whose walk stopped before the outermost frame
+  uint64_t deferredStacks = 0;     // events whose walk the recorder finished (a mapping new to BPF)
+  uint64_t unwindTables = 0;       // files whose unwind table was loaded
+  uint64_t unwindTableBytes = 0;   // their rows
+  uint64_t unwindMapBytes = 0;     // kernel memory of the unwinding maps, approximate
   uint64_t lost = 0;
   uint64_t lostMappingRecords = 0;
   uint64_t bytesWritten = 0;

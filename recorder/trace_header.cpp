@@ -51,6 +51,7 @@ void writeTraceHeader(schema::TraceWriter& writer, const RecordOptions& options,
     for (unsigned i = 0; i < start.hooked.size(); ++i) functions.set(i, start.hooked[i].symbol);
     o.setFollowForks(options.followForks);
     o.setReleaseStacks(options.releaseStacks);
+    o.setStackMode(unwind::stackModeName(options.stackMode));
     auto custom = o.initCustomFunctions(static_cast<unsigned>(options.customFunctions.size()));
     for (unsigned i = 0; i < options.customFunctions.size(); ++i) custom.set(i, options.customFunctions[i]);
   });
@@ -65,6 +66,9 @@ void writeTraceFooter(schema::TraceWriter& writer, uint64_t endNs, const std::ar
       f.setErrorMessage(summary.error);
       f.setEventsTotal(summary.events);
       f.setStacksTotal(summary.stacks);
+      f.setUnwindTables(static_cast<uint32_t>(summary.unwindTables));
+      f.setUnwindTableBytes(summary.unwindTableBytes);
+      f.setUnwindMapBytes(summary.unwindMapBytes);
       unsigned kinds = 0;
       for (uint64_t n : lost) kinds += n > 0;
       auto list = f.initLost(kinds);

@@ -8,9 +8,10 @@ namespace heaptrail::schema {
 
 void ChunkBuilder::addEvent(const EventRecord& event) { encoder_.add(event); }
 
-void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames) {
+void ChunkBuilder::addStack(uint32_t id, std::span<const uint64_t> frames, bool incomplete) {
   if (stackFrameStart_.empty()) stackFrameStart_.push_back(0);
   stackIds_.push_back(id);
+  stackIncomplete_.push_back(incomplete);
   stackFrames_.insert(stackFrames_.end(), frames.begin(), frames.end());
   stackFrameStart_.push_back(static_cast<uint32_t>(stackFrames_.size()));
 }
@@ -46,6 +47,7 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) {
   auto stacks = chunk.initStacks(static_cast<unsigned>(stackIds_.size()));
   for (unsigned s = 0; s < stackIds_.size(); ++s) {
     stacks[s].setId(stackIds_[s]);
+    if (stackIncomplete_[s]) stacks[s].setIncomplete(true);
     const uint32_t first = stackFrameStart_[s];
     const uint32_t last = stackFrameStart_[s + 1];
     auto frames = stacks[s].initFrames(last - first);
@@ -122,6 +124,7 @@ void ChunkBuilder::build(schema::Chunk::Builder chunk, uint64_t sequence) {
 void ChunkBuilder::clear() {
   stackIds_.clear();
   stackFrames_.clear();
+  stackIncomplete_.clear();
   stackFrameStart_.clear();
   mappings_.clear();
   processes_.clear();

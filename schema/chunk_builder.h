@@ -18,7 +18,7 @@ namespace heaptrail::schema {
 class ChunkBuilder {
  public:
   void addEvent(const EventRecord& event);
-  void addStack(uint32_t id, std::span<const uint64_t> frames);
+  void addStack(uint32_t id, std::span<const uint64_t> frames, bool incomplete = false);
   void addMapping(MappingRecord mapping);
   void addProcessEvent(ProcessRecord process);
   void addLost(EventKind kind, uint64_t count);
@@ -44,6 +44,7 @@ class ChunkBuilder {
   EventEncoder encoder_;
 
   std::vector<uint32_t> stackIds_;
+  std::vector<bool> stackIncomplete_;
   std::vector<uint64_t> stackFrames_;      // all frames of all new stacks, concatenated
   std::vector<uint32_t> stackFrameStart_;  // index into stackFrames_ per stack, plus end
 

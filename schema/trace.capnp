@@ -73,6 +73,10 @@ struct RecorderOptions {
   followForks @7 :Bool;        # children of the targets were recorded too
   customFunctions @8 :List(Text);  # --alloc-fn arguments, as given (SYMBOL=KIND)
   releaseStacks @9 :Bool;      # frees and deletes carry their stack (Events.stackId)
+  stackMode @10 :Text;         # --stack-mode: "auto" (unwind tables from .eh_frame where a
+                               # file has them, frame pointers elsewhere), "cfi" (tables
+                               # only) or "fp" (frame pointers only); empty in traces of
+                               # recorders before stack modes (frame pointers)
 }
 
 struct Header {
@@ -232,7 +236,13 @@ struct Stack {
   id @0 :UInt32;                # > 0, unique in the trace
   frames @1 :List(UInt64);      # innermost first; frames[0] is the return address into
                                 # the allocator's caller. Return addresses (all frames)
-                                # point after the call instruction.
+                                # point after the call instruction. Every frame is a
+                                # return address into an executable mapping of the process.
+  incomplete @2 :Bool;          # the walk stopped before the outermost frame (an address
+                                # without unwind rules or mapping, a rule the walker cannot
+                                # follow, unreadable stack memory): callers are missing.
+                                # A stack cut at --stack-depth is not incomplete. False in
+                                # traces of recorders before this field.
 }
 
 enum MappingSource {
@@ -380,4 +390,8 @@ struct Footer {
   chunksTotal @5 :UInt64;
   lost @6 :List(LostEvents);    # total lost events by kind
   uncompressedBytes @7 :UInt64; # bytes of Cap'n Proto before zstd, header to footer
+  unwindTables @8 :UInt32;      # files whose unwind table was loaded into BPF maps
+  unwindTableBytes @9 :UInt64;  # bytes of those tables' rows
+  unwindMapBytes @10 :UInt64;   # kernel memory of the unwinding maps (rows and the
+                                # pid -> mapping trie), approximate
 }

@@ -24,4 +24,10 @@ std::shared_ptr<const UnwindTable> TableCache::get(int fd) {
   return table;
 }
 
+std::shared_ptr<const UnwindTable> TableCache::find(const std::string& buildId) const {
+  if (buildId.empty()) return nullptr;
+  auto it = byBuildId_.find(buildId);
+  return it == byBuildId_.end() ? nullptr : it->second;
+}
+
 }  // namespace heaptrail::recorder::unwind

@@ -19,6 +19,8 @@ class TableCache {
  public:
   // The table of the ELF file open at `fd`, compiled on first use.
   std::shared_ptr<const UnwindTable> get(int fd);
+  // The table compiled for a file with this build-id, nullptr when there is none yet.
+  std::shared_ptr<const UnwindTable> find(const std::string& buildId) const;
 
   size_t tables() const { return byBuildId_.size() + byInode_.size(); }
   // Bytes of rows in all tables.

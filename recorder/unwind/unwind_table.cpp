@@ -75,7 +75,10 @@ std::vector<ht_unwind_row> flatten(std::vector<FrameFunction> functions, uint64_
 
 uint32_t UnwindTable::ruleAt(uint64_t vaddr) const {
   if (vaddr < base || vaddr - base > UINT32_MAX) return kGapRule;
-  const uint32_t pc = static_cast<uint32_t>(vaddr - base);
+  return ruleAtRow(static_cast<uint32_t>(vaddr - base));
+}
+
+uint32_t UnwindTable::ruleAtRow(uint32_t pc) const {
   auto it = std::upper_bound(rows.begin(), rows.end(), pc,
                              [](uint32_t value, const ht_unwind_row& row) { return value < row.pc; });
   if (it == rows.begin()) return kGapRule;

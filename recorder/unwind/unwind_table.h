@@ -31,6 +31,8 @@ struct UnwindTable {
   // The rule (HT_RULE) that holds at ELF virtual address `vaddr`; HT_CFA_UNSUPPORTED
   // outside every covered range.
   uint32_t ruleAt(uint64_t vaddr) const;
+  // The same for a row pc (vaddr - base), as the BPF walker searches.
+  uint32_t ruleAtRow(uint32_t pc) const;
   // For a mapping of this file at `start` from file offset `fileOffset`: the bias the
   // walker subtracts from an address to get a row pc; nullopt when that part of the file
   // is not an executable segment.

@@ -1,0 +1,266 @@
+/* The user stack walk by unwind tables (bpf/unwind_table.h), for the BPF programs
+ * (included by user_stack.h). Per frame: the mapping of the pc in the process (an LPM
+ * trie the recorder keeps current from its mapping tracking), then either a binary
+ * search of that file's table (x86-64 CFI: CFA from rsp or rbp, return address at
+ * CFA - 8, the caller's rbp unchanged or saved) or, in a file without CFI, one step of
+ * the frame-pointer chain. Whatever cannot be followed stops the walk and marks the
+ * stack incomplete. A return address is emitted only once its own mapping is found: no
+ * frame outside an executable mapping. A pc whose mapping is not in the trie yet (a
+ * library mapped a moment ago) defers the rest of the walk to the recorder, with a copy
+ * of the top of the stack (recorder/unwind/deferred_walk.h). */
+#ifndef HEAPTRAIL_UNWIND_CFI_H
+#define HEAPTRAIL_UNWIND_CFI_H
+
+#include <bpf/bpf_endian.h>
+
+#include "unwind_table.h"
+
+/* One table's rows (inner maps of unwind_tables, each sized to its table). */
+struct unwind_rows {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* replaced per table: BPF_F_INNER_MAP */
+	__uint(map_flags, BPF_F_INNER_MAP);
+	/* Sizes, not types: clang's BTF would only hold a forward declaration of the row. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ht_unwind_row));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, HT_UNWIND_MAX_TABLES);
+	__type(key, __u32);
+	__array(values, struct unwind_rows);
+} unwind_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1 << 16); /* prefixes of the executable mappings of all targets */
+	__type(key, struct ht_mapping_key);
+	__type(value, struct ht_unwind_mapping);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} unwind_mappings SEC(".maps");
+
+/* A frame record cannot be further above the stack pointer than this. */
+#define HT_MAX_FRAME_BYTES (8u << 20)
+
+static __always_inline struct ht_unwind_mapping *find_mapping(__u32 tgid, __u64 address)
+{
+	struct ht_mapping_key key = {
+		.prefixlen = 32 + 64,
+		.pid_be = bpf_htonl(tgid),
+		.address_be = bpf_cpu_to_be64(address),
+	};
+	return bpf_map_lookup_elem(&unwind_mappings, &key);
+}
+
+/* The rule of the last row at or below `pc` in table `index` of `count` rows;
+ * HT_CFA_UNSUPPORTED when there is none. */
+static __noinline __u32 find_rule(__u32 index, __u32 count, __u32 pc)
+{
+	void *rows = bpf_map_lookup_elem(&unwind_tables, &index);
+	if (!rows || count == 0)
+		return HT_RULE(HT_CFA_UNSUPPORTED, 0, 0);
+	__u32 lo = 0, hi = count;
+	for (int step = 0; step < HT_UNWIND_SEARCH_STEPS; step++) {
+		if (hi - lo <= 1)
+			break;
+		__u32 mid = lo + (hi - lo) / 2;
+		struct ht_unwind_row *row = bpf_map_lookup_elem(rows, &mid);
+		if (!row)
+			return HT_RULE(HT_CFA_UNSUPPORTED, 0, 0);
+		if (row->pc <= pc)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	struct ht_unwind_row *row = bpf_map_lookup_elem(rows, &lo);
+	if (!row || row->pc > pc)
+		return HT_RULE(HT_CFA_UNSUPPORTED, 0, 0);
+	return row->rule;
+}
+
+static __always_inline bool read_user_word(__u64 address, __u64 *value)
+{
+	return bpf_probe_read_user(value, sizeof(*value), (void *)address) == 0;
+}
+
+/* The walk between frames, per CPU: a global function steps it one frame at a time, so
+ * that the verifier checks one step once rather than every unrolled frame of every
+ * caller (the kernel's complexity limit). */
+struct unwind_walk {
+	__u64 pc, sp, bp;
+	__u32 tgid;
+	__u32 n;          /* frames in frames[] */
+	__u32 max_frames;
+	__u32 flags;      /* HT_STACK_INCOMPLETE, HT_STACK_DEFERRED */
+	__u32 step;       /* frames stepped so far */
+	__u8 bp_known;
+	__u8 pending;     /* pc is a return address, emitted once its mapping is found */
+	__u8 ip_is_return;
+	__u8 reserved;
+	__u64 frames[HT_MAX_STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unwind_walk);
+} unwind_walks SEC(".maps");
+
+#define HT_STEP_CONTINUE 0
+#define HT_STEP_DONE 1
+
+/* One frame of the walk in unwind_walks: returns HT_STEP_DONE when it ended. */
+__noinline int unwind_step(void)
+{
+	__u32 zero = 0;
+	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
+	if (!w)
+		return HT_STEP_DONE;
+	__u64 pc = w->pc, sp = w->sp, bp = w->bp;
+	/* A return address points after its call: the call's rules are those of pc - 1. */
+	__u64 lookup = (w->step > 0 || w->ip_is_return) ? pc - 1 : pc;
+	struct ht_unwind_mapping *m = find_mapping(w->tgid, lookup);
+	/* No mapping yet: the recorder has not loaded it (just mapped). The walk stops
+	 * here, and the recorder finishes it (HT_STACK_DEFERRED). */
+	if (!m) {
+		w->flags |= HT_STACK_DEFERRED;
+		return HT_STEP_DONE;
+	}
+	if (w->pending) {
+		__u32 n = w->n;
+		if (n >= w->max_frames || n >= HT_MAX_STACK_DEPTH)
+			return HT_STEP_DONE;
+		w->frames[n] = pc;
+		w->n = n + 1;
+	}
+	w->step++;
+	if (m->kind == HT_MAPPING_STOP) {
+		w->flags |= HT_STACK_INCOMPLETE;
+		return HT_STEP_DONE;
+	}
+	__u64 cfa, ra = 0, next_bp = bp;
+	if (m->kind == HT_MAPPING_TABLE) {
+		__u32 rule = find_rule(m->table, m->rows, (__u32)(lookup - m->bias));
+		__u32 kind = HT_RULE_CFA_KIND(rule);
+		if (kind == HT_CFA_STOP)
+			return HT_STEP_DONE;
+		if (kind == HT_CFA_UNSUPPORTED || (kind == HT_CFA_RBP && !w->bp_known)) {
+			w->flags |= HT_STACK_INCOMPLETE;
+			return HT_STEP_DONE;
+		}
+		cfa = (kind == HT_CFA_RSP ? sp : bp) + HT_RULE_CFA_OFFSET(rule);
+		__u32 slots = HT_RULE_RBP_SLOTS(rule);
+		if (slots == HT_RBP_UNKNOWN) {
+			w->bp_known = 0;
+		} else if (slots != HT_RBP_UNCHANGED) {
+			if (!read_user_word(cfa - 8 * (__u64)slots, &next_bp)) {
+				w->flags |= HT_STACK_INCOMPLETE;
+				return HT_STEP_DONE;
+			}
+			w->bp_known = 1;
+		}
+	} else {
+		/* No CFI: the frame record {saved rbp, return address} at rbp. A zero frame
+		 * pointer ends the chain (_start clears it): the outermost frame. */
+		if (w->bp_known && bp == 0)
+			return HT_STEP_DONE;
+		if (!w->bp_known || bp < sp || (bp & 7) || bp - sp > HT_MAX_FRAME_BYTES ||
+		    !read_user_word(bp, &next_bp)) {
+			w->flags |= HT_STACK_INCOMPLETE;
+			return HT_STEP_DONE;
+		}
+		cfa = bp + 16;
+	}
+	if (cfa <= sp || cfa - sp > HT_MAX_FRAME_BYTES || !read_user_word(cfa - 8, &ra)) {
+		w->flags |= HT_STACK_INCOMPLETE;
+		return HT_STEP_DONE;
+	}
+	ra = HT_STRIP_RETURN_ADDRESS(ra);
+	if (!ra)
+		return HT_STEP_DONE; /* the end of a frame-pointer chain */
+	w->pc = ra;
+	w->sp = cfa;
+	w->bp = next_bp;
+	w->pending = 1;
+	return HT_STEP_CONTINUE;
+}
+
+/* Walks from the registers into out[]. `ip_is_return`: ip is a return address (a return
+ * probe; arm64's link register at an entry probe), emitted as frame 0; else ip is inside
+ * the allocator, whose own frame is not emitted. Returns the number of frames; adds
+ * HT_STACK_INCOMPLETE to *flags when the walk stopped before the outermost frame,
+ * HT_STACK_DEFERRED when it reached a pc without a known mapping (fill_resume). */
+static __always_inline __u32 unwind_cfi(__u32 tgid, __u64 ip, __u64 sp, __u64 bp, bool ip_is_return,
+					__u64 *out, __u32 max_frames, __u32 *flags)
+{
+	__u32 zero = 0;
+	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
+	if (!w) {
+		*flags |= HT_STACK_INCOMPLETE;
+		return 0;
+	}
+	w->pc = ip;
+	w->sp = sp;
+	w->bp = bp;
+	w->tgid = tgid;
+	w->n = 0;
+	w->max_frames = max_frames;
+	w->flags = 0;
+	w->step = 0;
+	w->bp_known = 1;
+	w->pending = 0;
+	w->ip_is_return = ip_is_return;
+	if (ip_is_return) {
+		w->frames[0] = ip;
+		w->n = 1;
+	}
+	int i;
+	for (i = 0; i < HT_MAX_STACK_DEPTH + 1; i++)
+		if (unwind_step() == HT_STEP_DONE)
+			break;
+	if (i == HT_MAX_STACK_DEPTH + 1)
+		w->flags |= HT_STACK_INCOMPLETE;
+	*flags |= w->flags;
+	__u32 n = w->n;
+	if (n > HT_MAX_STACK_DEPTH)
+		n = HT_MAX_STACK_DEPTH;
+	if (n && bpf_probe_read_kernel(out, n * sizeof(__u64), w->frames))
+		return 0;
+	return n;
+}
+
+/* After a walk that ended HT_STACK_DEFERRED: where it stopped, and a copy of the stack
+ * from there (as much of HT_DEFER_STACK_BYTES as is mapped). */
+static __always_inline void fill_resume(struct ht_resume *r, __u8 *stack)
+{
+	__u32 zero = 0;
+	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
+	r->stack_len = 0;
+	if (!w)
+		return;
+	r->pc = w->pc;
+	r->sp = w->sp;
+	r->bp = w->bp;
+	r->bp_known = w->bp_known;
+	r->pending = w->pending;
+	r->stepped = w->step > 0;
+	r->ip_is_return = w->ip_is_return;
+	/* The stack may end within the copy (a thread's first frames): smaller copies, so
+	 * that a shallow stack near its top costs the ring little. */
+	if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES;
+	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 2, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES / 2;
+	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 4, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES / 4;
+	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 8, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES / 8;
+	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 16, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES / 16;
+	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 64, (void *)w->sp))
+		r->stack_len = HT_DEFER_STACK_BYTES / 64;
+}
+
+#endif

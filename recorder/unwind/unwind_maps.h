@@ -1,0 +1,85 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpf/unwind_table.h"
+#include "recorder/unwind/stack_mode.h"
+#include "recorder/unwind/table_cache.h"
+
+namespace heaptrail::recorder::unwind {
+
+
+// What the BPF walker knows about the targets' executable mappings: the unwind table of
+// each mapped file (loaded once per file into the table array) and, per process, which
+// address ranges use which table (the LPM trie of bpf/unwind_table.h). Also the
+// recorder's own copy of those ranges, against which every captured frame is checked.
+class UnwindMaps {
+ public:
+  // `tablesFd`, `mappingsFd`: the BPF maps unwind_tables and unwind_mappings.
+  UnwindMaps(StackMode mode, int tablesFd, int mappingsFd);
+  ~UnwindMaps();
+  UnwindMaps(const UnwindMaps&) = delete;
+  UnwindMaps& operator=(const UnwindMaps&) = delete;
+
+  // An executable mapping of process `pid` (a tgid) of the file open at `fd` (-1 when it
+  // cannot be opened: its frames are still valid return addresses, but the walk stops
+  // there). Replaces what overlapped it. Returns the table used (nullptr: none).
+  // When the file cannot be opened (the process is gone already), a table compiled
+  // before for its `buildId` is used.
+  std::shared_ptr<const UnwindTable> addMapping(pid_t pid, uint64_t start, uint64_t end, uint64_t fileOffset,
+                                                int fd, const std::string& buildId);
+  // Compiles the table of a file the target is about to map (its executable and
+  // libraries, before it starts): a short-lived process may be gone before its
+  // mappings are read.
+  void prepare(int fd) {
+    if (mode_ != StackMode::Fp) cache_.get(fd);
+  }
+  // A forked child starts with its parent's mappings (the kernel reports none for it).
+  void copyProcess(pid_t parent, pid_t child);
+  void removeProcess(pid_t pid);
+  // What the walker knows of the mapping of `address` in `pid` (nullopt: none).
+  struct Found {
+    ht_unwind_mapping value;
+    const UnwindTable* table = nullptr;  // HT_MAPPING_TABLE
+  };
+  std::optional<Found> find(pid_t pid, uint64_t address) const;
+
+  StackMode mode() const { return mode_; }
+  // Tables loaded into BPF maps, and the bytes of their rows.
+  size_t loadedTables() const { return loaded_.size(); }
+  uint64_t loadedTableBytes() const { return loadedBytes_; }
+  size_t mappingEntries() const { return entries_; }
+  // Approximate kernel memory of the maps: rows, plus the LPM trie's nodes.
+  uint64_t kernelBytes() const;
+
+ private:
+  struct Range {
+    uint64_t end = 0;
+    ht_unwind_mapping value{};
+    std::shared_ptr<const UnwindTable> table;  // HT_MAPPING_TABLE
+    std::vector<ht_mapping_key> keys;  // the prefixes in the LPM trie
+  };
+  void insert(pid_t pid, uint64_t start, Range range);
+  void erase(pid_t pid, std::map<uint64_t, Range>::iterator it);
+  // The index of `table` in the table array, loading it on first use; -1 when full.
+  int tableIndex(const std::shared_ptr<const UnwindTable>& table);
+
+  StackMode mode_;
+  int tablesFd_;
+  int mappingsFd_;
+  TableCache cache_;
+  std::map<const UnwindTable*, int> loaded_;
+  std::vector<std::shared_ptr<const UnwindTable>> keepAlive_;
+  uint64_t loadedBytes_ = 0;
+  size_t entries_ = 0;
+  std::map<pid_t, std::map<uint64_t, Range>> processes_;  // pid -> start -> range
+};
+
+}  // namespace heaptrail::recorder::unwind

@@ -1,0 +1,230 @@
+// Full stacks through code without frame pointers (issue 10): the samples built
+// -O2 -fomit-frame-pointer are recorded with the BPF CFI walker, and EVERY frame of each
+// leak's chain, up to main and libc's start, is checked by function and file:line; no
+// stack of the trace may hold a frame outside an executable mapping. Needs root.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "analyzer/cli.h"
+#include "tests/support/bpf_required.h"
+#include "tests/support/run_command.h"
+#include "tests/support/source_markers.h"
+
+namespace heaptrail::testing {
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::string kSamples = SAMPLES_BUILD_DIR;
+const std::string kSources = SAMPLES_SOURCE_DIR;
+
+struct TempTrace {
+  fs::path dir;
+  TempTrace() {
+    char name[] = "/tmp/heaptrail-cfi-XXXXXX";
+    dir = ::mkdtemp(name);
+  }
+  ~TempTrace() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  fs::path trace() const { return dir / "trace.htr"; }
+};
+
+// Records `argv` (a sample that waits on stdin after printing "ready") once the recorder
+// has loaded the unwind tables of `modules` (path suffixes, as --verbose prints them), then
+// analyzes the trace as JSON.
+Json recordGated(const TempTrace& t, std::vector<std::string> argv, const std::vector<std::string>& modules,
+                 const std::vector<std::string>& recordOptions = {}) {
+  std::vector<std::string> command = {HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string()};
+  command.insert(command.end(), recordOptions.begin(), recordOptions.end());
+  command.push_back("--");
+  command.insert(command.end(), argv.begin(), argv.end());
+  BackgroundCommand recorder(command);
+  EXPECT_TRUE(recorder.waitForOutput("ready")) << recorder.errorSoFar();
+  for (const auto& module : modules)
+    EXPECT_TRUE(recorder.waitForError(module + " (pid")) << module << "\n" << recorder.errorSoFar();
+  recorder.writeInput("go\n");
+  const auto result = recorder.wait();
+  EXPECT_EQ(result.exitCode, 0) << result.err;
+  std::ostringstream out, err;
+  const int code = analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err);
+  EXPECT_EQ(code, 0) << err.str();
+  return Json::parse(out.str());
+}
+
+// One expected frame, or (anyFrom) one or more consecutive frames of a module.
+struct Want {
+  std::string function;  // empty: any
+  std::string file;      // file name the path ends with; empty: any
+  unsigned line = 0;     // 0: any
+  std::string module;    // module path suffix; empty: any
+  bool anyFrom = false;
+};
+
+Want at(const std::string& function, const std::string& source, const std::string& marker) {
+  return {function, source, markerLine(fs::path(kSources) / source, marker), ""};
+}
+Want frame(const std::string& function, const std::string& module) { return {function, "", 0, module}; }
+Want framesOf(const std::string& module) { return {"", "", 0, module, true}; }
+
+std::string text(const Json& value) { return value.is_string() ? value.get<std::string>() : std::string("(null)"); }
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool matches(const Json& f, const Want& w) {
+  if (!w.function.empty() && text(f.at("function")) != w.function) return false;
+  if (!w.file.empty() && !endsWith(text(f.at("file")), "/" + w.file)) return false;
+  if (w.line && (!f.at("line").is_number() || f.at("line").get<unsigned>() != w.line)) return false;
+  if (!w.module.empty() && !endsWith(text(f.at("module")), w.module)) return false;
+  return true;
+}
+
+std::string describe(const Json& frames) {
+  std::ostringstream out;
+  for (size_t i = 0; i < frames.size(); ++i)
+    out << "  #" << i << " " << text(frames[i].at("function")) << " " << text(frames[i].at("file")) << ":"
+        << (frames[i].at("line").is_number() ? frames[i].at("line").get<unsigned>() : 0) << " ["
+        << text(frames[i].at("module")) << "]" << (frames[i].at("inlined").get<bool>() ? " (inlined)" : "") << "\n";
+  return out.str();
+}
+
+// The whole stack, frame by frame, is `want` (and complete).
+void expectStack(const Json& leak, const std::vector<Want>& want) {
+  const Json& frames = leak.at("frames");
+  EXPECT_FALSE(leak.contains("stack_incomplete")) << describe(frames);
+  size_t i = 0;
+  for (size_t w = 0; w < want.size(); ++w) {
+    ASSERT_LT(i, frames.size()) << "missing frame for " << want[w].function << " " << want[w].module << "\n"
+                                << describe(frames);
+    ASSERT_TRUE(matches(frames[i], want[w])) << "frame #" << i << " is not " << want[w].function << " "
+                                             << want[w].file << ":" << want[w].line << " " << want[w].module
+                                             << "\n" << describe(frames);
+    ++i;
+    if (want[w].anyFrom)
+      while (i < frames.size() && matches(frames[i], want[w]) && !(w + 1 < want.size() && matches(frames[i], want[w + 1])))
+        ++i;
+  }
+  EXPECT_EQ(i, frames.size()) << "frames beyond the outermost expected one\n" << describe(frames);
+}
+
+const Json* leakOf(const Json& doc, uint64_t bytes) {
+  for (const auto& leak : doc.at("leaks"))
+    if (leak.at("bytes").get<uint64_t>() == bytes) return &leak;
+  return nullptr;
+}
+
+// Every frame of every reported stack is in a mapping of the process (never
+// "(no mapping)": string bytes, heap or stack addresses).
+void expectEveryFrameMapped(const Json& doc) {
+  for (const auto& leak : doc.at("leaks"))
+    for (const auto& f : leak.at("frames"))
+      EXPECT_TRUE(f.at("module").is_string()) << "frame outside any executable mapping: " << f.dump();
+}
+
+const std::string kLibc = "libc.so.6";
+const std::vector<Want> kStart = {frame("__libc_start_call_main", kLibc), frame("__libc_start_main", kLibc)};
+
+TEST(CfiStacks, ChainTenDeepWithoutFramePointersUpToMain) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_chain";
+  const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc});
+  const Json* leak = leakOf(doc, 73);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = {at("chain_leaf", "nofp_chain.c", "ALLOC:chain_leaf")};
+  for (int level = 9; level >= 1; --level) {
+    const std::string name = "chain" + std::to_string(level);
+    want.push_back(at(name, "nofp_chain.c", "CALL:" + name));
+  }
+  want.push_back(at("main", "nofp_chain.c", "CALL:main_chain"));
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_chain"));  // _start (no debug info for it)
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+}
+
+TEST(CfiStacks, CallbackThroughLibcQsort) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_chain";
+  const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc});
+  const Json* leak = leakOf(doc, 48);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = {at("compare_ints", "nofp_chain.c", "ALLOC:compare_ints"), framesOf(kLibc),
+                            at("sort_numbers", "nofp_chain.c", "CALL:qsort"),
+                            at("main", "nofp_chain.c", "CALL:main_sort")};
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_chain"));
+  expectStack(*leak, want);
+  // The libc part goes through qsort's merge sort.
+  bool qsort = false;
+  for (const auto& f : leak->at("frames")) qsort |= text(f.at("function")).find("qsort") != std::string::npos;
+  EXPECT_TRUE(qsort) << describe(leak->at("frames"));
+}
+
+TEST(CfiStacks, NewStdStringAllocatedInsideLibstdcxx) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_strings";
+  const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc, "libstdc++.so.6.0.30"});
+  const Json* leak = leakOf(doc, 301);  // the characters, allocated by libstdc++
+  ASSERT_NE(leakOf(doc, 32), nullptr) << "the std::string itself, made with new";
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  // _M_mutate and _M_replace_aux in libstdc++, then append() inlined into make_text.
+  std::vector<Want> want = {framesOf("libstdc++.so.6.0.30"), {"", "basic_string.h", 0, "/nofp_strings"},
+                            at("make_text[abi:cxx11](unsigned long)", "nofp_strings.cpp", "ALLOC:make_text"),
+                            at("keep_text(unsigned long)", "nofp_strings.cpp", "CALL:keep_text"),
+                            at("main", "nofp_strings.cpp", "CALL:main_keep")};
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_strings"));
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+}
+
+TEST(CfiStacks, LeakInADlopenedLibraryWithoutFramePointers) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_dlopen";
+  const std::string plugin = kSamples + "/libnofp_plugin.so";
+  const Json doc = recordGated(t, {exe, "stdin", plugin}, {exe, kLibc, plugin});
+  const Json* leak = leakOf(doc, 3 * 40);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = {at("plugin_inner", "nofp_plugin.c", "ALLOC:plugin_inner"),
+                            at("plugin_leak", "nofp_plugin.c", "CALL:plugin_leak"),
+                            at("run_plugin", "nofp_dlopen.c", "CALL:run_plugin"),
+                            at("main", "nofp_dlopen.c", "CALL:main_plugin")};
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_dlopen"));
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+}
+
+// Frame pointers only: the same chain cannot be walked, and must be cut (and marked)
+// rather than padded with whatever rbp points at.
+TEST(CfiStacks, FramePointerModeMarksWhatItCannotWalk) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_chain";
+  const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc}, {"--stack-mode", "fp"});
+  const Json* leak = leakOf(doc, 73);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  const Json& frames = leak->at("frames");
+  ASSERT_GE(frames.size(), 1u);
+  EXPECT_EQ(text(frames[0].at("function")), "chain_leaf");
+  expectEveryFrameMapped(doc);
+  // Whatever it walked is a real caller chain or it says it is incomplete.
+  bool reachedMain = false;
+  for (const auto& f : frames) reachedMain |= text(f.at("function")) == "main";
+  EXPECT_TRUE(reachedMain || leak->contains("stack_incomplete")) << describe(frames);
+}
+
+}  // namespace
+}  // namespace heaptrail::testing
