@@ -247,20 +247,28 @@ static __always_inline void fill_resume(struct ht_resume *r, __u8 *stack)
 	r->pending = w->pending;
 	r->stepped = w->step > 0;
 	r->ip_is_return = w->ip_is_return;
-	/* The stack may end within the copy (a thread's first frames): smaller copies, so
-	 * that a shallow stack near its top costs the ring little. */
-	if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES;
-	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 2, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES / 2;
-	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 4, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES / 4;
-	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 8, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES / 8;
-	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 16, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES / 16;
-	else if (!bpf_probe_read_user(stack, HT_DEFER_STACK_BYTES / 64, (void *)w->sp))
-		r->stack_len = HT_DEFER_STACK_BYTES / 64;
+	/* Up to the end of the stack when it is nearer (a thread's first frames): the
+	 * readable length, found by a binary search on one-byte reads, is copied whole. */
+	__u64 sp = w->sp;
+	__u8 probe;
+	__u32 len = HT_DEFER_STACK_BYTES;
+	if (bpf_probe_read_user(&probe, 1, (void *)(sp + HT_DEFER_STACK_BYTES - 1))) {
+		__u32 lo = 0, hi = HT_DEFER_STACK_BYTES;
+		for (int i = 0; i < 14; i++) {
+			if (hi - lo <= 8)
+				break;
+			__u32 mid = (lo + (hi - lo) / 2) & ~7u;
+			if (bpf_probe_read_user(&probe, 1, (void *)(sp + mid - 1)))
+				hi = mid;
+			else
+				lo = mid;
+		}
+		len = lo;
+	}
+	if (len > HT_DEFER_STACK_BYTES)
+		len = HT_DEFER_STACK_BYTES;
+	if (len && !bpf_probe_read_user(stack, len, (void *)sp))
+		r->stack_len = len;
 }
 
 #endif
