@@ -53,13 +53,14 @@ def workloads(tmp):
 
 
 def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", **kw)
 
 
 def folded(text):
     stacks = {}
     for line in text.splitlines():
         frames, _, value = line.rpartition(" ")
+        frames = frames.rstrip(";")
         if not frames or not value.isdigit() or int(value) == 0:
             continue
         stacks[frames] = stacks.get(frames, 0) + int(value)
@@ -67,8 +68,13 @@ def folded(text):
 
 
 def clean(name):
-    # heaptrack prints "<unresolved function>" / module offsets; heaptrail "module+0x..".
-    return re.sub(r"\(.*\)$", "", name).strip()
+    # heaptrack: "function (file.c)"; both tools: C++ names with their parameters.
+    return re.sub(r"\s*\(.*\)$", "", name).strip()
+
+
+def from_main(frames):
+    # heaptrack's stacks start at main: compare from there (heaptrail goes on to _start).
+    return frames[frames.index("main"):] if "main" in frames else frames
 
 
 def heaptrack(cmd, tmp, name):
@@ -107,12 +113,12 @@ def heaptrail(build, cmd, tmp, name, mode, run_index):
 def compare(ht, ours):
     by_leaf = defaultdict(list)
     for stack in ours:
-        frames = [clean(f) for f in stack.split(";")]
+        frames = from_main([clean(f) for f in stack.split(";")])
         by_leaf[frames[-1]].append(frames)
     sites = same = deeper_or_equal = 0
     ht_depth = our_depth = 0
     for stack in ht:
-        frames = [clean(f) for f in stack.split(";")]
+        frames = from_main([clean(f) for f in stack.split(";")])
         candidates = by_leaf.get(frames[-1])
         if not candidates:
             continue
