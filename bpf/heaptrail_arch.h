@@ -37,10 +37,12 @@ struct ht_arm_user_regs {
 #define HT_USER_POINTER_BYTES 8
 #define HT_RETURN_ADDRESS_ON_STACK 1
 #define HT_FRAME_POINTER_WALK 1
+#define HT_CFI_WALK 1
 #elif defined(__TARGET_ARCH_arm64)
 #define HT_USER_POINTER_BYTES 8
 #define HT_RETURN_ADDRESS_ON_STACK 0
 #define HT_FRAME_POINTER_WALK 1
+#define HT_CFI_WALK 0
 #elif defined(__TARGET_ARCH_arm)
 #define HT_USER_POINTER_BYTES 4
 #define HT_RETURN_ADDRESS_ON_STACK 0
@@ -48,6 +50,7 @@ struct ht_arm_user_regs {
  * not at the saved {r7, lr}, and in ARM code the layout depends on -mapcs-frame. Stacks
  * on arm are the allocator's immediate caller only. */
 #define HT_FRAME_POINTER_WALK 0
+#define HT_CFI_WALK 0
 #else
 #error "heaptrail's BPF programs support __TARGET_ARCH_x86, __TARGET_ARCH_arm64 and __TARGET_ARCH_arm"
 #endif

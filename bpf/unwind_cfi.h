@@ -108,6 +108,177 @@ struct {
 	__type(value, struct unwind_walk);
 } unwind_walks SEC(".maps");
 
+/* Set by the recorder before load (HT_NEW_MAPPINGS_*): whether the kernel has
+ * bpf_find_vma (5.17+, with BTF) for resolve_new_mapping. */
+const volatile __u32 unwind_new_mappings = HT_NEW_MAPPINGS_DEFER;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HT_UNWIND_MAX_TABLES);
+	__type(key, struct ht_build_id_key);
+	__type(value, struct ht_unwind_file);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} unwind_files SEC(".maps");
+
+/* ELF, as much as resolve_new_mapping reads of it (64-bit little-endian). */
+#define HT_ELF_MAGIC 0x464c457fu /* "\x7fELF" */
+#define HT_ELF_MAX_PHDRS 16
+#define HT_ELF_MAX_NOTES 4 /* notes read per PT_NOTE segment */
+#define HT_PT_LOAD 1
+#define HT_PT_NOTE 4
+#define HT_PF_X 1
+#define HT_NT_GNU_BUILD_ID 3
+struct ht_elf64_ehdr {
+	__u8 ident[16];
+	__u16 type, machine;
+	__u32 version;
+	__u64 entry, phoff, shoff;
+	__u32 flags;
+	__u16 ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+struct ht_elf64_phdr {
+	__u32 type, flags;
+	__u64 offset, vaddr, paddr, filesz, memsz, align;
+};
+struct ht_elf_note_header {
+	__u32 namesz, descsz, type;
+	char name[4];
+};
+
+struct new_mapping_scratch {
+	struct ht_elf64_ehdr ehdr;
+	struct ht_elf64_phdr phdrs[HT_ELF_MAX_PHDRS];
+	struct ht_unwind_mapping found;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct new_mapping_scratch);
+} new_mapping_scratch SEC(".maps");
+
+struct vma_range {
+	__u64 start, end;
+};
+
+struct task_struct;
+struct vm_area_struct;
+
+/* vm_start and vm_end are the first fields of struct vm_area_struct on every kernel
+ * with bpf_find_vma: read by offset, without CO-RE (which would load vmlinux's BTF into
+ * the recorder). The caller checks that the range holds the address. */
+static long vma_range_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_range *range)
+{
+	bpf_probe_read_kernel(range, sizeof(*range), vma);
+	return 0;
+}
+
+/* Where `address` (in the current process) is in an ELF file the recorder has a table
+ * for, found without the recorder: the mapping (bpf_find_vma), the ELF header at its
+ * start or at the start of the mapping before it (ld.so and the kernel map a file's
+ * segments next to each other, the header in the first), the executable PT_LOAD holding
+ * the address, and the file's build-id from its PT_NOTE segments. This is how a library
+ * mapped a moment ago is walked before the recorder has read its mapping record.
+ * Fills new_mapping_scratch.found; returns 1 when found. */
+__noinline int resolve_new_mapping(__u64 address)
+{
+	__u32 zero = 0;
+	struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
+	if (!s || unwind_new_mappings == HT_NEW_MAPPINGS_DEFER)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct vma_range vma = {};
+	if (bpf_find_vma(task, address, vma_range_of, &vma, 0) || address < vma.start || address >= vma.end)
+		return 0;
+	__u64 base = vma.start;
+	__u32 magic = 0;
+	if (bpf_probe_read_user(&magic, sizeof(magic), (void *)base) || magic != HT_ELF_MAGIC) {
+		struct vma_range before = {};
+		if (vma.start == 0 || bpf_find_vma(task, vma.start - 1, vma_range_of, &before, 0) ||
+		    before.end != vma.start || before.start >= vma.start)
+			return 0;
+		base = before.start;
+		if (bpf_probe_read_user(&magic, sizeof(magic), (void *)base) || magic != HT_ELF_MAGIC)
+			return 0;
+	}
+	if (bpf_probe_read_user(&s->ehdr, sizeof(s->ehdr), (void *)base))
+		return 0;
+	/* 64-bit, little-endian, this architecture's (x86-64) */
+	if (s->ehdr.ident[4] != 2 || s->ehdr.ident[5] != 1 || s->ehdr.machine != 62 ||
+	    s->ehdr.phentsize != sizeof(struct ht_elf64_phdr))
+		return 0;
+	__u32 phnum = s->ehdr.phnum;
+	if (phnum == 0 || phnum > HT_ELF_MAX_PHDRS)
+		return 0;
+	if (bpf_probe_read_user(s->phdrs, phnum * sizeof(struct ht_elf64_phdr), (void *)(base + s->ehdr.phoff)))
+		return 0;
+	/* The load bias: the first PT_LOAD (file offset 0, the header) is at base. */
+	__u64 bias = 0;
+	bool first = true, executable = false;
+	for (__u32 i = 0; i < HT_ELF_MAX_PHDRS; i++) {
+		if (i >= phnum)
+			break;
+		struct ht_elf64_phdr *ph = &s->phdrs[i];
+		if (ph->type != HT_PT_LOAD)
+			continue;
+		if (first) {
+			if (ph->offset != 0)
+				return 0;
+			bias = base - (ph->vaddr & ~0xfffull);
+			first = false;
+		}
+		if ((ph->flags & HT_PF_X) && address >= bias + ph->vaddr && address - (bias + ph->vaddr) < ph->memsz)
+			executable = true;
+	}
+	if (!executable)
+		return 0;
+	struct ht_unwind_file *file = NULL;
+	if (unwind_new_mappings == HT_NEW_MAPPINGS_FRAME_POINTERS)
+		goto frame_pointers;
+	struct ht_build_id_key key = {};
+	for (__u32 i = 0; i < HT_ELF_MAX_PHDRS; i++) {
+		if (i >= phnum)
+			break;
+		struct ht_elf64_phdr *ph = &s->phdrs[i];
+		if (ph->type != HT_PT_NOTE)
+			continue;
+		__u64 note = bias + ph->vaddr, end = note + ph->filesz;
+		for (int n = 0; n < HT_ELF_MAX_NOTES; n++) {
+			struct ht_elf_note_header h;
+			if (note + sizeof(h) > end || bpf_probe_read_user(&h, sizeof(h), (void *)note))
+				break;
+			if (h.type == HT_NT_GNU_BUILD_ID && h.namesz == 4 && h.name[0] == 'G' && h.name[1] == 'N' &&
+			    h.name[2] == 'U' && h.descsz > 0 && h.descsz <= HT_BUILD_ID_BYTES) {
+				__u32 size = h.descsz;
+				if (bpf_probe_read_user(key.bytes, size, (void *)(note + 16)))
+					return 0;
+				key.size = size;
+				break;
+			}
+			note += 12 + ((h.namesz + 3) & ~3u) + ((h.descsz + 3) & ~3u);
+		}
+		if (key.size)
+			break;
+	}
+	if (!key.size)
+		return 0;
+	file = bpf_map_lookup_elem(&unwind_files, &key);
+	if (!file)
+		return 0;
+	s->found.bias = bias + file->base;
+	s->found.kind = file->kind;
+	s->found.table = file->table;
+	s->found.rows = file->rows;
+	return 1;
+frame_pointers:
+	s->found.bias = bias;
+	s->found.kind = HT_MAPPING_FRAME_POINTER;
+	s->found.table = 0;
+	s->found.rows = 0;
+	return 1;
+}
+
 #define HT_STEP_CONTINUE 0
 #define HT_STEP_DONE 1
 
@@ -122,6 +293,11 @@ __noinline int unwind_step(void)
 	/* A return address points after its call: the call's rules are those of pc - 1. */
 	__u64 lookup = (w->step > 0 || w->ip_is_return) ? pc - 1 : pc;
 	struct ht_unwind_mapping *m = find_mapping(w->tgid, lookup);
+	if (!m && resolve_new_mapping(lookup)) {
+		struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
+		if (s)
+			m = &s->found;
+	}
 	/* No mapping yet: the recorder has not loaded it (just mapped). The walk stops
 	 * here, and the recorder finishes it (HT_STACK_DEFERRED). */
 	if (!m) {

@@ -72,4 +72,25 @@ struct ht_unwind_mapping {
 	__u32 reserved;
 };
 
+/* The files whose tables are loaded, by build-id: the walker's own lookup of a mapping
+ * the recorder has not reported yet (unwind_cfi.h, resolve_new_mapping). */
+#define HT_BUILD_ID_BYTES 20
+struct ht_build_id_key {
+	__u32 size;
+	__u8 bytes[HT_BUILD_ID_BYTES];
+};
+struct ht_unwind_file {
+	__u64 base;  /* the table's base: row pc = ELF virtual address - base */
+	__u32 kind;  /* HT_MAPPING_* */
+	__u32 table; /* HT_MAPPING_TABLE: index in the table array */
+	__u32 rows;
+	__u32 reserved;
+};
+
+/* What the walker does when a pc is in no mapping the recorder has reported yet
+ * (rodata unwind_new_mappings). */
+#define HT_NEW_MAPPINGS_DEFER 0  /* stop, the recorder finishes the walk (no bpf_find_vma) */
+#define HT_NEW_MAPPINGS_TABLES 1 /* find the ELF file in memory, its table by build-id */
+#define HT_NEW_MAPPINGS_FRAME_POINTERS 2 /* --stack-mode fp: any executable ELF segment */
+
 #endif

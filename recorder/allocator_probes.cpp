@@ -101,6 +101,20 @@ schema::EventKind cFamilyKind(schema::EventKind kind) {
   }
 }
 
+// How the BPF walker treats a pc in a mapping the recorder has not reported yet: it
+// finds the file itself (bpf_find_vma, Linux 5.17+ with BTF) on x86-64, whose tables it
+// can use; elsewhere, or on older kernels, the recorder finishes such walks.
+uint32_t newMappingLookup(unwind::StackMode mode) {
+#if defined(__x86_64__)
+  if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) return HT_NEW_MAPPINGS_DEFER;
+  if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_find_vma, nullptr) != 1) return HT_NEW_MAPPINGS_DEFER;
+  return mode == unwind::StackMode::Fp ? HT_NEW_MAPPINGS_FRAME_POINTERS : HT_NEW_MAPPINGS_TABLES;
+#else
+  (void)mode;
+  return HT_NEW_MAPPINGS_DEFER;
+#endif
+}
+
 bool sitesMovable() {
 #if defined(__x86_64__)
   return true;
@@ -133,6 +147,7 @@ AllocatorProbes::AllocatorProbes(const ProbeConfig& config, const std::optional<
   rodata->stack_depth = config.stackDepth;
   rodata->wakeup_bytes = config.ringBufferBytes / 4;
   rodata->release_stacks = config.releaseStacks;
+  rodata->unwind_new_mappings = newMappingLookup(config.stackMode);
   if (libc) {
     struct stat st {};
     if (::fstat(libc->fd(), &st) == 0) libc_ = {st.st_dev, st.st_ino};
@@ -402,6 +417,8 @@ int AllocatorProbes::targetsMapFd() const { return bpf_map__fd(skel_->maps.targe
 int AllocatorProbes::unwindTablesFd() const { return bpf_map__fd(skel_->maps.unwind_tables); }
 
 int AllocatorProbes::unwindMappingsFd() const { return bpf_map__fd(skel_->maps.unwind_mappings); }
+
+int AllocatorProbes::unwindFilesFd() const { return bpf_map__fd(skel_->maps.unwind_files); }
 
 std::array<uint64_t, HT_KIND_COUNT> AllocatorProbes::lostCounts() const {
   std::array<uint64_t, HT_KIND_COUNT> totals{};

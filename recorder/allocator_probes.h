@@ -18,8 +18,10 @@
 #include <vector>
 
 #include "bpf/heaptrail_event.h"
+#include "bpf/unwind_table.h"
 #include "recorder/allocator_functions.h"
 #include "recorder/allocator_locator.h"
+#include "recorder/unwind/stack_mode.h"
 #include "recorder/uprobe_multi_link.h"
 #include "schema/records.h"
 
@@ -40,6 +42,7 @@ struct ProbeConfig {
   uint64_t ringBufferBytes = 2ull << 20;
   bool releaseStacks = false;
   ProbeSiteMode sites = ProbeSiteMode::Cheap;
+  unwind::StackMode stackMode = unwind::StackMode::Auto;
 };
 
 // The loaded BPF programs and their uprobes. Probes are per process: a process that is
@@ -90,6 +93,7 @@ class AllocatorProbes {
   // The unwinding maps (bpf/unwind_cfi.h), filled by unwind::UnwindMaps.
   int unwindTablesFd() const;
   int unwindMappingsFd() const;
+  int unwindFilesFd() const;
   // Events the BPF side could not deliver since load, by kind (cumulative).
   std::array<uint64_t, HT_KIND_COUNT> lostCounts() const;
   // The BPF programs' ids (for tests and benchmarks that read their run counts).

@@ -47,7 +47,6 @@ constexpr uint64_t kFlushIntervalNs = 1'000'000'000;  // the format promises >= 
 // context it needs (BENCHMARKS.md) for a few hundred KiB held.
 constexpr size_t kMaxChunkEvents = 1 << 16;
 constexpr int kPollIntervalMs = 100;
-constexpr uint64_t kStartupMappingWatchNs = 20'000'000;
 // After Ctrl-C, how long a started command gets to exit by itself (it usually got the
 // same Ctrl-C from the terminal) before the recorder terminates it.
 constexpr uint64_t kChildGraceNs = 500'000'000;
@@ -239,7 +238,10 @@ void Session::onProcessEvent(schema::ProcessRecord p) {
   if (p.kind == Kind::EXIT && target_.launched() && p.pid == static_cast<uint32_t>(target_.pid())) return;
   // A new image: its mappings follow. A process gone: its mappings are forgotten once
   // its last events are read (drainAll).
-  if (p.kind == Kind::EXEC) unwind_->removeProcess(static_cast<pid_t>(p.pid));
+  if (p.kind == Kind::EXEC) {
+    unwind_->removeProcess(static_cast<pid_t>(p.pid));
+    probes_->setTrampoline(static_cast<pid_t>(p.pid), 0);  // as in hookNewImage
+  }
   if (p.kind == Kind::EXIT) exitedProcesses_.push_back(static_cast<pid_t>(p.pid));
   if (p.kind == Kind::EXEC) {
     p.commandLine = readCommandLine(static_cast<pid_t>(p.pid));
@@ -351,6 +353,10 @@ void Session::recordExit() {
 // At an exec stop, before the new image runs its first instruction: the allocator it
 // will use (its executable, or a library it needs that no process hooked yet).
 void Session::hookNewImage(pid_t pid) {
+  // The old image's return-probe trampoline is gone with it: until the new one is
+  // reported, calls in progress are taken as active (still_active in heaptrail.bpf.c)
+  // rather than checked against a stale address, which made nested calls count twice.
+  probes_->setTrampoline(pid, 0);
   std::error_code ec;
   const std::string proc = "/proc/" + std::to_string(pid);
   const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
@@ -427,7 +433,8 @@ RecordSummary Session::run() {
 
   probes_ = std::make_unique<AllocatorProbes>(
       ProbeConfig{options_.minSize, options_.maxSize, options_.stackDepth, options_.ringBufferBytes,
-                  options_.releaseStacks, options_.entryProbes ? ProbeSiteMode::Entry : ProbeSiteMode::Cheap},
+                  options_.releaseStacks, options_.entryProbes ? ProbeSiteMode::Entry : ProbeSiteMode::Cheap,
+                  options_.stackMode},
       allocators_.libc);
   if (options_.verbose) {
     std::cerr << "heaptrail-record: BPF program ids";
@@ -435,7 +442,7 @@ RecordSummary Session::run() {
     std::cerr << (probes_->usesUprobeMulti() ? " (uprobe_multi links)" : " (one link per probe)") << "\n";
   }
   unwind_ = std::make_unique<unwind::UnwindMaps>(options_.stackMode, probes_->unwindTablesFd(),
-                                                 probes_->unwindMappingsFd());
+                                                 probes_->unwindMappingsFd(), probes_->unwindFilesFd());
   for (const auto& object : allocators_.objects)
     if (object.isOpen()) unwind_->prepare(object.fd());
   // A running process: its mappings are known to the walker before its first event
@@ -475,16 +482,6 @@ RecordSummary Session::run() {
   signals_.throwIfRequested();
   // Before the header: a command that cannot run leaves the output path as it was.
   target_.release();
-  // A started command maps its libraries in its first milliseconds and allocates right
-  // after: load their unwind tables as they come, so that few of its first stacks have to
-  // be finished here (deferred walks, bpf/unwind_cfi.h).
-  if (target_.launched() && options_.stackMode != unwind::StackMode::Fp) {
-    const uint64_t until = clockNs() + kStartupMappingWatchNs;
-    pollfd watch{watcher_->fd(), POLLIN, 0};
-    while (clockNs() < until && !target_.exited()) {
-      if (::poll(&watch, 1, 1) > 0) drainMappings();
-    }
-  }
   const std::string allocator =
       allocators_.libc ? allocators_.libc->displayPath : allocators_.objects.front().displayPath;
   writeTraceHeader(writer_, options_, {startNs_, &target_, allocator, hooked_, kernel_.get()});

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <iterator>
 
 #include "common/unique_fd.h"
@@ -33,8 +34,8 @@ std::vector<ht_mapping_key> prefixesOf(pid_t pid, uint64_t start, uint64_t end) 
 
 }  // namespace
 
-UnwindMaps::UnwindMaps(StackMode mode, int tablesFd, int mappingsFd)
-    : mode_(mode), tablesFd_(tablesFd), mappingsFd_(mappingsFd) {}
+UnwindMaps::UnwindMaps(StackMode mode, int tablesFd, int mappingsFd, int filesFd)
+    : mode_(mode), tablesFd_(tablesFd), mappingsFd_(mappingsFd), filesFd_(filesFd) {}
 
 UnwindMaps::~UnwindMaps() = default;
 
@@ -63,6 +64,25 @@ int UnwindMaps::tableIndex(const std::shared_ptr<const UnwindTable>& table) {
   return index;
 }
 
+void UnwindMaps::publish(const std::shared_ptr<const UnwindTable>& table) {
+  if (!table || table->buildId.empty() || table->buildId.size() > HT_BUILD_ID_BYTES) return;
+  if (published_.contains(table->buildId)) return;
+  ht_unwind_file file{};
+  if (table->empty()) {
+    file.kind = mode_ == StackMode::Cfi ? HT_MAPPING_STOP : HT_MAPPING_FRAME_POINTER;
+  } else {
+    const int index = tableIndex(table);
+    file.kind = index >= 0 ? HT_MAPPING_TABLE : HT_MAPPING_STOP;
+    file.table = index >= 0 ? static_cast<uint32_t>(index) : 0;
+    file.rows = static_cast<uint32_t>(table->rows.size());
+    file.base = table->base;
+  }
+  ht_build_id_key key{};
+  key.size = static_cast<uint32_t>(table->buildId.size());
+  std::memcpy(key.bytes, table->buildId.data(), table->buildId.size());
+  if (bpf_map_update_elem(filesFd_, &key, &file, BPF_ANY) == 0) published_.insert(table->buildId);
+}
+
 std::shared_ptr<const UnwindTable> UnwindMaps::addMapping(pid_t pid, uint64_t start, uint64_t end,
                                                           uint64_t fileOffset, int fd,
                                                           const std::string& buildId) {
@@ -75,6 +95,7 @@ std::shared_ptr<const UnwindTable> UnwindMaps::addMapping(pid_t pid, uint64_t st
   std::shared_ptr<const UnwindTable> table;
   if (mode_ != StackMode::Fp && (fd >= 0 || !buildId.empty())) {
     table = fd >= 0 ? cache_.get(fd) : cache_.find(buildId);
+    publish(table);
     if (table && !table->empty()) {
       const auto bias = table->biasFor(start, fileOffset);
       const int index = bias ? tableIndex(table) : -1;

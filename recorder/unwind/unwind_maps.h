@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,9 @@ namespace heaptrail::recorder::unwind {
 // recorder's own copy of those ranges, against which every captured frame is checked.
 class UnwindMaps {
  public:
-  // `tablesFd`, `mappingsFd`: the BPF maps unwind_tables and unwind_mappings.
-  UnwindMaps(StackMode mode, int tablesFd, int mappingsFd);
+  // `tablesFd`, `mappingsFd`, `filesFd`: the BPF maps unwind_tables, unwind_mappings
+  // and unwind_files.
+  UnwindMaps(StackMode mode, int tablesFd, int mappingsFd, int filesFd);
   ~UnwindMaps();
   UnwindMaps(const UnwindMaps&) = delete;
   UnwindMaps& operator=(const UnwindMaps&) = delete;
@@ -35,11 +37,12 @@ class UnwindMaps {
   // before for its `buildId` is used.
   std::shared_ptr<const UnwindTable> addMapping(pid_t pid, uint64_t start, uint64_t end, uint64_t fileOffset,
                                                 int fd, const std::string& buildId);
-  // Compiles the table of a file the target is about to map (its executable and
-  // libraries, before it starts): a short-lived process may be gone before its
-  // mappings are read.
+  // Compiles and loads the table of a file the target is about to map (its executable
+  // and libraries, before it starts): the BPF walker finds it by build-id as soon as the
+  // file is mapped, before its mapping record is read (bpf/unwind_cfi.h,
+  // resolve_new_mapping); and a short-lived process may be gone before then.
   void prepare(int fd) {
-    if (mode_ != StackMode::Fp) cache_.get(fd);
+    if (mode_ != StackMode::Fp) publish(cache_.get(fd));
   }
   // A forked child starts with its parent's mappings (the kernel reports none for it).
   void copyProcess(pid_t parent, pid_t child);
@@ -70,10 +73,14 @@ class UnwindMaps {
   void erase(pid_t pid, std::map<uint64_t, Range>::iterator it);
   // The index of `table` in the table array, loading it on first use; -1 when full.
   int tableIndex(const std::shared_ptr<const UnwindTable>& table);
+  // Makes `table`'s file known to the BPF walker by its build-id (unwind_files).
+  void publish(const std::shared_ptr<const UnwindTable>& table);
 
   StackMode mode_;
   int tablesFd_;
   int mappingsFd_;
+  int filesFd_;
+  std::set<std::string> published_;  // build-ids in unwind_files
   TableCache cache_;
   std::map<const UnwindTable*, int> loaded_;
   std::vector<std::shared_ptr<const UnwindTable>> keepAlive_;

@@ -207,6 +207,37 @@ TEST(CfiStacks, LeakInADlopenedLibraryWithoutFramePointers) {
   expectEveryFrameMapped(doc);
 }
 
+// A started command allocates in its first milliseconds, before the recorder has read the
+// kernel's records of the libraries it maps: the BPF walker finds those files itself (by
+// build-id, their tables were loaded before the command started), so no walk is left to
+// the recorder and every stack is whole from the first allocation.
+TEST(CfiStacks, AStartedCommandIsWalkedInBpfFromItsFirstAllocation) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_chain";
+  BackgroundCommand recorder({HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string(), "--", exe});
+  const auto result = recorder.wait();
+  ASSERT_EQ(result.exitCode, 0) << result.err;
+  std::ostringstream out, err;
+  ASSERT_EQ(analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err), 0)
+      << err.str();
+  const Json doc = Json::parse(out.str());
+  const Json* leak = leakOf(doc, 73);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = {at("chain_leaf", "nofp_chain.c", "ALLOC:chain_leaf")};
+  for (int level = 9; level >= 1; --level) {
+    const std::string name = "chain" + std::to_string(level);
+    want.push_back(at(name, "nofp_chain.c", "CALL:" + name));
+  }
+  want.push_back(at("main", "nofp_chain.c", "CALL:main_chain"));
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_chain"));
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+  for (const auto& l : doc.at("leaks")) EXPECT_FALSE(l.contains("stack_incomplete")) << describe(l.at("frames"));
+  EXPECT_NE(result.err.find(" 0 stack walks finished by the recorder"), std::string::npos) << result.err;
+}
+
 // Frame pointers only: the same chain cannot be walked, and must be cut (and marked)
 // rather than padded with whatever rbp points at.
 TEST(CfiStacks, FramePointerModeMarksWhatItCannotWalk) {
