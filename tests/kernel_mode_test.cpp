@@ -123,7 +123,7 @@ class KernelModeTest : public testing::RecordingTest {
 };
 
 TEST_F(KernelModeTest, OutstandingKernelObjectsOfAProcessWithTheirSyscallPaths) {
-  const uint32_t pid = recordSample({}, true);
+  const uint32_t pid = recordSample({"--ringbuf-size", "32M"}, true);  // no loss on a loaded machine
   const auto a = analyze(pid);
   const auto& r = a.report;
   ASSERT_FALSE(r.leaks.empty()) << last_.err;
