@@ -1,25 +1,92 @@
 #!/usr/bin/python3.11
 """Stacks of stock Debian programs, heaptrail next to heaptrack 1.4 (issue 10).
 
-For each program, both tools record the same command; every leak site heaptrack reports
-(its flame-graph output of leaked bytes: one root-first stack per site) is looked up in
-heaptrail's folded output of outstanding bytes (same leaf function), and the two stacks
-are compared: frame count (inline frames included on both sides) and function sequence.
-Also reported per program: unique stacks in two heaptrail runs (stable?), incomplete
-stacks, and the memory of the unwind tables (heaptrail info).
+For each program both tools record the same command. heaptrack runs with --raw, and this
+script reads its raw data file itself: `m` lines (module path, load base, PT_LOAD ranges),
+`t` lines (trace tree: instruction pointer, parent node), `+`/`-` (allocation: size, trace
+node, pointer / free: pointer). The allocations never freed, grouped by trace node, are
+heaptrack's leak sites; each site's stack is its list of instruction pointers, innermost
+first, each turned into (module file name, file offset) through the module's load base and
+its ELF program headers. heaptrail's stacks come from `heaptrail analyze --format json`
+(every outstanding stack; each frame has module and file offset), one physical frame per
+return address (inline frames, which heaptrail's JSON adds, are not counted).
+
+Normalisation: heaptrack (libunwind's unw_backtrace) and heaptrail both record return
+addresses as they are (not minus 1): offsets are compared exactly (the script counts how
+many unmatched leaves would match one byte off, as a check). heaptrack's own preload library
+frames at the top (libheaptrack_*.so) are dropped; heaptrack keeps at most 64 frames (62
+after its own), so deeper stacks are cut on its side.
+
+Per leak site: heaptrail's outstanding stacks with the same leaf (module, offset) are the
+candidates, and the one sharing the longest innermost run of frames is compared: same
+frames, same module sequence (consecutive frames of one module counted once), deeper, equal
+or shallower, and where the two first differ. Per program: unique stacks in two heaptrail
+runs, stacks marked incomplete, lost events, the unwind tables' memory.
 
   sudo /usr/bin/python3.11 tools/bench/stacks.py --build build [--mode auto|cfi|fp]
+      [--only jq,git] [--details DIR]
 
-Needs root, heaptrack and heaptrack_print, jq, sqlite3, perl, git, xz.
+--details DIR writes one TSV per program (every site) and keeps the traces there.
+Needs root, heaptrack (1.4, with heaptrack_interpret for function names), zstd, jq,
+sqlite3, perl, git, python3.11, xz, clang++.
 """
 import argparse
+import collections
 import json
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
+import time
+
+HEAPTRACK_INTERPRET = "/usr/lib/heaptrack/libexec/heaptrack_interpret"
+HEAPTRACK_MAX_FRAMES = 62  # Trace::MAX_SIZE 64, minus the 2 frames heaptrack skips
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GIT_COMMIT = "c2cce65"  # a fixed commit of this repository: the same history on every run
+
+SMALL_CPP = r"""
+template <typename T> struct Box { T value; Box* next; };
+template <typename T> T sum(const Box<T>* b) { T s{}; for (; b; b = b->next) s += b->value; return s; }
+struct Shape { virtual ~Shape() = default; virtual double area() const = 0; };
+struct Square : Shape {
+  double side;
+  explicit Square(double s) : side(s) {}
+  double area() const override { return side * side; }
+};
+int main(int argc, char**) {
+  Box<int> c{3, nullptr}, b{2, &c}, a{1, &b};
+  Square sq(argc);
+  const Shape& s = sq;
+  return sum(&a) + static_cast<int>(s.area());
+}
+"""
+
+PYTHON_LONG = r"""
+import collections, decimal, json, sqlite3, threading, time
+def work(n):
+    deadline = time.monotonic() + 6
+    rows = []
+    while time.monotonic() < deadline:
+        d = collections.Counter(str(i) * 3 for i in range(n))
+        rows.append(json.dumps(dict(d))[:64] + str(decimal.Decimal(n) / 7))
+        time.sleep(0.05)
+    return rows
+threads = [threading.Thread(target=work, args=(2000 + t,)) for t in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+db = sqlite3.connect(":memory:")
+db.execute("create table t(a)")
+db.executemany("insert into t values (?)", [(i,) for i in range(1000)])
+print(db.execute("select count(*) from t").fetchone()[0])
+"""
+
+
+class Workload:
+    def __init__(self, cmd, kind, stdin=None, prepare=None):
+        self.cmd, self.kind, self.stdin, self.prepare = cmd, kind, stdin, prepare
 
 
 def workloads(tmp):
@@ -32,125 +99,399 @@ def workloads(tmp):
         for i in range(3000):
             out.write("insert into t(b, c) values('row %d', %d.5);\n" % (i, i))
         out.write("commit;\ncreate index tb on t(b);\nselect count(*), sum(c) from t where b like '%7%';\n"
-                  "select b, count(*) from t group by substr(b, 1, 5);\n")
+                  "select b, count(*) from t group by substr(b, 1, 5);\n"
+                  # .exit with a status calls exit() with the database open: its cache is outstanding
+                  ".exit 3\n")
+    db = os.path.join(tmp, "bench.sqlite")
+
+    def fresh_db():
+        if os.path.exists(db):
+            os.unlink(db)
+
     blob = os.path.join(tmp, "blob.bin")
     with open(blob, "wb") as out:
         out.write(os.urandom(1 << 20) + b"heaptrail " * 300000)
+    source = os.path.join(tmp, "small.cpp")
+    with open(source, "w") as out:
+        out.write(SMALL_CPP)
     return {
-        "jq": ["/usr/bin/jq", "-c", "group_by(.name) | map({k: .[0].name, n: length})", data],
-        "sqlite3": ["/bin/sh", "-c", "/usr/bin/sqlite3 :memory: < " + sql],
-        "perl": ["/usr/bin/perl", "-e",
-                 "my %h; for my $i (1..200000) { push @{$h{$i % 1000}}, $i } "
-                 "my @k = sort { $a <=> $b } keys %h; print scalar(@k), \"\\n\";"],
-        "git": ["/usr/bin/git", "-C", os.path.dirname(os.path.abspath(__file__)), "log", "-n", "40", "--stat"],
-        "python3.11": ["/usr/bin/python3.11", "-c",
-                       "import json, threading, collections\n"
-                       "d = [collections.Counter(str(i) * 3) for i in range(20000)]\n"
-                       "print(len(json.dumps([dict(c) for c in d[:2000]])))"],
-        # multi-threaded (two compression threads) and the longest running one
-        "xz": ["/usr/bin/xz", "-T2", "-6", "-k", "-c", blob],
+        # jq 1.6 leaks the result of ltrimstr with a non-string argument, and sub()'s regex matches
+        "jq": Workload(["/usr/bin/jq", "-c", '[.[] | .name | sub("n"; "m") | ltrimstr(1)] | length', data], "C"),
+        "sqlite3": Workload(["/usr/bin/sqlite3", db], "C", stdin=sql, prepare=fresh_db),
+        "perl": Workload(["/usr/bin/perl", "-e",
+                          "my %h; for my $i (1..200000) { push @{$h{$i % 1000}}, $i } "
+                          "my @k = sort { $a <=> $b } keys %h; print scalar(@k), \"\\n\";"], "C"),
+        "git": Workload(["/usr/bin/git", "-C", REPO, "--no-pager", "log", "-n", "40", "--stat", GIT_COMMIT], "C"),
+        "python3.11": Workload(["/usr/bin/python3.11", "-c", PYTHON_LONG], "C, 4 threads, long-running (6 s)"),
+        "xz": Workload(["/usr/bin/xz", "-T2", "-6", "-k", "-c", blob], "C, 2 compression threads"),
+        "clang++": Workload(["/usr/bin/clang++", "-std=c++17", "-O1", "-c", source, "-o", os.path.join(tmp, "small.o")],
+                            "C++"),
     }
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", **kw)
+def run(cmd, stdin=None, **kw):
+    with open(stdin or os.devnull, "rb") as inp:
+        return subprocess.run(cmd, stdin=inp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              errors="replace", **kw)
 
 
-def folded(text):
-    stacks = {}
-    for line in text.splitlines():
-        frames, _, value = line.rpartition(" ")
-        frames = frames.rstrip(";")
-        if not frames or not value.isdigit() or int(value) == 0:
-            continue
-        stacks[frames] = stacks.get(frames, 0) + int(value)
-    return stacks
+# --- modules: file offsets of addresses -------------------------------------------------
+
+class ElfLoads:
+    """PT_LOAD segments of an ELF file: turns a virtual address (ip - load base) into a file offset."""
+    cache = {}
+
+    @classmethod
+    def of(cls, path):
+        if path not in cls.cache:
+            cls.cache[path] = cls._read(path)
+        return cls.cache[path]
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(64)
+                if head[:4] != b"\x7fELF" or head[4] != 2:
+                    return []
+                phoff, = struct.unpack_from("<Q", head, 32)
+                phentsize, phnum = struct.unpack_from("<HH", head, 54)
+                f.seek(phoff)
+                table = f.read(phentsize * phnum)
+        except OSError:
+            return []
+        loads = []
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz, _, _ = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
+            if p_type == 1:
+                loads.append((p_vaddr, p_filesz, p_offset))
+        return loads
+
+    @classmethod
+    def file_offset(cls, path, vaddr):
+        for start, size, offset in cls.of(path):
+            if start <= vaddr < start + size:
+                return offset + (vaddr - start)
+        return None
 
 
-def clean(name):
-    # heaptrack: "function (file.c)"; both tools: C++ names with their parameters.
-    return re.sub(r"\s*\(.*\)$", "", name).strip()
+# --- heaptrack's raw data ----------------------------------------------------------------
+
+class SizedLine:
+    """A raw line of file version 3: strings are written as '<hex length> <bytes>'."""
+
+    def __init__(self, text):
+        self.text, self.pos = text, 2
+
+    def token(self):
+        end = self.text.find(" ", self.pos)
+        end = len(self.text) if end < 0 else end
+        tok, self.pos = self.text[self.pos:end], end + 1
+        return tok
+
+    def string(self):
+        n = int(self.token(), 16)
+        s, self.pos = self.text[self.pos:self.pos + n], self.pos + n + 1
+        return s
+
+    def numbers(self):
+        return [int(t, 16) for t in self.text[self.pos:].split()]
 
 
-def from_main(frames):
-    # heaptrack's stacks start at main: compare from there (heaptrail goes on to _start).
-    return frames[frames.index("main"):] if "main" in frames else frames
+def read_heaptrack_raw(path):
+    """Leak sites of a raw heaptrack file: {trace node: (bytes, count, [(module, offset, ip)...])}."""
+    exe = ""
+    modules = []  # current (start, end, path, base)
+    nodes = [None]  # index -> (ip, parent, module path or None, file offset or ip)
+    live = {}
+    proc = subprocess.Popen(["zstd", "-dc", path], stdout=subprocess.PIPE, text=True, errors="replace")
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        mode = line[:1]
+        if mode == "t":
+            ip, parent = (int(t, 16) for t in line[2:].split())
+            module, offset = None, ip
+            for start, end, mpath, base in modules:
+                if start <= ip < end:
+                    module = mpath
+                    offset = ElfLoads.file_offset(mpath, ip - base)
+                    offset = ip - base if offset is None else offset
+                    break
+            nodes.append((ip, parent, module, offset))
+        elif mode == "+":
+            size, node, ptr = (int(t, 16) for t in line[2:].split())
+            live[ptr] = (size, node)
+        elif mode == "-":
+            live.pop(int(line[2:], 16), None)
+        elif mode == "m":
+            sl = SizedLine(line)
+            name = sl.string()
+            if name == "-":
+                modules = []
+                continue
+            name = exe if name == "x" else name
+            nums = sl.numbers()
+            base = nums[0]
+            for vaddr, size in zip(nums[1::2], nums[2::2]):
+                modules.append((base + vaddr, base + vaddr + size, name, base))
+        elif mode == "x":
+            exe = SizedLine(line).string()
+    proc.wait()
+    sites = {}
+    for size, node in live.values():
+        b, c = sites.get(node, (0, 0))
+        sites[node] = (b + size, c + 1)
+    result = {}
+    for node, (b, c) in sites.items():
+        frames = []
+        while node:
+            ip, parent, module, offset = nodes[node]
+            frames.append((module, offset, ip))
+            node = parent
+        while frames and frames[0][0] and os.path.basename(frames[0][0]).startswith("libheaptrack"):
+            frames.pop(0)
+        result[len(result)] = (b, c, frames)
+    return result
 
 
-def heaptrack(cmd, tmp, name):
+def heaptrack_names(raw):
+    """Function names heaptrack_interpret gives each instruction pointer (for the divergence report)."""
+    names = {}
+    if not os.access(HEAPTRACK_INTERPRET, os.X_OK):
+        return names
+    dec = subprocess.Popen(["zstd", "-dc", raw], stdout=subprocess.PIPE)
+    interp = subprocess.Popen([HEAPTRACK_INTERPRET], stdin=dec.stdout, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, errors="replace")
+    dec.stdout.close()
+    strings = [""]
+    for line in interp.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("s "):
+            strings.append(SizedLine(line).string())
+        elif line.startswith("i "):
+            fields = [int(t, 16) for t in line[2:].split()]
+            if len(fields) >= 3 and 0 < fields[2] < len(strings):
+                names[fields[0]] = strings[fields[2]]
+    interp.wait()
+    dec.wait()
+    return names
+
+
+def heaptrack(wl, tmp, name):
     prefix = os.path.join(tmp, "ht." + name)
-    r = run(["heaptrack", "-o", prefix] + cmd)
-    files = [f for f in os.listdir(tmp) if f.startswith("ht." + name)]
-    if not files:
+    if wl.prepare:
+        wl.prepare()
+    r = run(["heaptrack", "--raw", "-o", prefix] + wl.cmd, stdin=wl.stdin)
+    raw = prefix + ".raw.zst"
+    if not os.path.exists(raw):
         sys.exit("heaptrack wrote nothing for %s: %s" % (name, r.stderr[-500:]))
-    out = os.path.join(tmp, "ht." + name + ".folded")
-    run(["heaptrack_print", "-f", os.path.join(tmp, files[0]), "-F", out, "--flamegraph-cost-type", "leaked"])
-    with open(out) as f:
-        return folded(f.read())
+    return read_heaptrack_raw(raw), heaptrack_names(raw)
 
 
-def heaptrail(build, cmd, tmp, name, mode, run_index):
+# --- heaptrail ---------------------------------------------------------------------------
+
+def physical_frames(entries):
+    """JSON frames -> [(module, offset, address, function)]: the one non-inlined entry per return address."""
+    out = []
+    for e in entries:
+        if e.get("inlined"):
+            continue
+        out.append((e["module"], e["offset"], int(e["address"], 16), e.get("function")))
+    return out
+
+
+def heaptrail(build, wl, tmp, name, mode, run_index):
     trace = os.path.join(tmp, "%s.%d.htr" % (name, run_index))
-    r = run([os.path.join(build, "bin/heaptrail-record"), "--stack-mode", mode, "-o", trace, "--"] + cmd)
-    if r.returncode != 0:
+    if wl.prepare:
+        wl.prepare()
+    started = time.monotonic()
+    r = run([os.path.join(build, "bin/heaptrail-record"), "--stack-mode", mode, "-o", trace, "--"] + wl.cmd,
+            stdin=wl.stdin)
+    seconds = time.monotonic() - started
+    summary = next((l for l in r.stderr.splitlines() if "unique stacks" in l), None)
+    if summary is None or not os.path.exists(trace):
         sys.exit("heaptrail-record failed on %s: %s" % (name, r.stderr[-800:]))
-    summary = r.stderr.strip().splitlines()[-1]
     unique = int(re.search(r"(\d+) unique stacks", summary).group(1))
     incomplete = re.search(r"\((\d+) incomplete\)", summary)
+    lost = int(re.search(r"(\d+) lost", summary).group(1))
     info = run([os.path.join(build, "bin/heaptrail"), "info", trace]).stdout
     tables = re.search(r"unwind tables of (\d+) files, ([^ ]+ \S+) \(BPF maps ([^)]+)\)", info)
-    an = run([os.path.join(build, "bin/heaptrail"), "analyze", trace, "--format", "folded", "--no-default-suppressions"])
+    an = run([os.path.join(build, "bin/heaptrail"), "analyze", trace, "--format", "json", "--top", "0",
+              "--no-default-suppressions", "--no-debuginfod", "--quiet"])
     if an.returncode != 0:
-        an = run([os.path.join(build, "bin/heaptrail"), "analyze", trace, "--format", "folded"])
+        sys.exit("heaptrail analyze failed on %s: %s" % (name, an.stderr[-800:]))
+    stacks = []
+    for leak in json.loads(an.stdout)["leaks"]:
+        stacks.append((physical_frames(leak["frames"]), bool(leak.get("stack_incomplete")), leak["bytes"]))
     return {
-        "stacks": folded(an.stdout),
+        "stacks": stacks,
         "unique": unique,
         "incomplete": int(incomplete.group(1)) if incomplete else 0,
-        "tables": "%s files, %s (BPF maps %s)" % tables.groups() if tables else "none",
+        "lost": lost,
+        "seconds": seconds,
+        "tables": "%s files, %s" % tables.groups()[:2] if tables else "none",
     }
 
 
-def compare(ht, ours):
-    by_leaf = defaultdict(list)
-    for stack in ours:
-        frames = from_main([clean(f) for f in stack.split(";")])
-        by_leaf[frames[-1]].append(frames)
-    sites = same = deeper_or_equal = 0
-    ht_depth = our_depth = 0
-    for stack in ht:
-        frames = from_main([clean(f) for f in stack.split(";")])
-        candidates = by_leaf.get(frames[-1])
-        if not candidates:
+# --- comparison --------------------------------------------------------------------------
+
+def key(module, offset):
+    return (os.path.basename(module) if module else "?", offset)
+
+
+def module_runs(frames):
+    seq = []
+    for module, _ in frames:
+        if not seq or seq[-1] != module:
+            seq.append(module)
+    return seq
+
+
+def common_prefix(a, b):
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def describe(frame_key, name):
+    module, offset = frame_key
+    text = "%s+0x%x" % (module, offset) if isinstance(offset, int) else "%s+?" % module
+    return text + (" " + name if name else "")
+
+
+class Site:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def compare(ht_sites, ht_names, ours):
+    by_leaf = collections.defaultdict(list)
+    for frames, incomplete, _ in ours:
+        keys = [key(m, o) for m, o, _, _ in frames]
+        if keys:
+            by_leaf[keys[0]].append((keys, frames, incomplete))
+    results = []
+    off_by_one = 0
+    for _, (bytes_, count, frames) in sorted(ht_sites.items(), key=lambda kv: -kv[1][0]):
+        ht_keys = [key(m, o) for m, o, _ in frames]
+        if not ht_keys:
             continue
-        sites += 1
-        best = max(candidates, key=lambda c: (c == frames, len(c)))
-        ht_depth += len(frames)
-        our_depth += len(best)
-        same += best == frames
-        deeper_or_equal += len(best) >= len(frames)
-    return sites, same, deeper_or_equal, ht_depth, our_depth
+        candidates = by_leaf.get(ht_keys[0])
+        if not candidates:
+            m, o = ht_keys[0]
+            if isinstance(o, int) and any((m, o + d) in by_leaf for d in (-1, 1)):
+                off_by_one += 1
+            results.append(Site(matched=False, bytes=bytes_, count=count, ht_depth=len(ht_keys), our_depth=0,
+                                leaf=describe(ht_keys[0], ht_names.get(frames[0][2]))))
+            continue
+        keys, ours_frames, incomplete = max(candidates, key=lambda c: (common_prefix(c[0], ht_keys), len(c[0])))
+        shared = common_prefix(keys, ht_keys)
+        site = Site(matched=True, bytes=bytes_, count=count, ht_depth=len(ht_keys), our_depth=len(keys),
+                    identical=keys == ht_keys, same_modules=module_runs(keys) == module_runs(ht_keys),
+                    incomplete=incomplete, shared=shared, ht_capped=len(ht_keys) >= HEAPTRACK_MAX_FRAMES,
+                    leaf=describe(ht_keys[0], ht_names.get(frames[0][2])), diverge=None)
+        if shared < len(ht_keys) and not site.identical:
+            ht_frame = describe(ht_keys[shared], ht_names.get(frames[shared][2]))
+            if shared < len(keys):
+                our_frame = describe(keys[shared], ours_frames[shared][3])
+            else:
+                our_frame = "end of stack" + (" (marked incomplete)" if incomplete else "")
+            caller = describe(ht_keys[shared - 1], ht_names.get(frames[shared - 1][2])) if shared else "-"
+            site.diverge = (shared, caller, ht_frame, our_frame)
+        results.append(site)
+    return results, off_by_one
+
+
+def summarize(name, wl, results, first, second, off_by_one):
+    matched = [s for s in results if s.matched]
+    deeper = sum(s.our_depth > s.ht_depth for s in matched)
+    equal = sum(s.our_depth == s.ht_depth for s in matched)
+    shallower = sum(s.our_depth < s.ht_depth for s in matched)
+    n = max(len(matched), 1)
+    return ("| %s | %s | %.1f | %d | %d (%d%%) | %d | %d | %d / %d / %d | %.1f / %.1f | %d / %d | %d | %d | %s |" % (
+        name, wl.kind, first["seconds"], len(results), len(matched),
+        100 * sum(s.bytes for s in matched) // max(sum(s.bytes for s in results), 1),
+        sum(s.identical for s in matched), sum(s.same_modules for s in matched), deeper, equal, shallower,
+        sum(s.ht_depth for s in matched) / n, sum(s.our_depth for s in matched) / n,
+        first["unique"], second["unique"], first["incomplete"], first["lost"] + second["lost"], first["tables"]))
+
+
+def divergences(name, results):
+    """Shallower or different matched sites, grouped by the frame heaptrack has where heaptrail stops or differs."""
+    groups = collections.Counter()
+    example = {}
+    for s in results:
+        if not s.matched or not s.diverge:
+            continue
+        shared, caller, ht_frame, our_frame = s.diverge
+        kind = "stops" if our_frame.startswith("end of stack") else "differs"
+        g = (kind, re.sub(r"\+0x[0-9a-f]+", "", caller), re.sub(r"\+0x[0-9a-f]+", "", ht_frame))
+        groups[g] += 1
+        example.setdefault(g, (caller, ht_frame, our_frame, shared, s.ht_depth, s.our_depth))
+    lines = []
+    for g, count in groups.most_common(8):
+        caller, ht_frame, our_frame, shared, htd, ourd = example[g]
+        lines.append("| %s | %d | %s | %d of %d / %d | %s | %s | %s |" % (
+            name, count, g[0], shared, htd, ourd, caller, ht_frame, our_frame))
+    return lines
+
+
+def write_details(path, results):
+    with open(path, "w") as out:
+        out.write("matched\tbytes\tcount\tht_depth\tour_depth\tidentical\tsame_modules\tshared\tleaf\t"
+                  "last_shared\theaptrack_next\theaptrail_next\n")
+        for s in results:
+            d = s.diverge or (0, "", "", "")
+            out.write("%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" % (
+                s.matched, s.bytes, s.count, s.ht_depth, s.our_depth, getattr(s, "identical", ""),
+                getattr(s, "same_modules", ""), getattr(s, "shared", ""), s.leaf, d[1], d[2], d[3]))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build")
     parser.add_argument("--mode", default="auto")
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="", help="comma-separated program names")
+    parser.add_argument("--details", default="", help="directory for per-site TSVs and the traces")
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="heaptrail-stacks-")
-    print("| program | heaptrack leak sites found by heaptrail | same function sequence | as deep or deeper | "
-          "mean depth heaptrack / heaptrail | unique stacks run 1 / run 2 | incomplete | unwind tables |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, cmd in workloads(tmp).items():
+    if os.geteuid() != 0:
+        sys.exit("stacks.py: run as root (heaptrail-record loads BPF programs)")
+    for tool in ("heaptrack", "zstd"):
+        if not shutil.which(tool):
+            sys.exit("stacks.py: %s is not installed" % tool)
+    tmp = args.details or tempfile.mkdtemp(prefix="heaptrail-stacks-")
+    os.makedirs(tmp, exist_ok=True)
+    print("load average at start: %s" % " ".join(open("/proc/loadavg").read().split()[:3]), flush=True)
+    table = ["| program | kind | seconds (heaptrail run 1) | heaptrack leak sites | matched by leaf (share of bytes) | "
+             "identical stacks | same module sequence | heaptrail deeper / equal / shallower | "
+             "mean physical depth heaptrack / heaptrail | unique stacks run 1 / run 2 | incomplete (run 1) | "
+             "lost events | unwind tables |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    diverge = ["| program | sites | heaptrail | frames shared (of heaptrack / heaptrail) | last shared frame | "
+               "heaptrack's next frame | heaptrail's next frame |",
+               "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, wl in workloads(tmp).items():
         if args.only and name not in args.only.split(","):
             continue
-        ht = heaptrack(cmd, tmp, name)
-        first = heaptrail(args.build, cmd, tmp, name, args.mode, 1)
-        second = heaptrail(args.build, cmd, tmp, name, args.mode, 2)
-        sites, same, deep, htd, ourd = compare(ht, first["stacks"])
-        print("| %s | %d of %d | %d | %d | %.1f / %.1f | %d / %d | %d | %s |" % (
-            name, sites, len(ht), same, deep, htd / max(sites, 1), ourd / max(sites, 1), first["unique"],
-            second["unique"], first["incomplete"], first["tables"]), flush=True)
+        ht_sites, ht_names = heaptrack(wl, tmp, name)
+        first = heaptrail(args.build, wl, tmp, name, args.mode, 1)
+        second = heaptrail(args.build, wl, tmp, name, args.mode, 2)
+        results, off_by_one = compare(ht_sites, ht_names, first["stacks"])
+        if args.details:
+            write_details(os.path.join(tmp, name + ".sites.tsv"), results)
+        row = summarize(name, wl, results, first, second, off_by_one)
+        table.append(row)
+        diverge.extend(divergences(name, results))
+        unmatched = [s for s in results if not s.matched]
+        print(row, flush=True)
+        print("  %s: %d unmatched sites (%d would match one byte off), e.g. %s" % (
+            name, len(unmatched), off_by_one, "; ".join(s.leaf for s in unmatched[:3]) or "-"), file=sys.stderr,
+            flush=True)
+    print("load average at end: %s\n" % " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("\n".join(table))
+    print()
+    print("\n".join(diverge))
 
 
 if __name__ == "__main__":
