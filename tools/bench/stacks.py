@@ -198,6 +198,9 @@ class SizedLine:
         return [int(t, 16) for t in self.text[self.pos:].split()]
 
 
+NUMERIC_LINES = {"t": 2, "+": 3, "-": 1}  # raw line type: number of hex fields
+
+
 def read_heaptrack_raw(path):
     """Leak sites of a raw heaptrack file: {trace node: (bytes, count, [(module, offset, ip)...])}."""
     exe = ""
@@ -207,9 +210,16 @@ def read_heaptrack_raw(path):
     proc = subprocess.Popen(["zstd", "-dc", path], stdout=subprocess.PIPE, text=True, errors="replace")
     for line in proc.stdout:
         line = line.rstrip("\n")
-        mode = line[:1]
+        mode = line[:1] if line[1:2] == " " else ""
+        if mode in NUMERIC_LINES:
+            try:
+                fields = [int(t, 16) for t in line[2:].split()]
+            except ValueError:
+                fields = []
+            if len(fields) != NUMERIC_LINES[mode]:
+                continue  # a continuation of the command line ('X'), which may hold newlines
         if mode == "t":
-            ip, parent = (int(t, 16) for t in line[2:].split())
+            ip, parent = fields
             module, offset = None, ip
             for start, end, mpath, base in modules:
                 if start <= ip < end:
@@ -219,10 +229,10 @@ def read_heaptrack_raw(path):
                     break
             nodes.append((ip, parent, module, offset))
         elif mode == "+":
-            size, node, ptr = (int(t, 16) for t in line[2:].split())
+            size, node, ptr = fields
             live[ptr] = (size, node)
         elif mode == "-":
-            live.pop(int(line[2:], 16), None)
+            live.pop(fields[0], None)
         elif mode == "m":
             sl = SizedLine(line)
             name = sl.string()
