@@ -11,11 +11,14 @@ its ELF program headers. heaptrail's stacks come from `heaptrail analyze --forma
 (every outstanding stack; each frame has module and file offset), one physical frame per
 return address (inline frames, which heaptrail's JSON adds, are not counted).
 
-Normalisation: heaptrack (libunwind's unw_backtrace) and heaptrail both record return
-addresses as they are (not minus 1): offsets are compared exactly (the script counts how
-many unmatched leaves would match one byte off, as a check). heaptrack's own preload library
-frames at the top (libheaptrack_*.so) are dropped; heaptrack keeps at most 64 frames (62
-after its own), so deeper stacks are cut on its side.
+Normalisation: heaptrack 1.4 (libunwind's unw_backtrace) records every frame as its return
+address minus 1 (checked: jq's _start frame, __libc_start_call_main), heaptrail the return
+address itself, so 1 is added to heaptrack's offsets and they are then compared exactly (the
+script counts how many unmatched leaves would match one byte off, as a check). Modules are
+compared by the base name of the file with symbolic links resolved (heaptrack names
+libjq.so.1, heaptrail the mapped file libjq.so.1.0.4). heaptrack's own preload library
+frames at the top (libheaptrack_*.so), if any, are dropped; heaptrack keeps at most 64
+frames (62 after its own), so deeper stacks are cut on its side.
 
 Per leak site: heaptrail's outstanding stacks with the same leaf (module, offset) are the
 candidates, and the one sharing the longest innermost run of frames is compared: same
@@ -224,8 +227,9 @@ def read_heaptrack_raw(path):
             for start, end, mpath, base in modules:
                 if start <= ip < end:
                     module = mpath
-                    offset = ElfLoads.file_offset(mpath, ip - base)
-                    offset = ip - base if offset is None else offset
+                    # heaptrack stores return address - 1: back to the return address
+                    offset = ElfLoads.file_offset(mpath, ip + 1 - base)
+                    offset = ip + 1 - base if offset is None else offset
                     break
             nodes.append((ip, parent, module, offset))
         elif mode == "+":
@@ -331,13 +335,18 @@ def heaptrail(build, wl, tmp, name, mode, run_index):
     if an.returncode != 0:
         sys.exit("heaptrail analyze failed on %s: %s" % (name, an.stderr[-800:]))
     stacks = []
+    outstanding = in_incomplete = 0
     for leak in json.loads(an.stdout)["leaks"]:
         stacks.append((physical_frames(leak["frames"]), bool(leak.get("stack_incomplete")), leak["bytes"]))
+        outstanding += leak["count"]
+        in_incomplete += leak["count"] if leak.get("stack_incomplete") else 0
     return {
         "stacks": stacks,
         "unique": unique,
         "incomplete": int(incomplete.group(1)) if incomplete else 0,
         "lost": lost,
+        "outstanding_allocations": outstanding,
+        "incomplete_allocations": in_incomplete,
         "seconds": seconds,
         "tables": "%s files, %s" % tables.groups()[:2] if tables else "none",
     }
@@ -345,8 +354,14 @@ def heaptrail(build, wl, tmp, name, mode, run_index):
 
 # --- comparison --------------------------------------------------------------------------
 
+def module_name(path, cache={}):
+    if path not in cache:
+        cache[path] = os.path.basename(os.path.realpath(path)) if path else "?"
+    return cache[path]
+
+
 def key(module, offset):
-    return (os.path.basename(module) if module else "?", offset)
+    return (module_name(module), offset)
 
 
 def module_runs(frames):
@@ -375,6 +390,28 @@ class Site:
         self.__dict__.update(kw)
 
 
+RELATIONS = ["identical", "longer", "cut short", "differs"]
+
+
+def relation(ours, theirs):
+    """0 identical, 1 heaptrack's stack is a prefix of heaptrail's (heaptrail goes on), 2 heaptrail's
+    is a prefix of heaptrack's (heaptrail stops early), 3 they differ at some frame."""
+    shared = common_prefix(ours, theirs)
+    if shared == len(ours) == len(theirs):
+        return 0
+    if shared == len(theirs):
+        return 1
+    if shared == len(ours):
+        return 2
+    return 3
+
+
+def preference(ours, theirs):
+    # The same stack first, then one that agrees as far as either goes (the same call path, one
+    # side cut), and only then the one sharing the most innermost frames.
+    return (-relation(ours, theirs), common_prefix(ours, theirs), len(ours))
+
+
 def compare(ht_sites, ht_names, ours):
     by_leaf = collections.defaultdict(list)
     for frames, incomplete, _ in ours:
@@ -395,13 +432,14 @@ def compare(ht_sites, ht_names, ours):
             results.append(Site(matched=False, bytes=bytes_, count=count, ht_depth=len(ht_keys), our_depth=0,
                                 leaf=describe(ht_keys[0], ht_names.get(frames[0][2]))))
             continue
-        keys, ours_frames, incomplete = max(candidates, key=lambda c: (common_prefix(c[0], ht_keys), len(c[0])))
+        keys, ours_frames, incomplete = max(candidates, key=lambda c: preference(c[0], ht_keys))
         shared = common_prefix(keys, ht_keys)
         site = Site(matched=True, bytes=bytes_, count=count, ht_depth=len(ht_keys), our_depth=len(keys),
                     identical=keys == ht_keys, same_modules=module_runs(keys) == module_runs(ht_keys),
-                    incomplete=incomplete, shared=shared, ht_capped=len(ht_keys) >= HEAPTRACK_MAX_FRAMES,
+                    relation=RELATIONS[relation(keys, ht_keys)], incomplete=incomplete, shared=shared,
+                    ht_capped=len(ht_keys) >= HEAPTRACK_MAX_FRAMES,
                     leaf=describe(ht_keys[0], ht_names.get(frames[0][2])), diverge=None)
-        if shared < len(ht_keys) and not site.identical:
+        if site.relation in ("cut short", "differs"):
             ht_frame = describe(ht_keys[shared], ht_names.get(frames[shared][2]))
             if shared < len(keys):
                 our_frame = describe(keys[shared], ours_frames[shared][3])
@@ -413,34 +451,37 @@ def compare(ht_sites, ht_names, ours):
     return results, off_by_one
 
 
-def summarize(name, wl, results, first, second, off_by_one):
+def summarize(name, wl, results, first, second):
     matched = [s for s in results if s.matched]
+    n = max(len(matched), 1)
+    relations = collections.Counter(s.relation for s in matched)
     deeper = sum(s.our_depth > s.ht_depth for s in matched)
     equal = sum(s.our_depth == s.ht_depth for s in matched)
     shallower = sum(s.our_depth < s.ht_depth for s in matched)
-    n = max(len(matched), 1)
-    return ("| %s | %s | %.1f | %d | %d (%d%%) | %d | %d | %d / %d / %d | %.1f / %.1f | %d / %d | %d | %d | %s |" % (
-        name, wl.kind, first["seconds"], len(results), len(matched),
-        100 * sum(s.bytes for s in matched) // max(sum(s.bytes for s in results), 1),
-        sum(s.identical for s in matched), sum(s.same_modules for s in matched), deeper, equal, shallower,
-        sum(s.ht_depth for s in matched) / n, sum(s.our_depth for s in matched) / n,
-        first["unique"], second["unique"], first["incomplete"], first["lost"] + second["lost"], first["tables"]))
+    return ("| %s | %s | %.1f | %d | %d (%d%% of bytes) | %s | %d | %d / %d / %d | %.1f / %.1f | %d / %d | %d (%d of %d allocations) "
+            "| %d | %s |" % (
+                name, wl.kind, first["seconds"], len(results), len(matched),
+                100 * sum(s.bytes for s in matched) // max(sum(s.bytes for s in results), 1),
+                " / ".join(str(relations[r]) for r in RELATIONS), sum(s.same_modules for s in matched),
+                deeper, equal, shallower,
+                sum(s.ht_depth for s in matched) / n, sum(s.our_depth for s in matched) / n,
+                first["unique"], second["unique"], first["incomplete"], first["incomplete_allocations"],
+                first["outstanding_allocations"], first["lost"] + second["lost"], first["tables"]))
 
 
 def divergences(name, results):
-    """Shallower or different matched sites, grouped by the frame heaptrack has where heaptrail stops or differs."""
+    """Matched sites whose stacks are not the same, grouped by where heaptrail's stops or turns away."""
     groups = collections.Counter()
     example = {}
     for s in results:
         if not s.matched or not s.diverge:
             continue
         shared, caller, ht_frame, our_frame = s.diverge
-        kind = "stops" if our_frame.startswith("end of stack") else "differs"
-        g = (kind, re.sub(r"\+0x[0-9a-f]+", "", caller), re.sub(r"\+0x[0-9a-f]+", "", ht_frame))
+        g = (s.relation, re.sub(r"\+0x[0-9a-f]+", "", caller), re.sub(r"\+0x[0-9a-f]+", "", ht_frame))
         groups[g] += 1
         example.setdefault(g, (caller, ht_frame, our_frame, shared, s.ht_depth, s.our_depth))
     lines = []
-    for g, count in groups.most_common(8):
+    for g, count in groups.most_common(6):
         caller, ht_frame, our_frame, shared, htd, ourd = example[g]
         lines.append("| %s | %d | %s | %d of %d / %d | %s | %s | %s |" % (
             name, count, g[0], shared, htd, ourd, caller, ht_frame, our_frame))
@@ -449,12 +490,12 @@ def divergences(name, results):
 
 def write_details(path, results):
     with open(path, "w") as out:
-        out.write("matched\tbytes\tcount\tht_depth\tour_depth\tidentical\tsame_modules\tshared\tleaf\t"
+        out.write("matched\tbytes\tcount\tht_depth\tour_depth\trelation\tsame_modules\tshared\tleaf\t"
                   "last_shared\theaptrack_next\theaptrail_next\n")
         for s in results:
-            d = s.diverge or (0, "", "", "")
+            d = getattr(s, "diverge", None) or (0, "", "", "")
             out.write("%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" % (
-                s.matched, s.bytes, s.count, s.ht_depth, s.our_depth, getattr(s, "identical", ""),
+                s.matched, s.bytes, s.count, s.ht_depth, s.our_depth, getattr(s, "relation", ""),
                 getattr(s, "same_modules", ""), getattr(s, "shared", ""), s.leaf, d[1], d[2], d[3]))
 
 
@@ -473,12 +514,13 @@ def main():
     tmp = args.details or tempfile.mkdtemp(prefix="heaptrail-stacks-")
     os.makedirs(tmp, exist_ok=True)
     print("load average at start: %s" % " ".join(open("/proc/loadavg").read().split()[:3]), flush=True)
-    table = ["| program | kind | seconds (heaptrail run 1) | heaptrack leak sites | matched by leaf (share of bytes) | "
-             "identical stacks | same module sequence | heaptrail deeper / equal / shallower | "
-             "mean physical depth heaptrack / heaptrail | unique stacks run 1 / run 2 | incomplete (run 1) | "
+    table = ["| program | kind | seconds (heaptrail run 1) | heaptrack leak sites | matched by leaf | "
+             "identical / heaptrail longer / cut short / differs | same module sequence | "
+             "heaptrail deeper / equal / shallower | mean physical depth heaptrack / heaptrail | "
+             "unique stacks run 1 / run 2 | incomplete stacks, run 1 (outstanding allocations in them) | "
              "lost events | unwind tables |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    diverge = ["| program | sites | heaptrail | frames shared (of heaptrack / heaptrail) | last shared frame | "
+    diverge = ["| program | sites | heaptrail's stack | frames shared (of heaptrack / heaptrail) | last shared frame | "
                "heaptrack's next frame | heaptrail's next frame |",
                "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, wl in workloads(tmp).items():
@@ -490,7 +532,7 @@ def main():
         results, off_by_one = compare(ht_sites, ht_names, first["stacks"])
         if args.details:
             write_details(os.path.join(tmp, name + ".sites.tsv"), results)
-        row = summarize(name, wl, results, first, second, off_by_one)
+        row = summarize(name, wl, results, first, second)
         table.append(row)
         diverge.extend(divergences(name, results))
         unmatched = [s for s in results if not s.matched]
