@@ -18,7 +18,10 @@ script counts how many unmatched leaves would match one byte off, as a check). M
 compared by the base name of the file with symbolic links resolved (heaptrack names
 libjq.so.1, heaptrail the mapped file libjq.so.1.0.4). heaptrack's own preload library
 frames at the top (libheaptrack_*.so), if any, are dropped; heaptrack keeps at most 64
-frames (62 after its own), so deeper stacks are cut on its side.
+frames (62 after its own), so deeper stacks are cut on its side. heaptrack's preload library
+also wraps dlopen: its frames in the middle of a stack are dropped too. heaptrail probes
+operator new itself, so heaptrack's innermost frames inside operator new / new[] (calling
+malloc) are dropped: both stacks then start at the caller of new.
 
 Per leak site: heaptrail's outstanding stacks with the same leaf (module, offset) are the
 candidates, and the one sharing the longest innermost run of frames is compared: same
@@ -262,8 +265,9 @@ def read_heaptrack_raw(path):
             ip, parent, module, offset = nodes[node]
             frames.append((module, offset, ip))
             node = parent
-        while frames and frames[0][0] and os.path.basename(frames[0][0]).startswith("libheaptrack"):
-            frames.pop(0)
+        # heaptrack's preload library also wraps dlopen and friends: its frames, wherever they
+        # are, exist only under heaptrack
+        frames = [f for f in frames if not (f[0] and os.path.basename(f[0]).startswith("libheaptrack"))]
         result[len(result)] = (b, c, frames)
     return result
 
@@ -379,7 +383,26 @@ def common_prefix(a, b):
     return n
 
 
+def short_name(name):
+    """A C++ name without template arguments and parameters: the table stays readable."""
+    if not name:
+        return name
+    out, depth = [], 0
+    for ch in name:
+        if ch == "<":
+            depth += 1
+            if depth == 1:
+                out.append("<>")
+        elif ch == ">":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            out.append(ch)
+    text = "".join(out)
+    return text[:text.index("(")] if "(" in text and not text.startswith("(") else text
+
+
 def describe(frame_key, name):
+    name = short_name(name)
     module, offset = frame_key
     text = "%s+0x%x" % (module, offset) if isinstance(offset, int) else "%s+?" % module
     return text + (" " + name if name else "")
@@ -390,6 +413,7 @@ class Site:
         self.__dict__.update(kw)
 
 
+ALLOCATOR_WRAPPERS = re.compile(r"^operator new(\[\])?\(")
 RELATIONS = ["identical", "longer", "cut short", "differs"]
 
 
@@ -421,6 +445,10 @@ def compare(ht_sites, ht_names, ours):
     results = []
     off_by_one = 0
     for _, (bytes_, count, frames) in sorted(ht_sites.items(), key=lambda kv: -kv[1][0]):
+        # heaptrail probes operator new itself (its frame 0 is new's caller); heaptrack sees the
+        # malloc that operator new makes (its frame 0 is inside operator new)
+        while frames and ALLOCATOR_WRAPPERS.match(ht_names.get(frames[0][2]) or ""):
+            frames = frames[1:]
         ht_keys = [key(m, o) for m, o, _ in frames]
         if not ht_keys:
             continue
