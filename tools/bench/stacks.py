@@ -53,20 +53,21 @@ HEAPTRACK_MAX_FRAMES = 62  # Trace::MAX_SIZE 64, minus the 2 frames heaptrack sk
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIT_COMMIT = "c2cce65"  # a fixed commit of this repository: the same history on every run
 
-SMALL_CPP = r"""
-template <typename T> struct Box { T value; Box* next; };
-template <typename T> T sum(const Box<T>* b) { T s{}; for (; b; b = b->next) s += b->value; return s; }
-struct Shape { virtual ~Shape() = default; virtual double area() const = 0; };
-struct Square : Shape {
-  double side;
-  explicit Square(double s) : side(s) {}
-  double area() const override { return side * side; }
-};
-int main(int argc, char**) {
-  Box<int> c{3, nullptr}, b{2, &c}, a{1, &b};
-  Square sq(argc);
-  const Shape& s = sq;
-  return sum(&a) + static_cast<int>(s.area());
+SOURCE_CPP = r"""
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+std::map<std::string, std::vector<int>> index_words(const std::vector<std::string>& words) {
+  std::map<std::string, std::vector<int>> out;
+  for (size_t i = 0; i < words.size(); ++i) out[words[i]].push_back(static_cast<int>(i));
+  return out;
+}
+int main() {
+  std::vector<std::string> w{"a", "b", "a"};
+  auto m = index_words(w);
+  std::sort(w.begin(), w.end());
+  return static_cast<int>(m.size());
 }
 """
 
@@ -117,9 +118,9 @@ def workloads(tmp):
     blob = os.path.join(tmp, "blob.bin")
     with open(blob, "wb") as out:
         out.write(os.urandom(1 << 20) + b"heaptrail " * 300000)
-    source = os.path.join(tmp, "small.cpp")
+    source = os.path.join(tmp, "index_words.cpp")
     with open(source, "w") as out:
-        out.write(SMALL_CPP)
+        out.write(SOURCE_CPP)
     return {
         # jq 1.6 leaks the result of ltrimstr with a non-string argument, and sub()'s regex matches
         "jq": Workload(["/usr/bin/jq", "-c", '[.[] | .name | sub("n"; "m") | ltrimstr(1)] | length', data], "C"),
@@ -130,8 +131,8 @@ def workloads(tmp):
         "git": Workload(["/usr/bin/git", "-C", REPO, "--no-pager", "log", "-n", "40", "--stat", GIT_COMMIT], "C"),
         "python3.11": Workload(["/usr/bin/python3.11", "-c", PYTHON_LONG], "C, 4 threads, long-running (6 s)"),
         "xz": Workload(["/usr/bin/xz", "-T2", "-6", "-k", "-c", blob], "C, 2 compression threads"),
-        "clang++": Workload(["/usr/bin/clang++", "-std=c++17", "-O1", "-c", source, "-o", os.path.join(tmp, "small.o")],
-                            "C++"),
+        "clang++": Workload(["/usr/bin/clang++", "-std=c++17", "-O1", "-c", source, "-o", os.path.join(tmp, "index_words.o")],
+                            "C++ (libLLVM, libclang-cpp)"),
     }
 
 
