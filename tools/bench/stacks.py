@@ -30,7 +30,7 @@ or shallower, and where the two first differ. Per program: unique stacks in two 
 runs, stacks marked incomplete, lost events, the unwind tables' memory.
 
   sudo /usr/bin/python3.11 tools/bench/stacks.py --build build [--mode auto|cfi|fp]
-      [--only jq,git] [--details DIR]
+      [--ringbuf-size 64M] [--only jq,git] [--details DIR]
 
 --details DIR writes one TSV per program (every site) and keeps the traces there.
 Needs root, heaptrack (1.4, with heaptrack_interpret for function names), zstd, jq,
@@ -319,12 +319,13 @@ def physical_frames(entries):
     return out
 
 
-def heaptrail(build, wl, tmp, name, mode, run_index):
+def heaptrail(build, wl, tmp, name, mode, run_index, ringbuf):
     trace = os.path.join(tmp, "%s.%d.htr" % (name, run_index))
     if wl.prepare:
         wl.prepare()
     started = time.monotonic()
-    r = run([os.path.join(build, "bin/heaptrail-record"), "--stack-mode", mode, "-o", trace, "--"] + wl.cmd,
+    extra = ["--ringbuf-size", ringbuf] if ringbuf else []
+    r = run([os.path.join(build, "bin/heaptrail-record"), "--stack-mode", mode] + extra + ["-o", trace, "--"] + wl.cmd,
             stdin=wl.stdin)
     seconds = time.monotonic() - started
     summary = next((l for l in r.stderr.splitlines() if "unique stacks" in l), None)
@@ -531,7 +532,8 @@ def write_details(path, results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build")
-    parser.add_argument("--mode", default="auto")
+    parser.add_argument("--mode", default="auto", help="heaptrail-record --stack-mode")
+    parser.add_argument("--ringbuf-size", default="", help="heaptrail-record --ringbuf-size (default: the recorder's)")
     parser.add_argument("--only", default="", help="comma-separated program names")
     parser.add_argument("--details", default="", help="directory for per-site TSVs and the traces")
     args = parser.parse_args()
@@ -556,8 +558,8 @@ def main():
         if args.only and name not in args.only.split(","):
             continue
         ht_sites, ht_names = heaptrack(wl, tmp, name)
-        first = heaptrail(args.build, wl, tmp, name, args.mode, 1)
-        second = heaptrail(args.build, wl, tmp, name, args.mode, 2)
+        first = heaptrail(args.build, wl, tmp, name, args.mode, 1, args.ringbuf_size)
+        second = heaptrail(args.build, wl, tmp, name, args.mode, 2, args.ringbuf_size)
         results, off_by_one = compare(ht_sites, ht_names, first["stacks"])
         if args.details:
             write_details(os.path.join(tmp, name + ".sites.tsv"), results)
