@@ -27,7 +27,9 @@ Per leak site: heaptrail's outstanding stacks with the same leaf (module, offset
 candidates, and the one sharing the longest innermost run of frames is compared: same
 frames, same module sequence (consecutive frames of one module counted once), deeper, equal
 or shallower, and where the two first differ. Per program: unique stacks in two heaptrail
-runs, stacks marked incomplete, lost events, the unwind tables' memory.
+runs, stacks marked incomplete, lost events, the unwind tables' memory, and how many of
+heaptrail's frames (outstanding stacks, run 1) are not preceded by a call instruction in
+their file (x86-64 call rel32 / call r/m64): such a frame cannot be a return address.
 
   sudo /usr/bin/python3.11 tools/bench/stacks.py --build build [--mode auto|cfi|fp]
       [--ringbuf-size 64M] [--only jq,git] [--details DIR]
@@ -180,6 +182,47 @@ class ElfLoads:
             if start <= vaddr < start + size:
                 return offset + (vaddr - start)
         return None
+
+
+class CallSites:
+    """Whether the bytes before a return address are a call instruction (x86-64): a frame
+    that is not after a call cannot be a return address (issue 10: never emit one)."""
+    files = {}
+
+    @classmethod
+    def after_call(cls, path, offset):
+        if not path or not isinstance(offset, int) or offset < 8 or path.startswith("["):
+            return None
+        if path not in cls.files:
+            try:
+                with open(path, "rb") as f:
+                    cls.files[path] = f.read()
+            except OSError:
+                cls.files[path] = None
+        data = cls.files[path]
+        if data is None or offset > len(data):
+            return None
+        before = data[offset - 8:offset]
+        if before[-5] == 0xE8:  # call rel32
+            return True
+        for length in (2, 3, 4, 6, 7):  # call r/m64: ff /2, with its ModRM (+ SIB, displacement)
+            if before[-length] != 0xFF:
+                continue
+            modrm = before[-length + 1]
+            if (modrm >> 3) & 7 != 2:
+                continue
+            mod, rm = modrm >> 6, modrm & 7
+            size = 2
+            if mod != 3 and rm == 4:
+                size += 1
+                if mod == 0 and length >= 3 and before[-length + 2] & 7 == 5:
+                    size += 4
+            if mod == 0 and rm == 5:
+                size += 4
+            size += {1: 1, 2: 4}.get(mod, 0)
+            if size == length:
+                return True
+        return False
 
 
 # --- heaptrack's raw data ----------------------------------------------------------------
@@ -342,8 +385,15 @@ def heaptrail(build, wl, tmp, name, mode, run_index, ringbuf):
         sys.exit("heaptrail analyze failed on %s: %s" % (name, an.stderr[-800:]))
     stacks = []
     outstanding = in_incomplete = 0
+    frames_checked = not_after_call = 0
     for leak in json.loads(an.stdout)["leaks"]:
-        stacks.append((physical_frames(leak["frames"]), bool(leak.get("stack_incomplete")), leak["bytes"]))
+        frames = physical_frames(leak["frames"])
+        stacks.append((frames, bool(leak.get("stack_incomplete")), leak["bytes"]))
+        for module, offset, _, _ in frames:
+            verdict = CallSites.after_call(module, offset)
+            if verdict is not None:
+                frames_checked += 1
+                not_after_call += not verdict
         outstanding += leak["count"]
         in_incomplete += leak["count"] if leak.get("stack_incomplete") else 0
     return {
@@ -351,6 +401,8 @@ def heaptrail(build, wl, tmp, name, mode, run_index, ringbuf):
         "unique": unique,
         "incomplete": int(incomplete.group(1)) if incomplete else 0,
         "lost": lost,
+        "frames_checked": frames_checked,
+        "not_after_call": not_after_call,
         "outstanding_allocations": outstanding,
         "incomplete_allocations": in_incomplete,
         "seconds": seconds,
@@ -489,14 +541,15 @@ def summarize(name, wl, results, first, second):
     equal = sum(s.our_depth == s.ht_depth for s in matched)
     shallower = sum(s.our_depth < s.ht_depth for s in matched)
     return ("| %s | %s | %.1f | %d | %d (%d%% of bytes) | %s | %d | %d / %d / %d | %.1f / %.1f | %d / %d | %d (%d of %d allocations) "
-            "| %d | %s |" % (
+            "| %d of %d | %d | %s |" % (
                 name, wl.kind, first["seconds"], len(results), len(matched),
                 100 * sum(s.bytes for s in matched) // max(sum(s.bytes for s in results), 1),
                 " / ".join(str(relations[r]) for r in RELATIONS), sum(s.same_modules for s in matched),
                 deeper, equal, shallower,
                 sum(s.ht_depth for s in matched) / n, sum(s.our_depth for s in matched) / n,
                 first["unique"], second["unique"], first["incomplete"], first["incomplete_allocations"],
-                first["outstanding_allocations"], first["lost"] + second["lost"], first["tables"]))
+                first["outstanding_allocations"], first["not_after_call"], first["frames_checked"],
+                first["lost"] + second["lost"], first["tables"]))
 
 
 def divergences(name, results):
@@ -549,8 +602,8 @@ def main():
              "identical / heaptrail longer / cut short / differs | same module sequence | "
              "heaptrail deeper / equal / shallower | mean physical depth heaptrack / heaptrail | "
              "unique stacks run 1 / run 2 | incomplete stacks, run 1 (outstanding allocations in them) | "
-             "lost events | unwind tables |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "heaptrail frames not after a call instruction | lost events | unwind tables |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     diverge = ["| program | sites | heaptrail's stack | frames shared (of heaptrack / heaptrail) | last shared frame | "
                "heaptrack's next frame | heaptrail's next frame |",
                "| --- | --- | --- | --- | --- | --- | --- |"]
