@@ -83,9 +83,15 @@ _Static_assert(HT_EVENT_HEADER_SIZE == 40, "the event header is sent as is: keep
 /* Where a deferred walk stopped (HT_STACK_DEFERRED), and the top of the stack from
  * there: the recorder goes on from it (recorder/unwind/deferred_walk.h). */
 #define HT_DEFER_STACK_BYTES 16384 /* a per-CPU map value stays under 32 KiB */
+#define HT_PAGE_BYTES 4096
+/* The copy is made page by page: a page of a large frame that was never touched is not
+ * in memory, and BPF cannot fault it in. Chunk 0 runs from sp to the end of its page,
+ * chunk i > 0 is the i-th page after it. */
+#define HT_DEFER_STACK_CHUNKS (HT_DEFER_STACK_BYTES / HT_PAGE_BYTES + 1) /* up to 20 KiB */
 struct ht_resume {
 	__u64 pc, sp, bp;
-	__u32 stack_len;    /* bytes in stack[], copied from sp */
+	__u32 stack_len;    /* bytes in stack[], copied from sp (readable or not) */
+	__u32 chunks_read;  /* bit i: chunk i of stack[] was read (the others hold nothing) */
 	__u8 bp_known;      /* bp holds the frame's rbp (not lost in a frame that clobbered it) */
 	__u8 pending;       /* pc is a return address not yet in the frames (emitted once its
 			     * mapping is known) */
@@ -96,7 +102,8 @@ struct ht_resume {
 struct ht_deferred_event {
 	struct ht_event event;
 	struct ht_resume resume;
-	__u8 stack[HT_DEFER_STACK_BYTES];
+	__u8 stack[HT_DEFER_STACK_BYTES + HT_PAGE_BYTES]; /* the copy, and room for the
+							    * verifier's view of a last page read whole */
 };
 
 /* How a probed function passes what is recorded; one branch of the generic entry

@@ -414,6 +414,7 @@ static __always_inline void fill_resume(struct ht_resume *r, __u8 *stack)
 	__u32 zero = 0;
 	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
 	r->stack_len = 0;
+	r->chunks_read = 0;
 	if (!w)
 		return;
 	r->pc = w->pc;
@@ -423,28 +424,32 @@ static __always_inline void fill_resume(struct ht_resume *r, __u8 *stack)
 	r->pending = w->pending;
 	r->stepped = w->step > 0;
 	r->ip_is_return = w->ip_is_return;
-	/* Up to the end of the stack when it is nearer (a thread's first frames): the
-	 * readable length, found by a binary search on one-byte reads, is copied whole. */
+	/* Page by page, from sp to the end of the page holding sp + HT_DEFER_STACK_BYTES - 1:
+	 * the end of the stack (a thread's first frames) and pages never touched inside a
+	 * large frame are not read. */
 	__u64 sp = w->sp;
-	__u8 probe;
-	__u32 len = HT_DEFER_STACK_BYTES;
-	if (bpf_probe_read_user(&probe, 1, (void *)(sp + HT_DEFER_STACK_BYTES - 1))) {
-		__u32 lo = 0, hi = HT_DEFER_STACK_BYTES;
-		for (int i = 0; i < 14; i++) {
-			if (hi - lo <= 8)
-				break;
-			__u32 mid = (lo + (hi - lo) / 2) & ~7u;
-			if (bpf_probe_read_user(&probe, 1, (void *)(sp + mid - 1)))
-				hi = mid;
-			else
-				lo = mid;
-		}
-		len = lo;
+	__u32 off = 0, read = 0;
+	for (int i = 0; i < HT_DEFER_STACK_CHUNKS; i++) {
+		if (off >= HT_DEFER_STACK_BYTES)
+			break;
+		/* To the end of the page (the last one read whole: stack[] has room for it). */
+		__u32 size = HT_PAGE_BYTES - ((sp + off) & (HT_PAGE_BYTES - 1));
+		if (!bpf_probe_read_user(stack + (off & (HT_DEFER_STACK_BYTES - 1)), size, (void *)(sp + off)))
+			read |= 1u << i;
+		off += size;
 	}
-	if (len > HT_DEFER_STACK_BYTES)
-		len = HT_DEFER_STACK_BYTES;
-	if (len && !bpf_probe_read_user(stack, len, (void *)sp))
-		r->stack_len = len;
+	/* Up to the end of the last chunk read. */
+	__u32 len = 0;
+	off = 0;
+	for (int i = 0; i < HT_DEFER_STACK_CHUNKS; i++) {
+		if (off >= HT_DEFER_STACK_BYTES)
+			break;
+		off += HT_PAGE_BYTES - ((sp + off) & (HT_PAGE_BYTES - 1));
+		if (read & (1u << i))
+			len = off;
+	}
+	r->stack_len = len;
+	r->chunks_read = read;
 }
 
 #endif

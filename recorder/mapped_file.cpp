@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 
@@ -30,8 +31,11 @@ common::UniqueFd openMappedFile(const MappedFile& m) {
   if (auto fd = common::openRegular(mapFile)) return fd;
 
   if (m.path.empty() || m.path.front() != '/') return {};
-  const common::UniqueFd root(::open(("/proc/" + std::to_string(m.pid) + "/root").c_str(),
-                                     O_PATH | O_DIRECTORY | O_CLOEXEC));
+  common::UniqueFd root(::open(("/proc/" + std::to_string(m.pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  // A process that is gone already (a short command whose records are read after its
+  // exit): the path in the recorder's own root, accepted on the same checks (inode and
+  // build-id), so a file of another mount namespace is never taken for it.
+  if (!root && errno == ENOENT) root = common::UniqueFd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return {};
   auto fd = common::openRegularInRoot(root.get(), m.path, common::Links::Refuse);
   if (!fd || !isMappedFile(fd.get(), m)) return {};

@@ -28,8 +28,8 @@ struct MappedFile {
 
 // Through /proc/PID/map_files/START-END (the mapped file itself, whatever its path has
 // become; needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else by its path beneath
-// /proc/PID/root following no link at all, accepted only when it is still the mapped
-// file. Never blocks on a FIFO; regular files only. Invalid when none fits.
+// /proc/PID/root following no link at all (the recorder's root once the process is
+// gone), accepted only when it is still the mapped file. Never blocks on a FIFO; regular files only. Invalid when none fits.
 common::UniqueFd openMappedFile(const MappedFile& mapping);
 
 // The executable `pid` runs, through /proc/PID/exe (the file itself, never its path).

@@ -8,27 +8,38 @@ namespace {
 
 constexpr uint64_t kMaxFrameBytes = 8u << 20;  // HT_MAX_FRAME_BYTES
 
+// The copy of the stack from `base`, read page by page (HT_DEFER_STACK_CHUNKS): bytes of
+// a chunk that could not be read are not there.
 class StackCopy {
  public:
-  StackCopy(uint64_t base, std::span<const uint8_t> bytes) : base_(base), bytes_(bytes) {}
+  StackCopy(uint64_t base, std::span<const uint8_t> bytes, uint32_t chunksRead)
+      : base_(base), bytes_(bytes), chunksRead_(chunksRead) {}
   std::optional<uint64_t> word(uint64_t address) const {
     if (address < base_ || address - base_ > bytes_.size() || bytes_.size() - (address - base_) < 8)
       return std::nullopt;
+    if (!read(address) || !read(address + 7)) return std::nullopt;
     uint64_t value;
     std::memcpy(&value, bytes_.data() + (address - base_), sizeof value);
     return value;
   }
 
  private:
+  bool read(uint64_t address) const {
+    const uint64_t firstPageEnd = (base_ | (HT_PAGE_BYTES - 1)) + 1;
+    const uint64_t chunk = address < firstPageEnd ? 0 : 1 + (address - firstPageEnd) / HT_PAGE_BYTES;
+    return chunk < 32 && (chunksRead_ >> chunk) & 1;
+  }
+
   uint64_t base_;
   std::span<const uint8_t> bytes_;
+  uint32_t chunksRead_;
 };
 
 }  // namespace
 
 bool finishDeferredWalk(const UnwindMaps& maps, pid_t pid, const ht_resume& resume, std::span<const uint8_t> stack,
                         uint32_t maxFrames, std::vector<uint64_t>& frames) {
-  const StackCopy memory(resume.sp, stack.first(std::min<size_t>(stack.size(), resume.stack_len)));
+  const StackCopy memory(resume.sp, stack.first(std::min<size_t>(stack.size(), resume.stack_len)), resume.chunks_read);
   uint64_t pc = resume.pc, sp = resume.sp, bp = resume.bp;
   bool bpKnown = resume.bp_known, pending = resume.pending, stepped = resume.stepped;
   for (int i = 0; i <= HT_MAX_STACK_DEPTH; ++i) {

@@ -238,6 +238,34 @@ TEST(CfiStacks, AStartedCommandIsWalkedInBpfFromItsFirstAllocation) {
   EXPECT_NE(result.err.find(" 0 stack walks finished by the recorder"), std::string::npos) << result.err;
 }
 
+// The plugin leaks right after dlopen, before the recorder can have loaded its table: the
+// walk stops in BPF at the plugin and the recorder finishes it from a copy of the stack,
+// with pages of run_plugin's frame that were never touched (and cannot be copied) in the
+// middle. The stack is the same as when the table was loaded in time.
+TEST(CfiStacks, LeakRightAfterDlopenIsFinishedByTheRecorder) {
+  HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
+  TempTrace t;
+  const std::string exe = kSamples + "/nofp_dlopen";
+  const std::string plugin = kSamples + "/libnofp_plugin.so";
+  BackgroundCommand recorder({HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string(), "--", exe, plugin});
+  const auto result = recorder.wait();
+  ASSERT_EQ(result.exitCode, 0) << result.err;
+  std::ostringstream out, err;
+  ASSERT_EQ(analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err), 0)
+      << err.str();
+  const Json doc = Json::parse(out.str());
+  const Json* leak = leakOf(doc, 3 * 40);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = {at("plugin_inner", "nofp_plugin.c", "ALLOC:plugin_inner"),
+                            at("plugin_leak", "nofp_plugin.c", "CALL:plugin_leak"),
+                            at("run_plugin", "nofp_dlopen.c", "CALL:run_plugin"),
+                            at("main", "nofp_dlopen.c", "CALL:main_plugin")};
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_dlopen"));
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+}
+
 // Frame pointers only: the same chain cannot be walked, and must be cut (and marked)
 // rather than padded with whatever rbp points at.
 TEST(CfiStacks, FramePointerModeMarksWhatItCannotWalk) {
