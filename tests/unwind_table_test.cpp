@@ -2,7 +2,9 @@
 // every row `readelf --debug-dump=frames-interp` prints for real binaries must give the
 // same rule in our compiled table.
 #include <fcntl.h>
+#include <gelf.h>
 #include <gtest/gtest.h>
+#include <libelf.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -146,6 +148,35 @@ TEST(UnwindTable, OutermostFrameStopsAndGapsAreUnsupported) {
     ASSERT_LT(table.rows[i - 1].pc, table.rows[i].pc);
     ASSERT_NE(table.rows[i - 1].rule, table.rows[i].rule);
   }
+}
+
+// ld.so's _start and _dl_start_user have no CFI; every static constructor runs under
+// them (_dl_init). Their code is the outermost frame: the walk is complete there.
+TEST(UnwindTable, TheDynamicLoadersEntryCodeIsTheOutermostFrame) {
+  const std::string path = "/lib64/ld-linux-x86-64.so.2";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not installed";
+  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  ASSERT_NE(elf_version(EV_CURRENT), EV_NONE);
+  Elf* elf = elf_begin(fd.get(), ELF_C_READ, nullptr);
+  ASSERT_NE(elf, nullptr);
+  GElf_Ehdr ehdr;
+  ASSERT_NE(gelf_getehdr(elf, &ehdr), nullptr);
+  elf_end(elf);
+  const UnwindTable table = compile(path);
+  EXPECT_EQ(HT_RULE_CFA_KIND(table.ruleAt(ehdr.e_entry)), HT_CFA_STOP);
+  // Up to the next function with CFI: where the return from _dl_init lands, too.
+  uint64_t next = 0;
+  for (const auto& row : table.rows)
+    if (row.pc + table.base > ehdr.e_entry) {
+      next = row.pc + table.base;
+      break;
+    }
+  ASSERT_GT(next, ehdr.e_entry);
+  EXPECT_EQ(HT_RULE_CFA_KIND(table.ruleAt(next - 1)), HT_CFA_STOP);
+  EXPECT_NE(HT_RULE_CFA_KIND(table.ruleAt(next)), HT_CFA_STOP);
+  // Whatever readelf describes is unchanged.
+  expectAgreesWithReadelf(path, 500);
 }
 
 TEST(UnwindTable, BiasMapsAnAddressToItsRow) {

@@ -71,6 +71,23 @@ std::vector<ht_unwind_row> flatten(std::vector<FrameFunction> functions, uint64_
   return rows;
 }
 
+// The code at the ELF entry point is the outermost frame of a process's first thread:
+// nothing calls it. Where it has no CFI (ld.so's _start and _dl_start_user, hand-written,
+// through which every static constructor's stack goes), a walk that reaches it is
+// complete, not cut: it gets a STOP row up to the next described function.
+void markEntryOutermost(std::vector<ht_unwind_row>& rows, uint64_t entry, uint64_t base) {
+  if (rows.empty() || entry < base || entry - base > UINT32_MAX) return;
+  const auto pc = static_cast<uint32_t>(entry - base);
+  auto it = std::upper_bound(rows.begin(), rows.end(), pc, [](uint32_t p, const ht_unwind_row& r) { return p < r.pc; });
+  // Described by an FDE (glibc's own _start says where it ends: cfi_undefined rip).
+  if (it != rows.begin() && HT_RULE_CFA_KIND(std::prev(it)->rule) != HT_CFA_UNSUPPORTED) return;
+  if (it == rows.end() || it == rows.begin()) return;  // outside the described code: no end for it
+  if (std::prev(it)->pc == pc)
+    std::prev(it)->rule = HT_RULE(HT_CFA_STOP, 0, 0);
+  else
+    rows.insert(it, ht_unwind_row{pc, HT_RULE(HT_CFA_STOP, 0, 0)});
+}
+
 }  // namespace
 
 uint32_t UnwindTable::ruleAt(uint64_t vaddr) const {
@@ -127,6 +144,7 @@ UnwindTable compileUnwindTable(int fd) {
   DecodedFrames decoded = decodeCallFrames(section->bytes, section->vaddr, kind);
   table.malformedEntries = decoded.malformedEntries;
   table.rows = flatten(std::move(decoded.functions), table.base);
+  markEntryOutermost(table.rows, ehdr.e_entry, table.base);
   if (!table.rows.empty()) table.source = kind == FrameSection::EhFrame ? FrameSource::EhFrame : FrameSource::DebugFrame;
   return table;
 }
