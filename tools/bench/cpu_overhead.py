@@ -8,10 +8,15 @@ CPU(bare, empty)), divided by the workload's events: start-up and attach costs c
 out. Tools: the entry-probe floor (bench-floor on the sites of `--probe-sites=entry`),
 heaptrail-record (its own sites) and heaptrack. Runs rotate within each iteration.
 
-Needs a harness build and the probe lists of a previous `bench.py` run (run/probes-*.txt,
-run/sqlite.sql, run/jq-input.json):
+Needs a harness build (`tools/bench/run.sh` makes one; or `cmake -S tools/bench -B
+build-bench/harness && cmake --build build-bench/harness`); the probe lists and inputs of
+`bench.py` (run/probes-*.txt, run/sqlite.sql, run/jq-input.json) are made when missing:
 
     sudo python3 tools/bench/cpu_overhead.py --build build-bench/harness [--runs 3] [--only churn,threads]
+
+The recorder is run with its default `--stack-mode auto` (unwinding by CFI tables) and,
+as its own column, with `--stack-mode fp` (frame pointers only): their difference is what
+the CFI walk costs per event.
 
 Standard library only; prints a Markdown table.
 """
@@ -43,6 +48,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="churn,threads,sqlite3,perl,jq")
     args = ap.parse_args()
+    prepare(args)
     b = os.path.abspath(args.build)
     run = os.path.join(b, "run")
     rec = os.path.join(b, "heaptrail", "bin", "heaptrail-record")
@@ -65,8 +71,8 @@ def main():
                [shutil.which("jq"), "-n", "1"], None),
     }
     print("| workload | events | bare CPU | floor per event | heaptrail-record per event | **record/floor** "
-          "| heaptrack per event | **record/heaptrack** |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| `--stack-mode fp` per event | fp/floor | heaptrack per event | **record/heaptrack** |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.only.split(","):
         work, work_in, empty, empty_in = wls[name]
         probes = os.path.join(run, f"probes-{name}.txt")
@@ -74,7 +80,8 @@ def main():
         tools = {
             "bare": lambda c: c,
             "floor": lambda c: [floor, "--probes", probes, "--"] + c,
-            "record": lambda c: [rec, "-o", trace, "--"] + c,
+            "record": lambda c: [rec, "-q", "-o", trace, "--"] + c,
+            "record-fp": lambda c: [rec, "-q", "--stack-mode", "fp", "-o", trace + ".fp", "--"] + c,
             "heaptrack": lambda c: ["heaptrack", "-o", os.path.join(run, f"cpu-{name}-ht")] + c,
         }
         cost = {t: [] for t in tools}
@@ -93,14 +100,26 @@ def main():
                     if f.startswith(f"cpu-{name}-ht."):
                         os.unlink(os.path.join(run, f))
         bare = statistics.median(cost["bare"])
-        per = {t: [(x - bare) / events * 1e6 for x in cost[t]] for t in ("floor", "record", "heaptrack")}
+        per = {t: [(x - bare) / events * 1e6 for x in cost[t]] for t in ("floor", "record", "record-fp", "heaptrack")}
         med = {t: statistics.median(v) for t, v in per.items()}
 
         def rng(v):
             return f"{statistics.median(v):.2f} ({min(v):.2f} – {max(v):.2f}) µs"
         print(f"| {name} | {events:,} | {bare:.2f} s | {rng(per['floor'])} | {rng(per['record'])} | "
-              f"**{med['record'] / med['floor']:.2f}** | {rng(per['heaptrack'])} | "
+              f"**{med['record'] / med['floor']:.2f}** | {rng(per['record-fp'])} | {med['record-fp'] / med['floor']:.2f} | "
+              f"{rng(per['heaptrack'])} | "
               f"**{med['record'] / med['heaptrack']:.2f}** |", flush=True)
+
+
+def prepare(args):
+    """The inputs and floor probe lists bench.py makes, when a previous run did not."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench  # noqa: E402  (the harness's own module)
+    args.runs = 1
+    b = bench.Bench(args)
+    for wl in b.workloads():
+        if wl["name"] in args.only.split(",") and not os.path.exists(os.path.join(b.work, f"probes-{wl['name']}.txt")):
+            b.discover_probes(wl)
 
 
 if __name__ == "__main__":
