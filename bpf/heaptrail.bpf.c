@@ -208,6 +208,10 @@ static __always_inline void emit(void *ctx, __u64 pid_tgid, __u32 kind, __u32 fu
 	if (stack_flags & HT_STACK_DEFERRED) {
 		fill_resume(&d->resume, d->stack);
 		bytes = sizeof(struct ht_event) + sizeof(struct ht_resume) + (d->resume.stack_len & (HT_DEFER_STACK_BYTES * 2 - 1));
+		/* The bound must be checked on `bytes` itself: clang would otherwise compare
+		 * stack_len before the addition, which Linux 6.1's verifier does not carry over
+		 * to the sum ("invalid access to map value" in bpf_ringbuf_output). */
+		barrier_var(bytes);
 		if (bytes > sizeof(*d))
 			bytes = sizeof(*d);
 	}

@@ -1,6 +1,6 @@
 /* What differs between the architectures the allocator probes run on: how user registers
  * are read, where a function's return address is at its first instruction, how wide a
- * user pointer is, and whether the frame-pointer chain can be walked. Include it instead
+ * user pointer is, and whether the user stack can be walked. Include it instead
  * of <bpf/bpf_tracing.h>; the object is compiled with -D__TARGET_ARCH_{x86,arm64,arm}
  * and the target's UAPI headers (asm/ptrace.h).
  *
@@ -36,21 +36,18 @@ struct ht_arm_user_regs {
 #if defined(__TARGET_ARCH_x86)
 #define HT_USER_POINTER_BYTES 8
 #define HT_RETURN_ADDRESS_ON_STACK 1
-#define HT_FRAME_POINTER_WALK 1
-#define HT_CFI_WALK 1
+#define HT_STACK_WALK 1
 #elif defined(__TARGET_ARCH_arm64)
 #define HT_USER_POINTER_BYTES 8
 #define HT_RETURN_ADDRESS_ON_STACK 0
-#define HT_FRAME_POINTER_WALK 1
-#define HT_CFI_WALK 0
+#define HT_STACK_WALK 1
 #elif defined(__TARGET_ARCH_arm)
 #define HT_USER_POINTER_BYTES 4
 #define HT_RETURN_ADDRESS_ON_STACK 0
 /* GCC's 32-bit frames have no fixed record: in Thumb-2 code r7 points below the locals,
  * not at the saved {r7, lr}, and in ARM code the layout depends on -mapcs-frame. Stacks
  * on arm are the allocator's immediate caller only. */
-#define HT_FRAME_POINTER_WALK 0
-#define HT_CFI_WALK 0
+#define HT_STACK_WALK 0
 #else
 #error "heaptrail's BPF programs support __TARGET_ARCH_x86, __TARGET_ARCH_arm64 and __TARGET_ARCH_arm"
 #endif

@@ -1,10 +1,11 @@
 /* The user stack walk by unwind tables (bpf/unwind_table.h), for the BPF programs
  * (included by user_stack.h). Per frame: the mapping of the pc in the process (an LPM
  * trie the recorder keeps current from its mapping tracking), then either a binary
- * search of that file's table (x86-64 CFI: CFA from rsp or rbp, return address at
- * CFA - 8, the caller's rbp unchanged or saved) or, in a file without CFI, one step of
- * the frame-pointer chain. Whatever cannot be followed stops the walk and marks the
- * stack incomplete. A return address is emitted only once its own mapping is found: no
+ * search of that file's table (CFA from the stack or frame pointer, the return address
+ * and the caller's frame pointer at CFA - 8 * n: bpf/unwind_table.h, x86-64 or AArch64)
+ * or, in a file without CFI, one step of the frame-pointer chain (the frame record
+ * {saved fp, return address} at the frame pointer, on both). Whatever cannot be
+ * followed stops the walk and marks the stack incomplete. A return address is emitted only once its own mapping is found: no
  * frame outside an executable mapping. A pc whose mapping is not in the trie yet (a
  * library mapped a moment ago) defers the rest of the walk to the recorder, with a copy
  * of the top of the stack (recorder/unwind/deferred_walk.h). */
@@ -128,6 +129,11 @@ struct {
 #define HT_PT_NOTE 4
 #define HT_PF_X 1
 #define HT_NT_GNU_BUILD_ID 3
+#if defined(__TARGET_ARCH_arm64)
+#define HT_ELF_MACHINE 183 /* EM_AARCH64 */
+#else
+#define HT_ELF_MACHINE 62 /* EM_X86_64 */
+#endif
 struct ht_elf64_ehdr {
 	__u8 ident[16];
 	__u16 type, machine;
@@ -145,10 +151,13 @@ struct ht_elf_note_header {
 	char name[4];
 };
 
+/* `found` first: unwind_step takes its address only after a null check, and clang may
+ * compute a member's address before it, which Linux 6.1's verifier refuses ("pointer
+ * arithmetic on map_value_or_null prohibited"). At offset 0 there is nothing to add. */
 struct new_mapping_scratch {
+	struct ht_unwind_mapping found;
 	struct ht_elf64_ehdr ehdr;
 	struct ht_elf64_phdr phdrs[HT_ELF_MAX_PHDRS];
-	struct ht_unwind_mapping found;
 };
 
 struct {
@@ -204,8 +213,8 @@ __noinline int resolve_new_mapping(__u64 address)
 	}
 	if (bpf_probe_read_user(&s->ehdr, sizeof(s->ehdr), (void *)base))
 		return 0;
-	/* 64-bit, little-endian, this architecture's (x86-64) */
-	if (s->ehdr.ident[4] != 2 || s->ehdr.ident[5] != 1 || s->ehdr.machine != 62 ||
+	/* 64-bit, little-endian, this architecture's */
+	if (s->ehdr.ident[4] != 2 || s->ehdr.ident[5] != 1 || s->ehdr.machine != HT_ELF_MACHINE ||
 	    s->ehdr.phentsize != sizeof(struct ht_elf64_phdr))
 		return 0;
 	__u32 phnum = s->ehdr.phnum;
@@ -317,21 +326,24 @@ __noinline int unwind_step(void)
 		return HT_STEP_DONE;
 	}
 	__u64 cfa, ra = 0, next_bp = bp;
+	__u32 ra_slots = 1; /* the frame record {saved fp, return address} at the frame pointer */
 	if (m->kind == HT_MAPPING_TABLE) {
-		__u32 rule = find_rule(m->table, m->rows, (__u32)(lookup - m->bias));
-		__u32 kind = HT_RULE_CFA_KIND(rule);
-		if (kind == HT_CFA_STOP)
+		struct ht_frame_rule rule = ht_rule_fields(find_rule(m->table, m->rows, (__u32)(lookup - m->bias)));
+		if (rule.cfa_kind == HT_CFA_STOP)
 			return HT_STEP_DONE;
-		if (kind == HT_CFA_UNSUPPORTED || (kind == HT_CFA_RBP && !w->bp_known)) {
+		/* ra_slots 0: the return address is still in the link register, which only the
+		 * innermost frame has (and the walk starts at its value on arm64). */
+		if (rule.cfa_kind == HT_CFA_UNSUPPORTED || (rule.cfa_kind == HT_CFA_RBP && !w->bp_known) ||
+		    rule.ra_slots == 0) {
 			w->flags |= HT_STACK_INCOMPLETE;
 			return HT_STEP_DONE;
 		}
-		cfa = (kind == HT_CFA_RSP ? sp : bp) + HT_RULE_CFA_OFFSET(rule);
-		__u32 slots = HT_RULE_RBP_SLOTS(rule);
-		if (slots == HT_RBP_UNKNOWN) {
+		cfa = (rule.cfa_kind == HT_CFA_RSP ? sp : bp) + rule.cfa_offset;
+		ra_slots = rule.ra_slots;
+		if (rule.fp_slots == HT_FRAME_FP_UNKNOWN) {
 			w->bp_known = 0;
-		} else if (slots != HT_RBP_UNCHANGED) {
-			if (!read_user_word(cfa - 8 * (__u64)slots, &next_bp)) {
+		} else if (rule.fp_slots != 0) {
+			if (!read_user_word(cfa - 8 * (__u64)rule.fp_slots, &next_bp)) {
 				w->flags |= HT_STACK_INCOMPLETE;
 				return HT_STEP_DONE;
 			}
@@ -349,7 +361,7 @@ __noinline int unwind_step(void)
 		}
 		cfa = bp + 16;
 	}
-	if (cfa <= sp || cfa - sp > HT_MAX_FRAME_BYTES || !read_user_word(cfa - 8, &ra)) {
+	if (cfa <= sp || cfa - sp > HT_MAX_FRAME_BYTES || !read_user_word(cfa - 8 * (__u64)ra_slots, &ra)) {
 		w->flags |= HT_STACK_INCOMPLETE;
 		return HT_STEP_DONE;
 	}

@@ -4,12 +4,9 @@
 #define HEAPTRAIL_USER_STACK_H
 
 #include "heaptrail_arch.h"
-/* The CFI walker's maps are defined on every architecture (the recorder fills them);
- * it walks on x86-64 only. arm64 walks frame pointers (unwind_fp.h): Linux 6.1's
- * verifier, Debian 12's arm64 kernel, refuses the CFI walker's programs, and there
- * are no arm64 tables yet. */
+/* The walker (unwind tables, frame pointers in files without them) on x86-64 and arm64;
+ * its maps are defined on every architecture (the recorder fills them). */
 #include "unwind_cfi.h"
-#include "unwind_fp.h"
 
 /* Where a probe takes the stack, which decides what frame 0 is. */
 enum ht_stack_at {
@@ -43,29 +40,13 @@ static __always_inline long capture_user_stack(struct pt_regs *regs, __u64 *out,
 		ip = link;
 	const bool ip_is_return = true;
 #endif
-#if !HT_FRAME_POINTER_WALK
+#if !HT_STACK_WALK
+	(void)sp, (void)fp, (void)ip_is_return, (void)max_frames, (void)flags;
 	out[0] = ip;
 	return sizeof(__u64); /* 32-bit arm: the allocator's immediate caller only */
-#endif
-#if HT_CFI_WALK
+#else
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	return unwind_cfi(tgid, ip, sp, fp, ip_is_return, out, max_frames, flags) * sizeof(__u64);
-#else
-	/* The frame-pointer chain, from the caller's record (ip is the return address into
-	 * the caller: the link register at an entry probe). */
-	(void)ip_is_return;
-	out[0] = ip;
-	long frames = unwind_fp(sp, fp, out, max_frames, false);
-	if (frames >= 0)
-		return frames * sizeof(__u64);
-	/* The top of the stack could not be copied (it ends within the window): let the
-	 * kernel walk it. */
-	long n = bpf_get_stack(regs, out, max_frames * sizeof(__u64), BPF_F_USER_STACK);
-	if (n < 0)
-		return 0;
-	if (at == HT_STACK_AT_ENTRY && n >= sizeof(__u64))
-		out[0] = ip;
-	return n;
 #endif
 }
 

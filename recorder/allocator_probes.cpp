@@ -102,10 +102,10 @@ schema::EventKind cFamilyKind(schema::EventKind kind) {
 }
 
 // How the BPF walker treats a pc in a mapping the recorder has not reported yet: it
-// finds the file itself (bpf_find_vma, Linux 5.17+ with BTF) on x86-64, whose tables it
-// can use; elsewhere, or on older kernels, the recorder finishes such walks.
+// finds the file itself (bpf_find_vma, Linux 5.17+ with BTF) on x86-64 and arm64, whose
+// tables it can use; elsewhere, or on older kernels, the recorder finishes such walks.
 uint32_t newMappingLookup(unwind::StackMode mode) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
   if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) return HT_NEW_MAPPINGS_DEFER;
   if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_find_vma, nullptr) != 1) return HT_NEW_MAPPINGS_DEFER;
   return mode == unwind::StackMode::Fp ? HT_NEW_MAPPINGS_FRAME_POINTERS : HT_NEW_MAPPINGS_TABLES;

@@ -5,15 +5,18 @@
 #include <optional>
 #include <string>
 
-#include "bpf/unwind_table.h"
 
 namespace heaptrail::recorder::unwind {
 namespace {
 
-// DWARF register numbers of x86-64.
-constexpr uint64_t kRbp = 6;
-constexpr uint64_t kRsp = 7;
-constexpr uint64_t kReturnAddress = 16;
+// The DWARF register numbers the walker follows.
+struct Registers {
+  uint64_t stackPointer, framePointer, returnAddress;
+};
+constexpr Registers kX86_64 = {7, 6, 16};    // rsp, rbp, the return address column
+constexpr Registers kAarch64 = {31, 29, 30};  // sp, x29, x30 (the link register)
+
+constexpr Registers registersOf(CfiArch arch) { return arch == CfiArch::Aarch64 ? kAarch64 : kX86_64; }
 
 // Pointer encodings (DW_EH_PE_*).
 constexpr uint8_t kPeOmit = 0xff;
@@ -94,7 +97,7 @@ class Reader {
 struct Cie {
   uint64_t codeAlign = 1;
   int64_t dataAlign = 1;
-  uint64_t returnRegister = kReturnAddress;
+  uint64_t returnRegister = 0;  // from the CIE
   uint8_t fdeEncoding = 0;  // DW_EH_PE_absptr
   uint8_t addressSize = 8;
   bool hasAugmentationData = false;
@@ -111,9 +114,9 @@ struct RegisterRule {
 
 struct State {
   enum CfaKind : uint8_t { Register, Expression } cfaKind = Register;
-  uint64_t cfaRegister = kRsp;
+  uint64_t cfaRegister = 0;
   int64_t cfaOffset = 0;
-  RegisterRule rbp, ra;
+  RegisterRule fp, ra;  // the frame pointer (rbp, x29) and the return address
 };
 
 // Reads an encoded pointer at the cursor; `fieldVaddr` is the address of the field.
@@ -148,30 +151,60 @@ std::optional<uint64_t> readEncodedLength(Reader& r, uint8_t encoding, uint8_t a
   return readEncoded(r, static_cast<uint8_t>(encoding & kPeFormatMask), 0, addressSize);
 }
 
-uint32_t packRule(const State& s) {
+uint32_t packX86_64Rule(const State& s) {
   if (s.ra.kind == RegisterRule::Undefined) return HT_RULE(HT_CFA_STOP, 0, 0);
   const bool raAtCfaMinus8 = s.ra.kind == RegisterRule::Offset && s.ra.offset == -8;
-  if (s.cfaKind != State::Register || (s.cfaRegister != kRsp && s.cfaRegister != kRbp) || !raAtCfaMinus8 ||
-      s.cfaOffset < 0 || s.cfaOffset >= static_cast<int64_t>(HT_CFA_OFFSET_LIMIT))
+  if (s.cfaKind != State::Register || (s.cfaRegister != kX86_64.stackPointer && s.cfaRegister != kX86_64.framePointer) ||
+      !raAtCfaMinus8 || s.cfaOffset < 0 || s.cfaOffset >= static_cast<int64_t>(HT_CFA_OFFSET_LIMIT))
     return HT_RULE(HT_CFA_UNSUPPORTED, 0, 0);
   uint32_t rbp = HT_RBP_UNKNOWN;
-  if (s.rbp.kind == RegisterRule::Unset || s.rbp.kind == RegisterRule::SameValue) {
+  if (s.fp.kind == RegisterRule::Unset || s.fp.kind == RegisterRule::SameValue) {
     rbp = HT_RBP_UNCHANGED;
-  } else if (s.rbp.kind == RegisterRule::Offset && s.rbp.offset < 0 && s.rbp.offset % 8 == 0 &&
-             -s.rbp.offset / 8 < HT_RBP_UNKNOWN) {
-    rbp = static_cast<uint32_t>(-s.rbp.offset / 8);
+  } else if (s.fp.kind == RegisterRule::Offset && s.fp.offset < 0 && s.fp.offset % 8 == 0 &&
+             -s.fp.offset / 8 < HT_RBP_UNKNOWN) {
+    rbp = static_cast<uint32_t>(-s.fp.offset / 8);
   }
-  return HT_RULE(s.cfaRegister == kRsp ? HT_CFA_RSP : HT_CFA_RBP, s.cfaOffset, rbp);
+  return HT_RULE(s.cfaRegister == kX86_64.stackPointer ? HT_CFA_RSP : HT_CFA_RBP, s.cfaOffset, rbp);
+}
+
+// AArch64: x30 has no rule in the CIE (it holds the return address until a function
+// saves it), x29 is kept only as the lower half of the frame record {x29, x30}.
+uint32_t packAarch64Rule(const State& s) {
+  if (s.ra.kind == RegisterRule::Undefined) return HT_RULE(HT_CFA_STOP, 0, 0);
+  constexpr uint32_t unsupported = HT_A64_RULE(HT_CFA_UNSUPPORTED, 0, 0, 0);
+  if (s.cfaKind != State::Register ||
+      (s.cfaRegister != kAarch64.stackPointer && s.cfaRegister != kAarch64.framePointer) || s.cfaOffset < 0 ||
+      s.cfaOffset % 8 != 0 || s.cfaOffset >= static_cast<int64_t>(HT_A64_CFA_OFFSET_LIMIT))
+    return unsupported;
+  uint32_t lr = HT_A64_LR_IN_REGISTER;
+  if (s.ra.kind == RegisterRule::Offset) {
+    if (s.ra.offset >= 0 || s.ra.offset % 8 != 0 || -s.ra.offset / 8 >= static_cast<int64_t>(HT_A64_LR_LIMIT))
+      return unsupported;
+    lr = static_cast<uint32_t>(-s.ra.offset / 8);
+  } else if (s.ra.kind != RegisterRule::Unset && s.ra.kind != RegisterRule::SameValue) {
+    return unsupported;
+  }
+  uint32_t fp = HT_A64_FP_UNKNOWN;
+  if (s.fp.kind == RegisterRule::Unset || s.fp.kind == RegisterRule::SameValue)
+    fp = HT_A64_FP_UNCHANGED;
+  else if (s.fp.kind == RegisterRule::Offset && lr != HT_A64_LR_IN_REGISTER && s.fp.offset == s.ra.offset - 8)
+    fp = HT_A64_FP_BELOW_LR;
+  return HT_A64_RULE(s.cfaRegister == kAarch64.stackPointer ? HT_CFA_RSP : HT_CFA_RBP, s.cfaOffset, fp, lr);
+}
+
+uint32_t packRule(CfiArch arch, const State& s) {
+  return arch == CfiArch::Aarch64 ? packAarch64Rule(s) : packX86_64Rule(s);
 }
 
 class Interpreter {
  public:
-  Interpreter(std::span<const uint8_t> bytes, uint64_t sectionVaddr, const Cie& cie)
-      : bytes_(bytes), sectionVaddr_(sectionVaddr), cie_(cie) {}
+  Interpreter(std::span<const uint8_t> bytes, uint64_t sectionVaddr, const Cie& cie, CfiArch arch)
+      : bytes_(bytes), sectionVaddr_(sectionVaddr), cie_(cie), arch_(arch), registers_(registersOf(arch)) {}
 
   // Runs the CIE's initial instructions; false when they cannot be decoded.
   bool runInitial() {
     state_ = State{};
+    state_.cfaRegister = registers_.stackPointer;
     if (!run(cie_.instructionsBegin, cie_.instructionsEnd, nullptr)) return false;
     initial_ = state_;
     return true;
@@ -187,7 +220,7 @@ class Interpreter {
   }
 
  private:
-  uint32_t rule() const { return cie_.signalFrame ? HT_RULE(HT_CFA_UNSUPPORTED, 0, 0) : packRule(state_); }
+  uint32_t rule() const { return cie_.signalFrame ? HT_RULE(HT_CFA_UNSUPPORTED, 0, 0) : packRule(arch_, state_); }
 
   void advanceTo(uint64_t pc, FrameFunction* fn) {
     if (!fn) return;
@@ -203,12 +236,12 @@ class Interpreter {
       fn->rows.push_back({loc_, r});
   }
   RegisterRule* tracked(uint64_t reg) {
-    if (reg == kRbp) return &state_.rbp;
+    if (reg == registers_.framePointer) return &state_.fp;
     if (reg == cie_.returnRegister) return &state_.ra;
     return nullptr;
   }
   RegisterRule initialRule(uint64_t reg) const {
-    if (reg == kRbp) return initial_.rbp;
+    if (reg == registers_.framePointer) return initial_.fp;
     if (reg == cie_.returnRegister) return initial_.ra;
     return {};
   }
@@ -308,6 +341,7 @@ class Interpreter {
             setRule(reg, {RegisterRule::Other});
             break;
           }
+          case 0x2d: break;            // AArch64 negate_ra_state (x86: GNU_window_save): no operands
           case 0x2e: r.uleb(); break;  // GNU_args_size
           case 0x2f: {                 // GNU_negative_offset_extended
             const uint64_t reg = r.uleb();
@@ -330,6 +364,8 @@ class Interpreter {
   std::span<const uint8_t> bytes_;
   uint64_t sectionVaddr_;
   const Cie& cie_;
+  CfiArch arch_;
+  Registers registers_;
   State state_, initial_;
   std::vector<State> stack_;
   uint64_t loc_ = 0;
@@ -379,7 +415,12 @@ std::optional<Cie> parseCie(Reader& r, size_t end, FrameSection kind) {
 
 }  // namespace
 
-DecodedFrames decodeCallFrames(std::span<const uint8_t> bytes, uint64_t sectionVaddr, FrameSection kind) {
+ht_frame_rule ruleFields(CfiArch arch, uint32_t rule) {
+  return arch == CfiArch::Aarch64 ? ht_aarch64_rule_fields(rule) : ht_x86_64_rule_fields(rule);
+}
+
+DecodedFrames decodeCallFrames(std::span<const uint8_t> bytes, uint64_t sectionVaddr, FrameSection kind,
+                               CfiArch arch) {
   DecodedFrames out;
   std::map<size_t, std::optional<Cie>> cies;  // by offset in the section
   const auto cieAt = [&](size_t offset) -> const Cie* {
@@ -465,7 +506,7 @@ DecodedFrames decodeCallFrames(std::span<const uint8_t> bytes, uint64_t sectionV
       continue;
     }
     FrameFunction fn{*pcBegin, *pcBegin + *pcRange, {}};
-    Interpreter interpreter(bytes, sectionVaddr, *cie);
+    Interpreter interpreter(bytes, sectionVaddr, *cie, arch);
     if (interpreter.runInitial() && interpreter.runFde(r.pos(), end, fn))
       out.functions.push_back(std::move(fn));
     else

@@ -53,17 +53,20 @@ bool finishDeferredWalk(const UnwindMaps& maps, pid_t pid, const ht_resume& resu
     stepped = true;
     if (m->value.kind == HT_MAPPING_STOP) return false;
     uint64_t cfa = 0, nextBp = bp;
+    uint32_t raSlots = 1;  // the frame record {fp, return address} at the frame pointer
     if (m->value.kind == HT_MAPPING_TABLE && m->table) {
-      const uint32_t rule = m->table->ruleAtRow(static_cast<uint32_t>(lookup - m->value.bias));
-      const uint32_t kind = HT_RULE_CFA_KIND(rule);
-      if (kind == HT_CFA_STOP) return true;
-      if (kind == HT_CFA_UNSUPPORTED || (kind == HT_CFA_RBP && !bpKnown)) return false;
-      cfa = (kind == HT_CFA_RSP ? sp : bp) + HT_RULE_CFA_OFFSET(rule);
-      const uint32_t slots = HT_RULE_RBP_SLOTS(rule);
-      if (slots == HT_RBP_UNKNOWN) {
+      const ht_frame_rule rule = ruleFields(kHostCfiArch, m->table->ruleAtRow(static_cast<uint32_t>(lookup - m->value.bias)));
+      if (rule.cfa_kind == HT_CFA_STOP) return true;
+      if (rule.cfa_kind == HT_CFA_UNSUPPORTED || (rule.cfa_kind == HT_CFA_RBP && !bpKnown)) return false;
+      // The return address still in the link register: the innermost frame only, and
+      // a walk that was deferred has stepped past it.
+      if (rule.ra_slots == 0) return false;
+      cfa = (rule.cfa_kind == HT_CFA_RSP ? sp : bp) + rule.cfa_offset;
+      raSlots = rule.ra_slots;
+      if (rule.fp_slots == HT_FRAME_FP_UNKNOWN) {
         bpKnown = false;
-      } else if (slots != HT_RBP_UNCHANGED) {
-        const auto saved = memory.word(cfa - 8 * uint64_t{slots});
+      } else if (rule.fp_slots != 0) {
+        const auto saved = memory.word(cfa - 8 * uint64_t{rule.fp_slots});
         if (!saved) return false;
         nextBp = *saved;
         bpKnown = true;
@@ -77,7 +80,7 @@ bool finishDeferredWalk(const UnwindMaps& maps, pid_t pid, const ht_resume& resu
       cfa = bp + 16;
     }
     if (cfa <= sp || cfa - sp > kMaxFrameBytes) return false;
-    const auto ra = memory.word(cfa - 8);
+    const auto ra = memory.word(cfa - 8 * uint64_t{raSlots});
     if (!ra) return false;
 #if defined(__aarch64__)
     const uint64_t address = *ra & 0x0000ffffffffffffULL;  // pointer authentication bits

@@ -111,13 +111,14 @@ std::optional<uint64_t> UnwindTable::biasFor(uint64_t start, uint64_t fileOffset
   return std::nullopt;
 }
 
-UnwindTable compileUnwindTable(int fd) {
+UnwindTable compileUnwindTable(int fd, CfiArch arch) {
   UnwindTable table;
   if (elf_version(EV_CURRENT) == EV_NONE || fd < 0) return table;
   ElfHandle elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr), elf_end);
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return table;
   GElf_Ehdr ehdr;
-  if (!gelf_getehdr(elf.get(), &ehdr) || ehdr.e_machine != EM_X86_64 || ehdr.e_ident[EI_CLASS] != ELFCLASS64)
+  const unsigned machine = arch == CfiArch::Aarch64 ? EM_AARCH64 : EM_X86_64;
+  if (!gelf_getehdr(elf.get(), &ehdr) || ehdr.e_machine != machine || ehdr.e_ident[EI_CLASS] != ELFCLASS64)
     return table;
   table.buildId = common::buildIdOf(elf.get());
 
@@ -141,7 +142,7 @@ UnwindTable compileUnwindTable(int fd) {
     kind = FrameSection::DebugFrame;
   }
   if (!section) return table;
-  DecodedFrames decoded = decodeCallFrames(section->bytes, section->vaddr, kind);
+  DecodedFrames decoded = decodeCallFrames(section->bytes, section->vaddr, kind, arch);
   table.malformedEntries = decoded.malformedEntries;
   table.rows = flatten(std::move(decoded.functions), table.base);
   markEntryOutermost(table.rows, ehdr.e_entry, table.base);

@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "bpf/unwind_table.h"
+#include "recorder/unwind/call_frames.h"
 
 namespace heaptrail::recorder::unwind {
 
 // Where a table's rules came from.
 enum class FrameSource { None, EhFrame, DebugFrame };
 
-// The x86-64 unwind table of one ELF file (bpf/unwind_table.h): what the BPF walker
+// The unwind table of one ELF file (bpf/unwind_table.h): what the BPF walker
 // binary-searches for every frame in that file.
 struct UnwindTable {
   struct Segment {  // an executable PT_LOAD
@@ -40,8 +41,10 @@ struct UnwindTable {
 };
 
 // Compiles the table of the ELF file open at `fd` from its .eh_frame, or its
-// .debug_frame when it has no .eh_frame. A file that is not x86-64 ELF, or has neither
-// section, gives an empty table (source None): the walker uses frame pointers there.
-UnwindTable compileUnwindTable(int fd);
+// .debug_frame when it has no .eh_frame, with `arch`'s rules (the recorder's own by
+// default: the walker's). A file that is not 64-bit ELF of that architecture, or has
+// neither section, gives an empty table (source None): the walker uses frame pointers
+// there.
+UnwindTable compileUnwindTable(int fd, CfiArch arch = kHostCfiArch);
 
 }  // namespace heaptrail::recorder::unwind

@@ -13,7 +13,7 @@
 #include "analyzer/cli.h"
 #include "tests/support/bpf_required.h"
 #include "tests/support/run_command.h"
-#include "tests/support/source_markers.h"
+#include "tests/analyzer/stack_expectations.h"
 
 namespace heaptrail::testing {
 namespace {
@@ -59,74 +59,8 @@ Json recordGated(const TempTrace& t, std::vector<std::string> argv, const std::v
   return Json::parse(out.str());
 }
 
-// One expected frame, or (anyFrom) one or more consecutive frames of a module.
-struct Want {
-  std::string function;  // empty: any
-  std::string file;      // file name the path ends with; empty: any
-  unsigned line = 0;     // 0: any
-  std::string module;    // module path suffix; empty: any
-  bool anyFrom = false;
-};
-
 Want at(const std::string& function, const std::string& source, const std::string& marker) {
-  return {function, source, markerLine(fs::path(kSources) / source, marker), ""};
-}
-Want frame(const std::string& function, const std::string& module) { return {function, "", 0, module}; }
-Want framesOf(const std::string& module) { return {"", "", 0, module, true}; }
-
-std::string text(const Json& value) { return value.is_string() ? value.get<std::string>() : std::string("(null)"); }
-bool endsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool matches(const Json& f, const Want& w) {
-  if (!w.function.empty() && text(f.at("function")) != w.function) return false;
-  if (!w.file.empty() && !endsWith(text(f.at("file")), "/" + w.file)) return false;
-  if (w.line && (!f.at("line").is_number() || f.at("line").get<unsigned>() != w.line)) return false;
-  if (!w.module.empty() && !endsWith(text(f.at("module")), w.module)) return false;
-  return true;
-}
-
-std::string describe(const Json& frames) {
-  std::ostringstream out;
-  for (size_t i = 0; i < frames.size(); ++i)
-    out << "  #" << i << " " << text(frames[i].at("function")) << " " << text(frames[i].at("file")) << ":"
-        << (frames[i].at("line").is_number() ? frames[i].at("line").get<unsigned>() : 0) << " ["
-        << text(frames[i].at("module")) << "]" << (frames[i].at("inlined").get<bool>() ? " (inlined)" : "") << "\n";
-  return out.str();
-}
-
-// The whole stack, frame by frame, is `want` (and complete).
-void expectStack(const Json& leak, const std::vector<Want>& want) {
-  const Json& frames = leak.at("frames");
-  EXPECT_FALSE(leak.contains("stack_incomplete")) << describe(frames);
-  size_t i = 0;
-  for (size_t w = 0; w < want.size(); ++w) {
-    ASSERT_LT(i, frames.size()) << "missing frame for " << want[w].function << " " << want[w].module << "\n"
-                                << describe(frames);
-    ASSERT_TRUE(matches(frames[i], want[w])) << "frame #" << i << " is not " << want[w].function << " "
-                                             << want[w].file << ":" << want[w].line << " " << want[w].module
-                                             << "\n" << describe(frames);
-    ++i;
-    if (want[w].anyFrom)
-      while (i < frames.size() && matches(frames[i], want[w]) && !(w + 1 < want.size() && matches(frames[i], want[w + 1])))
-        ++i;
-  }
-  EXPECT_EQ(i, frames.size()) << "frames beyond the outermost expected one\n" << describe(frames);
-}
-
-const Json* leakOf(const Json& doc, uint64_t bytes) {
-  for (const auto& leak : doc.at("leaks"))
-    if (leak.at("bytes").get<uint64_t>() == bytes) return &leak;
-  return nullptr;
-}
-
-// Every frame of every reported stack is in a mapping of the process (never
-// "(no mapping)": string bytes, heap or stack addresses).
-void expectEveryFrameMapped(const Json& doc) {
-  for (const auto& leak : doc.at("leaks"))
-    for (const auto& f : leak.at("frames"))
-      EXPECT_TRUE(f.at("module").is_string()) << "frame outside any executable mapping: " << f.dump();
+  return ::heaptrail::testing::at(function, fs::path(kSources), source, marker);
 }
 
 const std::string kLibc = "libc.so.6";
@@ -139,12 +73,7 @@ TEST(CfiStacks, ChainTenDeepWithoutFramePointersUpToMain) {
   const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc});
   const Json* leak = leakOf(doc, 73);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = {at("chain_leaf", "nofp_chain.c", "ALLOC:chain_leaf")};
-  for (int level = 9; level >= 1; --level) {
-    const std::string name = "chain" + std::to_string(level);
-    want.push_back(at(name, "nofp_chain.c", "CALL:" + name));
-  }
-  want.push_back(at("main", "nofp_chain.c", "CALL:main_chain"));
+  std::vector<Want> want = nofpChainFrames(kSources);
   want.insert(want.end(), kStart.begin(), kStart.end());
   want.push_back(frame("", "/nofp_chain"));  // _start (no debug info for it)
   expectStack(*leak, want);
@@ -224,12 +153,7 @@ TEST(CfiStacks, AStartedCommandIsWalkedInBpfFromItsFirstAllocation) {
   const Json doc = Json::parse(out.str());
   const Json* leak = leakOf(doc, 73);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = {at("chain_leaf", "nofp_chain.c", "ALLOC:chain_leaf")};
-  for (int level = 9; level >= 1; --level) {
-    const std::string name = "chain" + std::to_string(level);
-    want.push_back(at(name, "nofp_chain.c", "CALL:" + name));
-  }
-  want.push_back(at("main", "nofp_chain.c", "CALL:main_chain"));
+  std::vector<Want> want = nofpChainFrames(kSources);
   want.insert(want.end(), kStart.begin(), kStart.end());
   want.push_back(frame("", "/nofp_chain"));
   expectStack(*leak, want);

@@ -3,7 +3,9 @@
 // samples/leaky.c, records it with `-- cmd` and with `-p`, and brings the traces back.
 // They are analyzed here, on x86-64, with the guest's root as the sysroot, and must show
 // every leak of leaky.c exactly as the x86-64 end-to-end test does (bytes, counts,
-// function and source line), with frame-pointer stacks that go on past the first frame.
+// function and source line), with stacks that go on past the first frame; and the samples
+// built without frame pointers (nofp_chain, nofp_strings) have every frame, walked by
+// the AArch64 unwind tables in BPF.
 // Skips when the guest cannot run here (no qemu, no download); fails instead under
 // HEAPTRAIL_REQUIRE_ARM64=1, as in CI.
 #include <gtest/gtest.h>
@@ -21,6 +23,7 @@
 
 #include "analyzer/cli.h"
 #include "tests/analyzer/leak_checks.h"
+#include "tests/analyzer/stack_expectations.h"
 #include "tests/support/elf_oracle.h"
 #include "tests/support/trace_contents.h"
 
@@ -183,6 +186,70 @@ TEST_F(Arm64Device, FollowForksRecordsTheShellsChild) {
   ASSERT_FALSE(doc.at("leaks").empty()) << r.text;
   for (const auto& leak : doc.at("leaks")) EXPECT_NE(leak.at("pid").get<uint64_t>(), shell) << r.text;
   checkLeaks(r, (kSource / "samples/leaky.c").string(), "leaky.c", leakyLeaks());
+}
+
+// Built -O2 -fomit-frame-pointer (as distributions build): only the AArch64 unwind
+// tables walk these stacks, in BPF on the 6.1 kernel. Every frame up to main by function
+// and line, then libc's start (the cross toolchain's libc has no symbol table: module
+// only) and _start; the same chains as the x86-64 CfiStacks tests.
+class Arm64DeviceCfi : public Arm64Device {
+ protected:
+  static Json recorded(const std::string& name) {
+    const std::string status = readFile(kWork / "out/status");
+    EXPECT_NE(status.find("HT-STATUS " + name + " 0"), std::string::npos)
+        << status << "\nrecorder output:\n" << readFile(kWork / "out" / (name + ".log"));
+    const Recorded r = analyze(name);
+    if (r.status != 0) {
+      ADD_FAILURE() << "no trace came back from the guest:\n" << readFile(kWork / "out/console.log");
+      return Json::object({{"leaks", Json::array()}});
+    }
+    return Json::parse(r.json);
+  }
+  static inline const fs::path kSamples = kSource / "samples";
+  static inline const std::string kLibc = "/libc.so.6";
+};
+
+TEST_F(Arm64DeviceCfi, ChainTenDeepWithoutFramePointersUpToMain) {
+  const Json doc = recorded("nofp_chain");
+  const Json* leak = leakOf(doc, 73);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  std::vector<Want> want = nofpChainFrames(kSamples);
+  want.push_back(framesOf(kLibc));
+  want.push_back(frame("", "/samples/nofp_chain"));  // _start
+  expectStack(*leak, want);
+  expectEveryFrameMapped(doc);
+  for (const auto& l : doc.at("leaks")) EXPECT_FALSE(l.contains("stack_incomplete")) << describe(l.at("frames"));
+  // Walked whole in BPF from the command's first allocation: its libraries' mappings are
+  // found by the walker itself (bpf_find_vma) before the recorder has read them.
+  const std::string log = readFile(kWork / "out/nofp_chain.log");
+  EXPECT_NE(log.find(" 0 stack walks finished by the recorder"), std::string::npos) << log;
+  EXPECT_NE(log.find("unwind table of /lib/aarch64-linux-gnu/libc.so.6 (pid"), std::string::npos) << log;
+}
+
+TEST_F(Arm64DeviceCfi, CallbackThroughLibcQsort) {
+  const Json doc = recorded("nofp_chain");
+  const Json* leak = leakOf(doc, 48);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  expectStack(*leak, {at("compare_ints", kSamples, "nofp_chain.c", "ALLOC:compare_ints"), framesOf(kLibc),
+                      at("sort_numbers", kSamples, "nofp_chain.c", "CALL:qsort"),
+                      at("main", kSamples, "nofp_chain.c", "CALL:main_sort"), framesOf(kLibc),
+                      frame("", "/samples/nofp_chain")});
+}
+
+TEST_F(Arm64DeviceCfi, NewStdStringAllocatedInsideLibstdcxx) {
+  const Json doc = recorded("nofp_strings");
+  ASSERT_NE(leakOf(doc, 32), nullptr) << "the std::string itself, made with new: " << doc.dump(1);
+  const Json* leak = leakOf(doc, 301);  // the characters, allocated by libstdc++
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  expectStack(*leak, {framesOf("/libstdc++.so.6"), framesOf("/samples/nofp_strings"),
+                      at("keep_text(unsigned long)", kSamples, "nofp_strings.cpp", "CALL:keep_text"),
+                      at("main", kSamples, "nofp_strings.cpp", "CALL:main_keep"), framesOf(kLibc),
+                      frame("", "/samples/nofp_strings")});
+  bool makeText = false;
+  for (const auto& f : leak->at("frames"))
+    makeText |= matches(f, at("make_text[abi:cxx11](unsigned long)", kSamples, "nofp_strings.cpp", "ALLOC:make_text"));
+  EXPECT_TRUE(makeText) << describe(leak->at("frames"));
+  expectEveryFrameMapped(doc);
 }
 
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }

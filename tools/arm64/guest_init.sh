@@ -3,7 +3,10 @@
 # as `-- cmd` and with `-p` attached to a running process, and writes each trace and the
 # recorder's output to the serial console in base64 between marker lines, then powers
 # off (and with --release-stacks, and --follow-forks through a shell; and a bundle of the
-# first trace's files). Nothing here waits a fixed time: each step waits for the condition it needs.
+# first trace's files; and the samples built without frame pointers, nofp_chain and
+# nofp_strings, whose stacks only the unwind tables can walk). With /only.sh (run-guest.sh
+# WORK_DIR 'COMMAND') it runs that command alone. Nothing here waits a fixed time: each
+# step waits for the condition it needs.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -13,6 +16,15 @@ mount -t tmpfs tmp /tmp
 echo "HT-GUEST $(uname -m) $(uname -r) btf=$([ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
 
 cd /tmp
+if [ -s /only.sh ]; then  # run-guest.sh WORK_DIR 'COMMAND': that command alone
+  sh /only.sh >/tmp/only.log 2>&1
+  echo "HT-STATUS only $?"
+  echo "HT-LOG-BEGIN only"; cat /tmp/only.log; echo "HT-LOG-END only"
+  echo "HT-DONE"
+  sync
+  poweroff -f
+fi
+
 /heaptrail-record -o /tmp/cmd.htr -- /samples/leaky >/tmp/cmd.log 2>&1
 echo "HT-STATUS cmd $?"
 # The files that trace names, packed here for the workstation (analyzed without the rootfs).
@@ -27,6 +39,12 @@ echo "HT-STATUS release $?"
 /heaptrail-record --follow-forks --obj /lib/aarch64-linux-gnu/libc.so.6 -o /tmp/forks.htr \
   -- /bin/sh -c "/samples/leaky; true" >/tmp/forks.log 2>&1
 echo "HT-STATUS forks $?"
+
+# Built -O2 -fomit-frame-pointer: stacks only the unwind tables (.eh_frame) can walk.
+/heaptrail-record -v -o /tmp/nofp_chain.htr -- /samples/nofp_chain >/tmp/nofp_chain.log 2>&1
+echo "HT-STATUS nofp_chain $?"
+/heaptrail-record -v -o /tmp/nofp_strings.htr -- /samples/nofp_strings >/tmp/nofp_strings.log 2>&1
+echo "HT-STATUS nofp_strings $?"
 
 # -p: the target prints "ready" and blocks on its stdin (a FIFO opened read-write, which
 # does not block); the recorder attaches; once it has written the trace's header (after
@@ -51,7 +69,7 @@ wait "$recorder"
 echo "HT-STATUS pid $?"
 echo "HT-LOG-BEGIN target"; cat /tmp/target.out; echo "HT-LOG-END target"
 
-for name in cmd release forks pid; do
+for name in cmd release forks pid nofp_chain nofp_strings; do
   echo "HT-LOG-BEGIN $name"
   cat /tmp/$name.log
   echo "HT-LOG-END $name"

@@ -7,18 +7,24 @@
 # console, which this script decodes.
 #
 #   tools/arm64/run-guest.sh WORK_DIR
+#   tools/arm64/run-guest.sh WORK_DIR 'COMMAND'   (e.g. '/heaptrail-record -v -- /samples/leaky')
+#
+# With a COMMAND, the guest runs only that shell command (in /tmp, the samples under
+# /samples) instead of the recordings, and its output is printed here (WORK_DIR/out/only.log):
+# a quick way to see the verifier's log (-v) or a recorder message on the 6.1 kernel.
 #
 # WORK_DIR/cache keeps the downloaded kernel and busybox between runs; WORK_DIR/rootfs is
 # the guest's root, which is also the sysroot to analyze the traces with; WORK_DIR/out gets
-# cmd.htr, release.htr, forks.htr, pid.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
+# cmd.htr, release.htr, forks.htr, pid.htr, nofp_chain.htr, nofp_strings.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
 # recording) and console.log. The device recorder is built into WORK_DIR/../device-aarch64.
 # Exit status: 0 the guest ran, 77 it cannot run on this machine (the reason on stderr),
 # 1 anything else failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-[[ $# -eq 1 ]] || { echo "usage: tools/arm64/run-guest.sh WORK_DIR" >&2; exit 2; }
+[[ $# -eq 1 || $# -eq 2 ]] || { echo "usage: tools/arm64/run-guest.sh WORK_DIR ['COMMAND']" >&2; exit 2; }
 work=$(realpath -m "$1")
+only=${2:-}
 triplet=aarch64-linux-gnu
 debarch=arm64
 
@@ -73,11 +79,18 @@ flags=(-g -O0 -fno-omit-frame-pointer -w)
 "$triplet-gcc" "${flags[@]}" "$root/samples/leaky.c" -o "$rootfs/samples/leaky"
 "$triplet-gcc" "${flags[@]}" -Dmain=sample_main -c "$root/samples/leaky.c" -o "$work/leaky_attach.o"
 "$triplet-gcc" "${flags[@]}" -I"$root" "$here/start_on_input.c" "$work/leaky_attach.o" -o "$rootfs/samples/leaky_attach"
+# Built like distribution code, as the x86 ones are (samples/CMakeLists.txt): only their
+# call-frame information unwinds them.
+nofp=(-g -O2 -fomit-frame-pointer -w -I"$root/samples")
+"$triplet-gcc" "${nofp[@]}" "$root/samples/nofp_chain.c" -o "$rootfs/samples/nofp_chain"
+"$triplet-g++" "${nofp[@]}" -std=c++17 -fno-implicit-templates "$root/samples/nofp_strings.cpp" \
+  -o "$rootfs/samples/nofp_strings"
 
 cp "$device/heaptrail-record" "$rootfs/heaptrail-record"
 cp "$cache/busybox" "$rootfs/bin/busybox"
 install -m 755 "$here/guest_init.sh" "$rootfs/init"
-for lib in ld-linux-aarch64.so.1 libc.so.6; do
+[[ -n $only ]] && printf '%s\n' "$only" >"$rootfs/only.sh"
+for lib in ld-linux-aarch64.so.1 libc.so.6 libm.so.6 libstdc++.so.6 libgcc_s.so.1; do
   cp -L "/usr/$triplet/lib/$lib" "$rootfs/lib/$triplet/$lib"
 done
 ln -s "$triplet/ld-linux-aarch64.so.1" "$rootfs/lib/ld-linux-aarch64.so.1"
@@ -115,3 +128,7 @@ for b64 in "$out"/*.b64; do
   rm "$b64"
 done
 cat "$out/guest" "$out/status" >&2
+if [[ -n $only ]]; then
+  cat "$out/only.log" >&2
+  grep -q '^HT-STATUS only 0$' "$out/status"
+fi
