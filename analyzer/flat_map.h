@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "analyzer/huge_page_allocator.h"
+
 namespace heaptrail::analyzer {
 
 // Key 0 is reserved for empty slots: callers never store key 0 (a null pointer is not
@@ -26,7 +28,15 @@ class FlatMap {
 
   // Brings the home slot of (pid, key) towards the cache: the replay calls it a few
   // events ahead, as the table of live blocks is much larger than the caches.
-  void prefetch(uint32_t pid, uint64_t key) const { __builtin_prefetch(&slots_[home(pid, key)]); }
+  void prefetch(uint32_t pid, uint64_t key) const {
+    size_t i = home(pid, key);
+    // GCC 12 silently drops this prefetch when it sees through the hash into the index
+    // (the replay ran without it): the empty asm hides where the index comes from.
+    asm volatile("" : "+r"(i));
+    const char* s = reinterpret_cast<const char*>(&slots_[i]);
+    __builtin_prefetch(s);
+    __builtin_prefetch(s + 64);
+  }
 
   Value* find(uint32_t pid, uint64_t key) {
     for (size_t i = home(pid, key);; i = (i + 1) & mask()) {
@@ -136,7 +146,7 @@ class FlatMap {
   }
 
   void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
+    std::vector<Slot, HugePageAllocator<Slot>> old(slots_.size() * 2);
     old.swap(slots_);
     size_ = 0;
     for (const Slot& s : old) {
@@ -146,7 +156,7 @@ class FlatMap {
     }
   }
 
-  std::vector<Slot> slots_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;
   size_t size_ = 0;
 };
 

@@ -33,7 +33,7 @@ void rescaleWindows(std::vector<ProcessWindow>& windows, uint64_t& widthNs, uint
 
 }  // namespace
 
-void WindowedDeltas::add(uint32_t window, int64_t delta) {
+void WindowedDeltas::insert(uint32_t window, int64_t delta) {
   // Events come in time order up to small cross-thread skew: mostly an append.
   auto it = deltas.end();
   while (it != deltas.begin() && std::prev(it)->first > window) --it;
@@ -58,34 +58,79 @@ void WindowedDeltas::rescale(uint64_t toWidthNs) {
   deltas = std::move(merged);
 }
 
+uint32_t HeapHistory::windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
+  if (rel >= cursor.begin && rel < cursor.end && cursor.widthNs == widthNs) return cursor.index;
+  while (rel / widthNs >= windows) widthNs *= 2;
+  cursor.widthNs = widthNs;
+  cursor.index = static_cast<uint32_t>(rel / widthNs);
+  cursor.begin = uint64_t{cursor.index} * widthNs;
+  cursor.end = cursor.begin + widthNs;
+  return cursor.index;
+}
+
 uint32_t HeapHistory::stackWindow(uint64_t t) {
-  const uint64_t rel = relative(t);
-  while (rel / stackWidthNs_ >= kStackWindows) stackWidthNs_ *= 2;
-  return static_cast<uint32_t>(rel / stackWidthNs_);
+  return windowOf(relative(t), stackWidthNs_, kStackWindows, stackCursor_);
 }
 
 ProcessWindow& HeapHistory::processWindow(ProcessState& p, uint64_t t) {
-  const uint64_t rel = relative(t);
-  while (rel / processWidthNs_ >= kProcessWindows) processWidthNs_ *= 2;
-  if (p.widthNs == 0) p.widthNs = processWidthNs_;
-  rescaleWindows(p.windows, p.widthNs, processWidthNs_);
-  const size_t index = rel / processWidthNs_;
+  const size_t index = windowOf(relative(t), processWidthNs_, kProcessWindows, processCursor_);
+  if (p.widthNs != processWidthNs_) {
+    if (p.widthNs == 0) p.widthNs = processWidthNs_;
+    rescaleWindows(p.windows, p.widthNs, processWidthNs_);
+  }
   if (index >= p.windows.size()) p.windows.resize(index + 1);
   return p.windows[index];
 }
 
+HeapHistory::ProcessState& HeapHistory::process(uint32_t pid) {
+  if (lastProcess_ == nullptr || pid != lastPid_) {
+    lastProcess_ = &processes_[pid];
+    lastPid_ = pid;
+  }
+  return *lastProcess_;
+}
+
+HeapHistory::StackState* HeapHistory::stack(ProcessState& p, uint32_t pid, uint32_t stackId, bool create) {
+  if (stackId < p.denseStacks.size() && p.denseStacks[stackId] != 0) return &stacks_[p.denseStacks[stackId] - 1];
+  if (!sparseStacks_.empty())
+    if (const auto it = sparseStacks_.find(key(pid, stackId)); it != sparseStacks_.end()) return &stacks_[it->second];
+  if (!create) return nullptr;
+  const auto index = static_cast<uint32_t>(stacks_.size());
+  stacks_.push_back(StackState{pid, stackId, {}, {}});
+  // Recorders hand out ids 1, 2, 3...: those are found by index. An id far beyond the ones
+  // seen (a damaged or hostile file) goes to the map instead of growing the vector.
+  constexpr uint32_t kDenseStackLimit = 1u << 24;
+  if (stackId < kDenseStackLimit && stackId <= 2 * p.denseStacks.size() + 4096) {
+    if (stackId >= p.denseStacks.size()) p.denseStacks.resize(std::max<size_t>(stackId + 1, p.denseStacks.size() * 2));
+    p.denseStacks[stackId] = index + 1;
+  } else {
+    sparseStacks_.emplace(key(pid, stackId), index);
+  }
+  return &stacks_.back();
+}
+
+const HeapHistory::StackState* HeapHistory::findStack(uint32_t pid, uint32_t stackId) const {
+  const auto p = processes_.find(pid);
+  if (p != processes_.end() && stackId < p->second.denseStacks.size() && p->second.denseStacks[stackId] != 0)
+    return &stacks_[p->second.denseStacks[stackId] - 1];
+  const auto it = sparseStacks_.find(key(pid, stackId));
+  return it == sparseStacks_.end() ? nullptr : &stacks_[it->second];
+}
+
 void HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation) {
-  StackState& s = stacks_[key(pid, stackId)];
+  ProcessState& p = process(pid);
+  StackState& s = *stack(p, pid, stackId, true);
   if (newAllocation) {
     ++s.totals.allocations;
     s.totals.bytes += bytes;
   }
   const uint32_t w = stackWindow(t);
-  if (s.series.widthNs == 0) s.series.widthNs = stackWidthNs_;
-  s.series.rescale(stackWidthNs_);
+  if (s.series.widthNs != stackWidthNs_) {
+    if (s.series.widthNs == 0) s.series.widthNs = stackWidthNs_;
+    s.series.rescale(stackWidthNs_);
+  }
   s.series.add(w, static_cast<int64_t>(bytes));
 
-  ProcessState& p = processes_[pid];
   ProcessWindow& pw = processWindow(p, t);
   p.current += bytes;
   pw.delta += static_cast<int64_t>(bytes);
@@ -97,13 +142,12 @@ void HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint
 }
 
 void HeapHistory::released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t) {
-  const auto it = stacks_.find(key(pid, stackId));
-  if (it != stacks_.end()) {
+  ProcessState& p = process(pid);
+  if (StackState* s = stack(p, pid, stackId, false)) {
     const uint32_t w = stackWindow(t);
-    it->second.series.rescale(stackWidthNs_);
-    it->second.series.add(w, -static_cast<int64_t>(bytes));
+    if (s->series.widthNs != stackWidthNs_) s->series.rescale(stackWidthNs_);
+    s->series.add(w, -static_cast<int64_t>(bytes));
   }
-  ProcessState& p = processes_[pid];
   ProcessWindow& pw = processWindow(p, t);
   const uint64_t removed = std::min(bytes, p.current);
   p.current -= removed;
@@ -112,15 +156,15 @@ void HeapHistory::released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint6
 }
 
 const StackTotals* HeapHistory::totals(uint32_t pid, uint32_t stackId) const {
-  const auto it = stacks_.find(key(pid, stackId));
-  return it == stacks_.end() ? nullptr : &it->second.totals;
+  const StackState* s = findStack(pid, stackId);
+  return s == nullptr ? nullptr : &s->totals;
 }
 
 std::vector<int64_t> HeapHistory::stackSeries(uint32_t pid, uint32_t stackId, uint64_t endNs, uint64_t& widthNs) const {
   widthNs = stackWidthNs_;
-  const auto it = stacks_.find(key(pid, stackId));
-  if (it == stacks_.end()) return {};
-  WindowedDeltas series = it->second.series;
+  const StackState* s = findStack(pid, stackId);
+  if (s == nullptr) return {};
+  WindowedDeltas series = s->series;
   series.rescale(stackWidthNs_);
   const size_t count = std::max<uint64_t>(1, (relative(endNs) + stackWidthNs_ - 1) / stackWidthNs_);
   std::vector<int64_t> out(std::max<size_t>(count, series.deltas.empty() ? 0 : series.deltas.back().first + 1), 0);

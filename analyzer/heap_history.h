@@ -20,8 +20,17 @@ struct WindowedDeltas {
   uint64_t widthNs = 0;                              // width the entries are in
   std::vector<std::pair<uint32_t, int64_t>> deltas;  // (window, net change), window ascending
 
-  void add(uint32_t window, int64_t delta);
+  void add(uint32_t window, int64_t delta) {
+    // Most events fall in the latest window of their stack.
+    if (!deltas.empty() && deltas.back().first == window)
+      deltas.back().second += delta;
+    else
+      insert(window, delta);
+  }
   void rescale(uint64_t toWidthNs);
+
+ private:
+  void insert(uint32_t window, int64_t delta);
 };
 
 struct ProcessWindow {
@@ -45,6 +54,13 @@ class HeapHistory {
   // count for the process only.
   static constexpr uint32_t kUnknownStack = UINT32_MAX;
 
+  HeapHistory() = default;
+  // Moves keep the cached process pointer valid (map nodes move along); copies would not.
+  HeapHistory(const HeapHistory&) = delete;
+  HeapHistory& operator=(const HeapHistory&) = delete;
+  HeapHistory(HeapHistory&&) = default;
+  HeapHistory& operator=(HeapHistory&&) = default;
+
   void begin(uint64_t startTimeNs) { startNs_ = startTimeNs; }
   // `t` is absolute trace time; events before the start count in the first window.
   // newAllocation=false: a block coming back (a failed realloc keeps its old block).
@@ -54,7 +70,7 @@ class HeapHistory {
   const StackTotals* totals(uint32_t pid, uint32_t stackId) const;
   template <typename F>
   void forEachStack(F&& f) const {
-    for (const auto& [key, s] : stacks_) f(static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), s.totals);
+    for (const StackState& s : stacks_) f(s.pid, s.stackId, s.totals);
   }
 
   // Outstanding bytes of (pid, stack) at the end of each window up to `endNs` (absolute),
@@ -66,6 +82,8 @@ class HeapHistory {
 
  private:
   struct StackState {
+    uint32_t pid = 0;
+    uint32_t stackId = 0;
     StackTotals totals;
     WindowedDeltas series;
   };
@@ -73,18 +91,36 @@ class HeapHistory {
     uint64_t widthNs = 0;
     uint64_t current = 0;
     std::vector<ProcessWindow> windows;
+    // Index + 1 into stacks_ by stack id, for the ids a recorder hands out (1, 2, 3...).
+    std::vector<uint32_t> denseStacks;
+  };
+  // The window of one width that the last event fell in: events come in time order, so
+  // most need no division.
+  struct WindowCursor {
+    uint64_t begin = 1, end = 0;  // relative times [begin, end) of `index`; empty at first
+    uint64_t widthNs = 0;
+    uint32_t index = 0;
   };
 
   uint64_t relative(uint64_t t) const { return t > startNs_ ? t - startNs_ : 0; }
   uint32_t stackWindow(uint64_t t);
   ProcessWindow& processWindow(ProcessState& p, uint64_t t);
+  ProcessState& process(uint32_t pid);
+  // The state of (pid, stackId); nullptr when absent and !create.
+  StackState* stack(ProcessState& p, uint32_t pid, uint32_t stackId, bool create);
+  const StackState* findStack(uint32_t pid, uint32_t stackId) const;
+  static uint32_t windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor);
   static uint64_t key(uint32_t pid, uint32_t stackId) { return uint64_t{pid} << 32 | stackId; }
 
   uint64_t startNs_ = 0;
   uint64_t stackWidthNs_ = 1'000'000;    // grows by doubling
   uint64_t processWidthNs_ = 1'000'000;
-  std::unordered_map<uint64_t, StackState> stacks_;
+  WindowCursor stackCursor_, processCursor_;
+  std::vector<StackState> stacks_;
+  std::unordered_map<uint64_t, uint32_t> sparseStacks_;  // index into stacks_ for other ids
   std::unordered_map<uint32_t, ProcessState> processes_;
+  uint32_t lastPid_ = 0;
+  ProcessState* lastProcess_ = nullptr;  // of lastPid_ (elements of processes_ do not move)
 };
 
 }  // namespace heaptrail::analyzer

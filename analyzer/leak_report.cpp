@@ -308,9 +308,10 @@ LeakReport buildReport(const Replay& replay, const ReportOptions& options, const
     s.suppressing = true;
     std::vector<uint64_t> useGroups(options.suppressions->rules().size()), useBytes(useGroups.size());
     std::vector<Ranked> kept;
+    SuppressionMatcher matcher(*options.suppressions);
     for (const auto& r : ranked) {
       StackReport stack = stacks.resolve(r.stackId);
-      if (const auto rule = options.suppressions->match(stack)) {
+      if (const auto rule = matcher.match(stack)) {
         ++s.suppressedGroups;
         s.suppressedBytes += r.agg.bytes;
         s.suppressedAllocations += r.agg.count;

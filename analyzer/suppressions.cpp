@@ -1,5 +1,6 @@
 #include "analyzer/suppressions.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -146,6 +147,33 @@ std::optional<size_t> Suppressions::match(const StackReport& stack) const {
     }
   }
   return std::nullopt;
+}
+
+size_t SuppressionMatcher::firstRule(const std::string& text) {
+  const auto [it, inserted] = firstRules_.try_emplace(text, 0);
+  if (inserted) {
+    const auto& rules = suppressions_.rules();
+    size_t r = 0;
+    while (r < rules.size() && !templateMatches(rules[r].pattern, text)) ++r;
+    it->second = r;
+  }
+  return it->second;
+}
+
+std::optional<size_t> SuppressionMatcher::match(const StackReport& stack) {
+  // The first rule matching any text of the stack is the least of each text's first rule.
+  size_t first = suppressions_.rules().size();
+  for (const Frame& f : stack.frames) {
+    if (f.mapped) first = std::min(first, firstRule(f.module));
+    if (!f.symbolized || !f.symbol.resolved()) continue;
+    for (const auto& s : f.symbol.frames) {
+      if (!s.function.empty()) first = std::min(first, firstRule(s.function));
+      if (!s.file.empty()) first = std::min(first, firstRule(s.file));
+    }
+    if (first == 0) break;
+  }
+  if (first == suppressions_.rules().size()) return std::nullopt;
+  return first;
 }
 
 }  // namespace heaptrail::analyzer

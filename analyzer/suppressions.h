@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace heaptrail::analyzer {
@@ -52,6 +53,22 @@ class Suppressions {
 
  private:
   std::vector<SuppressionRule> rules_;
+};
+
+// Suppressions::match for many stacks: each distinct text (module path, function, source
+// file) is matched against the rules once, as stacks share most of their frames.
+class SuppressionMatcher {
+ public:
+  explicit SuppressionMatcher(const Suppressions& suppressions) : suppressions_(suppressions) {}
+  // The same answer as Suppressions::match.
+  std::optional<size_t> match(const StackReport& stack);
+
+ private:
+  // The first rule matching `text`, or the rule count when none does.
+  size_t firstRule(const std::string& text);
+
+  const Suppressions& suppressions_;
+  std::unordered_map<std::string, size_t> firstRules_;
 };
 
 // LeakSanitizer's template match: `*` any text, `^`/`$` anchors, otherwise a substring.

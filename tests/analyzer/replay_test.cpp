@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "analyzer/heap_history.h"
 #include "analyzer/leak_report.h"
 #include "analyzer/replay.h"
 #include "tests/analyzer/synthetic_trace.h"
@@ -27,6 +28,31 @@ ReportOptions at(uint64_t atNs, uint64_t sinceNs = 0) {
   o.atNs = atNs;
   o.sinceNs = sinceNs;
   return o;
+}
+
+// Stack ids far beyond those seen are kept aside from the dense ones: an id first seen that
+// way stays one stack when the dense ids later grow past it, per process.
+TEST(Replay, HistoryKeepsOneStatePerProcessAndStackWhateverTheIdOrder) {
+  analyzer::HeapHistory h;
+  h.begin(0);
+  h.allocated(7, 100000, 10, 1);
+  for (uint32_t id = 1; id <= 120000; id += 1000) h.allocated(7, id, 1, 2);
+  h.allocated(7, 100000, 10, 3);
+  h.allocated(8, 100000, 5, 3);
+  h.released(7, 100000, 10, 4);
+  h.released(9, 100000, 10, 4);
+  ASSERT_NE(h.totals(7, 100000), nullptr);
+  EXPECT_EQ(h.totals(7, 100000)->allocations, 2u);
+  EXPECT_EQ(h.totals(7, 100000)->bytes, 20u);
+  EXPECT_EQ(h.totals(8, 100000)->bytes, 5u);
+  EXPECT_EQ(h.totals(9, 100000), nullptr);
+  EXPECT_EQ(h.totals(7, 1001)->allocations, 1u);
+  EXPECT_EQ(h.totals(7, 1002), nullptr);
+  size_t states = 0;
+  h.forEachStack([&](uint32_t, uint32_t, const analyzer::StackTotals&) { ++states; });
+  EXPECT_EQ(states, 1u + 120u + 1u);
+  uint64_t width = 0;
+  EXPECT_EQ(h.stackSeries(7, 100000, 4, width).back(), 10);
 }
 
 TEST(Replay, GroupsByStackAndSortsByBytes) {

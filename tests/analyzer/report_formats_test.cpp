@@ -173,6 +173,38 @@ TEST(ReportFormats, TemplateMatchFollowsLeakSanitizer) {
   EXPECT_FALSE(templateMatches("", "x"));
 }
 
+// The matcher remembers each text's first matching rule: its answers are the rule list's,
+// the first rule that any frame matches, however often a text comes back.
+TEST(ReportFormats, SuppressionMatcherGivesTheFirstMatchingRuleOfAnyFrame) {
+  analyzer::Suppressions rules;
+  rules.add("leak:outer_*\nleak:/src/b.h$\nleak:^inner_b$\nleak:^/opt/app\n", "test.supp");
+  const auto frame = [](const char* module, std::vector<SourceFrame> functions) {
+    analyzer::Frame f;
+    f.mapped = true;
+    f.module = module;
+    f.symbolized = true;
+    f.symbol.status = symbols::FrameStatus::Resolved;
+    f.symbol.frames = std::move(functions);
+    return f;
+  };
+  analyzer::StackReport inlined;
+  inlined.frames = {frame("/lib/x", {{"inner_b", "/src/b.h", 3}, {"outer_b", "/src/b.c", 20}})};
+  analyzer::StackReport innerOnly;
+  innerOnly.frames = {frame("/lib/x", {{"inner_b", "/src/c.h", 3}})};
+  analyzer::StackReport moduleOnly;
+  moduleOnly.frames = {frame("/lib/x", {{"f", "/src/f.c", 1}}), frame("/opt/app", {{"main", "/src/main.c", 5}})};
+  analyzer::StackReport none;
+  none.frames = {frame("/lib/x", {{"f", "/src/f.c", 1}})};
+  analyzer::SuppressionMatcher matcher(rules);
+  for (int round = 0; round < 2; ++round) {
+    for (const auto* stack : {&inlined, &innerOnly, &moduleOnly, &none}) EXPECT_EQ(matcher.match(*stack), rules.match(*stack));
+    EXPECT_EQ(matcher.match(inlined), std::optional<size_t>(0));
+    EXPECT_EQ(matcher.match(innerOnly), std::optional<size_t>(2));
+    EXPECT_EQ(matcher.match(moduleOnly), std::optional<size_t>(3));
+    EXPECT_EQ(matcher.match(none), std::nullopt);
+  }
+}
+
 // A leak that grows by 1000 bytes in each of 40 seconds, and a cache that takes 100000
 // bytes in its first second and keeps them: by bytes the cache comes first, by growth the
 // leak.
