@@ -10,6 +10,7 @@ packages=(
   libelf-dev zlib1g-dev libzstd-dev  # ELF, compression
   capnproto libcapnp-dev             # trace format
   libdwarf-dev                       # analyzer: source lines
+  libdeflate-dev                     # analyzer: compressed debug sections
   libdebuginfod-dev debuginfod       # analyzer: debug files by build-id from servers (the server for its test)
   libboost-program-options-dev       # command lines
   nlohmann-json3-dev                 # analyzer: JSON output

@@ -1,20 +1,68 @@
 #include "analyzer/symbols/debuginfod_client.h"
 
+#include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "common/hex.h"
 
 namespace heaptrail::symbols {
+namespace {
 
-void DebuginfodClient::SessionEnd::operator()(debuginfod_client* client) const { debuginfod_end(client); }
+// libdebuginfod is opened only when a server is configured: linked directly, it brings
+// libcurl and ~25 more libraries whose loading and relocation cost every run of heaptrail
+// (~8 ms, more than a small trace's replay), servers or not.
+struct Library {
+  decltype(&debuginfod_begin) begin = nullptr;
+  decltype(&debuginfod_end) end = nullptr;
+  decltype(&debuginfod_find_executable) findExecutable = nullptr;
+  decltype(&debuginfod_find_debuginfo) findDebuginfo = nullptr;
+  std::string error;
 
-std::unique_ptr<DebuginfodClient> DebuginfodClient::fromEnvironment() {
+  static const Library& get() {
+    static const Library library = open();
+    return library;
+  }
+
+ private:
+  static Library open() {
+    Library l;
+    // Never closed: the library's state (curl's) lives until exit.
+    void* handle = ::dlopen("libdebuginfod.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      const char* why = ::dlerror();
+      l.error = std::string("debuginfod: cannot load libdebuginfod.so.1 (") + (why ? why : "unknown error") +
+                "): install libdebuginfod1 to fetch files from $DEBUGINFOD_URLS";
+      return l;
+    }
+    l.begin = reinterpret_cast<decltype(l.begin)>(::dlsym(handle, "debuginfod_begin"));
+    l.end = reinterpret_cast<decltype(l.end)>(::dlsym(handle, "debuginfod_end"));
+    l.findExecutable = reinterpret_cast<decltype(l.findExecutable)>(::dlsym(handle, "debuginfod_find_executable"));
+    l.findDebuginfo = reinterpret_cast<decltype(l.findDebuginfo)>(::dlsym(handle, "debuginfod_find_debuginfo"));
+    if (!l.begin || !l.end || !l.findExecutable || !l.findDebuginfo) {
+      l = Library{};
+      l.error = "debuginfod: libdebuginfod.so.1 lacks the debuginfod_* functions";
+    }
+    return l;
+  }
+};
+
+}  // namespace
+
+void DebuginfodClient::SessionEnd::operator()(debuginfod_client* client) const { Library::get().end(client); }
+
+std::unique_ptr<DebuginfodClient> DebuginfodClient::fromEnvironment(std::string* error) {
   const char* urls = std::getenv(DEBUGINFOD_URLS_ENV_VAR);
   if (!urls || !*urls) return nullptr;
-  debuginfod_client* client = debuginfod_begin();
+  const Library& library = Library::get();
+  if (!library.begin) {
+    if (error) *error = library.error;
+    return nullptr;
+  }
+  debuginfod_client* client = library.begin();
   if (!client) return nullptr;
   return std::unique_ptr<DebuginfodClient>(new DebuginfodClient(client));
 }
@@ -28,8 +76,9 @@ std::optional<DebuginfodClient::Found> DebuginfodClient::find(Artifact what, std
   const auto* id = reinterpret_cast<const unsigned char*>(rawBuildId.data());
   const int length = static_cast<int>(rawBuildId.size());
   char* cached = nullptr;
-  const int fd = what == Artifact::Executable ? debuginfod_find_executable(client_.get(), id, length, &cached)
-                                              : debuginfod_find_debuginfo(client_.get(), id, length, &cached);
+  const Library& library = Library::get();
+  const int fd = what == Artifact::Executable ? library.findExecutable(client_.get(), id, length, &cached)
+                                              : library.findDebuginfo(client_.get(), id, length, &cached);
   if (fd < 0) {
     lastError_ = "debuginfod: no " + std::string(what == Artifact::Executable ? "executable" : "debug info") +
                  " for build-id " + common::hexBytes(rawBuildId) + " (" + std::strerror(-fd) + ")";

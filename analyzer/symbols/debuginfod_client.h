@@ -28,8 +28,9 @@ class DebuginfodClient {
   };
 
   // nullptr when $DEBUGINFOD_URLS is unset or empty (no server to ask) or the library
-  // cannot start a session.
-  static std::unique_ptr<DebuginfodClient> fromEnvironment();
+  // cannot start a session; `error` then says why when it is worth telling (libdebuginfod
+  // is loaded only here, so that runs without servers do not pay for libcurl).
+  static std::unique_ptr<DebuginfodClient> fromEnvironment(std::string* error = nullptr);
   ~DebuginfodClient();
   DebuginfodClient(const DebuginfodClient&) = delete;
   DebuginfodClient& operator=(const DebuginfodClient&) = delete;

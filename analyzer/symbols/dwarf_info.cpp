@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "analyzer/symbols/dwarf_object.h"
 #include "analyzer/symbols/elf_file.h"
 #include "analyzer/symbols/line_table.h"
 #include "analyzer/symbols/symbol_table.h"
@@ -196,7 +197,10 @@ struct DwarfInfo::Impl {
   ~Impl() {
     if (dbg != nullptr) {
       Dwarf_Error err = nullptr;
-      dwarf_finish(dbg, &err);
+      if (object)
+        dwarf_object_finish(dbg, &err);
+      else
+        dwarf_finish(dbg, &err);
     }
   }
 
@@ -555,6 +559,7 @@ struct DwarfInfo::Impl {
   common::UniqueFd fd;  // what libdwarf reads; members are destroyed after ~Impl's dwarf_finish
   Dwarf_Debug dbg = nullptr;
   std::unique_ptr<ElfFile> elf;  // for the raw .debug_line bytes
+  std::unique_ptr<DwarfObject> object;  // libdwarf's sections, when it reads them through us
   SectionContents debugLine, debugLineStr, debugStr;
   LineSections lineSections;
   std::vector<Unit> units;
@@ -585,16 +590,25 @@ std::unique_ptr<DwarfInfo> DwarfInfo::open(common::UniqueFd fd, const std::files
   }
   impl->elf = std::move(elf.file);
   std::string sectionError;
-  if (auto s = impl->elf->section(".debug_line", sectionError)) impl->debugLine = std::move(*s);
-  if (auto s = impl->elf->section(".debug_line_str", sectionError)) impl->debugLineStr = std::move(*s);
-  if (auto s = impl->elf->section(".debug_str", sectionError)) impl->debugStr = std::move(*s);
-  impl->lineSections = {impl->debugLine.bytes(), impl->debugLineStr.bytes(), impl->debugStr.bytes()};
-
   Dwarf_Error initErr = nullptr;
-  // From the descriptor already opened: libdwarf never looks the path up again, nor follows
-  // .gnu_debuglink on its own (the locator does that).
-  const int res = dwarf_init_b(impl->fd.get(), DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr, &impl->dbg,
-                               &initErr);
+  int res = DW_DLV_NO_ENTRY;
+  impl->object = DwarfObject::create(*impl->elf);
+  if (impl->object) {
+    // libdwarf reads the sections it needs through us, each loaded once, shared with the
+    // line tables: compressed ones inflated by libdeflate, the others not copied.
+    impl->lineSections = {impl->object->section(".debug_line", sectionError),
+                          impl->object->section(".debug_line_str", sectionError),
+                          impl->object->section(".debug_str", sectionError)};
+    res = dwarf_object_init_b(impl->object->access(), nullptr, nullptr, DW_GROUPNUMBER_ANY, &impl->dbg, &initErr);
+  } else {
+    if (auto s = impl->elf->section(".debug_line", sectionError)) impl->debugLine = std::move(*s);
+    if (auto s = impl->elf->section(".debug_line_str", sectionError)) impl->debugLineStr = std::move(*s);
+    if (auto s = impl->elf->section(".debug_str", sectionError)) impl->debugStr = std::move(*s);
+    impl->lineSections = {impl->debugLine.bytes(), impl->debugLineStr.bytes(), impl->debugStr.bytes()};
+    // From the descriptor already opened: libdwarf never looks the path up again, nor
+    // follows .gnu_debuglink on its own (the locator does that). It relocates ET_REL files.
+    res = dwarf_init_b(impl->fd.get(), DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr, &impl->dbg, &initErr);
+  }
   if (res != DW_DLV_OK) {
     error = res == DW_DLV_NO_ENTRY ? "no DWARF in " + path.string()
                                    : "libdwarf cannot read " + path.string() + ": " +

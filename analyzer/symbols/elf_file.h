@@ -96,11 +96,16 @@ class ElfFile {
   // Contents of the named section; nullopt if absent, empty (SHT_NOBITS) or undecodable
   // (`error` then says why).
   std::optional<SectionContents> section(std::string_view name, std::string& error) const;
+  // The same by section index (what libdwarf asks for).
+  std::optional<SectionContents> section(size_t index, std::string& error) const;
+  // Bytes of a section once decompressed (its size when it is not compressed).
+  std::optional<uint64_t> uncompressedSize(Elf_Scn* scn) const;
   Elf_Scn* dynsym() const { return dynsym_; }
 
  private:
   ElfFile() = default;
   bool index(std::string& reason);
+  std::optional<SectionContents> contents(Elf_Scn* scn, std::string_view name, std::string& error) const;
 
   std::filesystem::path path_;
   common::UniqueFd fd_;

@@ -66,7 +66,7 @@ struct ModuleKeyEqual {
 struct Symbolizer::Impl {
   explicit Impl(SymbolizerOptions opts)
       : options(std::move(opts)), access(options.sysroot), locator(searchDirs(options, access)) {
-    if (options.debuginfod) debuginfod = DebuginfodClient::fromEnvironment();
+    if (options.debuginfod) debuginfod = DebuginfodClient::fromEnvironment(&debuginfodError);
   }
 
   static std::vector<fs::path> searchDirs(const SymbolizerOptions& o, const FileAccess& access) {
@@ -214,6 +214,7 @@ struct Symbolizer::Impl {
       break;
     }
     if (debuginfod && !debuginfod->lastError().empty()) mod->reason += "; " + debuginfod->lastError();
+    if (!debuginfodError.empty()) mod->reason += "; " + debuginfodError;
     return mod;
   }
 
@@ -239,6 +240,7 @@ struct Symbolizer::Impl {
   FileAccess access;
   DebugFileLocator locator;
   std::unique_ptr<DebuginfodClient> debuginfod;
+  std::string debuginfodError;  // why there is no client although servers are configured
   SymbolizerStats stats;
   std::unordered_map<ModuleKey, std::unique_ptr<Module>, ModuleKeyHash, ModuleKeyEqual> modules;
 };

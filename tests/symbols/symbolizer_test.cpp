@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/elf_oracle.h"
+#include "tests/support/run_command.h"
 #include "tests/support/source_markers.h"
 #include "tests/support/temp_dir.h"
 
@@ -132,6 +133,30 @@ TEST(SymbolizerLayout, LldPackedSegments) {
 }
 
 TEST(SymbolizerLayout, Dwarf4LineTable) { expectAllocateResolves(fx("fx_dwarf4")); }
+
+// Debian's debug packages ship SHF_COMPRESSED sections: libdwarf gets them inflated
+// (libdeflate) through our section reader, and the answers are those of the plain file.
+TEST(SymbolizerLayout, CompressedDebugSections) {
+  TempDir dir;
+  const fs::path compressed = dir.path() / "fx_pie";
+  const auto copy = heaptrail::testing::runCommand(
+      {"/usr/bin/objcopy", "--compress-debug-sections=zlib", fx("fx_pie"), compressed.string()});
+  ASSERT_EQ(copy.exitCode, 0) << copy.err;
+  const auto flags = heaptrail::testing::runCommand({"/usr/bin/readelf", "-SW", compressed.string()});
+  const size_t info = flags.out.find(".debug_info");
+  ASSERT_NE(info, std::string::npos);
+  const std::string line = flags.out.substr(info, flags.out.find('\n', info) - info);
+  ASSERT_NE(line.find(" C "), std::string::npos) << "objcopy did not compress: " << line;
+  Symbolizer symbolizer(isolated());
+  Symbolizer plain(isolated());
+  expectAllocateResolves(symbolizer, {compressed.string(), ""}, fx("fx_pie"), compressed.string());
+  for (const char* symbol : {kAllocate, "fx_mark_alloc_here"}) {
+    const uint64_t offset = offsetOf(fx("fx_pie"), symbol) + 1;
+    const SymbolizedFrame a = symbolizer.resolve({compressed.string(), ""}, offset);
+    const SymbolizedFrame b = plain.resolve({fx("fx_pie"), ""}, offset);
+    EXPECT_EQ(a.frames, b.frames) << symbol;
+  }
+}
 
 TEST(SymbolizerLayout, SharedLibrary) {
   const std::string lib = fx("libfx_shared.so");
