@@ -4,7 +4,7 @@ same load (this VM's 2 CPUs are shared): for each recording of a trace_sizes.py 
 (`--keep DIR`), `heaptrail analyze` (symbolized) and `heaptrack_print --print-leaks 1` on
 heaptrack's file of the same run; and events/s of `heaptrail analyze --no-symbols` on a
 synthetic trace (tools/bench/gen_trace.cpp). Prints the best of N runs (wall time and
-CPU time, user + system) and the ratios, and the load average when it started.
+CPU time, user + system, and peak RSS) and the ratios, and the load average when it started.
 
   tools/bench/trace_sizes.py --build build --keep /tmp/sizes      # once, as root
   tools/bench/analyze_speed.py --build build --recordings /tmp/sizes --synthetic syn.htr
@@ -15,25 +15,30 @@ import argparse
 import os
 import re
 import subprocess
+import time
 
 
 def timed(cmd):
-    """(wall seconds, CPU seconds) of one run."""
-    r = subprocess.run(["/usr/bin/time", "-f", "TIME %e %U %S", *cmd], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    m = re.search(r"TIME ([\d.]+) ([\d.]+) ([\d.]+)", r.stderr)
-    if r.returncode != 0 or not m:
-        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.strip()[-300:]}")
-    return float(m.group(1)), float(m.group(2)) + float(m.group(3))
+    """(wall seconds, CPU seconds: user + system, peak RSS in KiB; from wait4) of one run."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        child = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE)
+        err = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {err.decode(errors='replace').strip()[-300:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def best(cmds, runs):
-    """Best wall and best CPU time of each command, the commands run in turn."""
+    """Best wall time, CPU time and peak RSS of each command, the commands run in turn."""
     results = [[] for _ in cmds]
     for _ in range(runs):
         for i, cmd in enumerate(cmds):
             results[i].append(timed(cmd))
-    return [(min(w for w, _ in r), min(c for _, c in r)) for r in results]
+    return [tuple(min(x[k] for x in r) for k in range(3)) for r in results]
 
 
 def main():
@@ -51,10 +56,10 @@ def main():
     if a.recordings:
         names = [n for n in ("churn", "threads", "sqlite3", "jq", "perl", "git", "python3")
                  if not a.only or n in a.only.split(",")]
-        head = "| workload | `heaptrail analyze` wall / CPU |"
+        head = "| workload | `heaptrail analyze` wall / CPU / RSS |"
         if a.baseline:
-            head += " baseline wall / CPU |"
-        head += " `heaptrack_print` wall / CPU | ratio wall | ratio CPU |"
+            head += " baseline wall / CPU / RSS |"
+        head += " `heaptrack_print --print-leaks 1` wall / CPU / RSS | ratio wall | ratio CPU | ratio RSS |"
         print(head)
         print("| --- " * (head.count("|") - 1) + "|")
         for name in names:
@@ -65,18 +70,19 @@ def main():
             cmds = [[b, "analyze", trace] for b in binaries]
             cmds.append(["heaptrack_print", "--print-leaks", "1", theirs])
             res = best(cmds, a.runs)
-            cells = " | ".join(f"{w:.3f} s / {c:.3f} s" for w, c in res)
+            cells = " | ".join(f"{w:.3f} s / {c:.3f} s / {m / 1024:.0f} MiB" for w, c, m in res)
             ours, hp = res[0], res[-1]
-            print(f"| {name} | {cells} | **{ours[0] / hp[0]:.2f}** | **{ours[1] / hp[1]:.2f}** |", flush=True)
+            ratios = " | ".join(f"**{ours[k] / hp[k]:.2f}**" for k in range(3))
+            print(f"| {name} | {cells} | {ratios} |", flush=True)
     if a.synthetic:
         info = subprocess.run([heaptrail, "info", a.synthetic], capture_output=True, text=True).stdout
         m = re.search(r"^events:\s+(\d+)", info, re.M)
         events = int(m.group(1)) if m else 0
         res = best([[b, "analyze", "--no-symbols", a.synthetic] for b in binaries], a.runs)
         print(f"\nsynthetic trace, {events:,} events (`heaptrail analyze --no-symbols`):\n")
-        for b, (w, c) in zip(binaries, res):
+        for b, (w, c, m) in zip(binaries, res):
             print(f"- {b}: {w:.2f} s wall ({events / w / 1e6:.1f} M events/s), {c:.2f} s CPU "
-                  f"({events / c / 1e6:.1f} M events/s)")
+                  f"({events / c / 1e6:.1f} M events/s), {m / 1024:.0f} MiB peak RSS")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
