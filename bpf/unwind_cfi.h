@@ -183,6 +183,73 @@ static long vma_range_of(struct task_struct *task, struct vm_area_struct *vma, s
 	return 0;
 }
 
+/* What resolve_new_mapping learns from the program headers (bpf_loop callbacks: each is
+ * verified once, not once per unrolled iteration). */
+struct elf_scan {
+	__u64 address, base, bias;
+	__u8 first_load;  /* no PT_LOAD seen yet */
+	__u8 executable;  /* the address is in an executable PT_LOAD */
+	__u8 malformed;
+	__u8 reserved;
+	struct ht_build_id_key key;
+};
+
+static long scan_load_segment(__u32 i, struct elf_scan *scan)
+{
+	__u32 zero = 0;
+	struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
+	if (!s)
+		return 1;
+	/* An index the verifier can bound: the compiler would drop a plain range check's
+	 * effect on the register it indexes with. */
+	barrier_var(i);
+	struct ht_elf64_phdr *ph = &s->phdrs[i & (HT_ELF_MAX_PHDRS - 1)];
+	if (ph->type != HT_PT_LOAD)
+		return 0;
+	/* The load bias: the first PT_LOAD (file offset 0, the header) is at base. */
+	if (scan->first_load) {
+		if (ph->offset != 0) {
+			scan->malformed = 1;
+			return 1;
+		}
+		scan->bias = scan->base - (ph->vaddr & ~0xfffull);
+		scan->first_load = 0;
+	}
+	__u64 start = scan->bias + ph->vaddr;
+	if ((ph->flags & HT_PF_X) && scan->address >= start && scan->address - start < ph->memsz)
+		scan->executable = 1;
+	return 0;
+}
+
+static long scan_note_segment(__u32 i, struct elf_scan *scan)
+{
+	__u32 zero = 0;
+	struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
+	if (!s)
+		return 1;
+	/* An index the verifier can bound: the compiler would drop a plain range check's
+	 * effect on the register it indexes with. */
+	barrier_var(i);
+	struct ht_elf64_phdr *ph = &s->phdrs[i & (HT_ELF_MAX_PHDRS - 1)];
+	if (ph->type != HT_PT_NOTE)
+		return 0;
+	__u64 note = scan->bias + ph->vaddr, end = note + ph->filesz;
+	for (int n = 0; n < HT_ELF_MAX_NOTES; n++) {
+		struct ht_elf_note_header h;
+		if (note + sizeof(h) > end || bpf_probe_read_user(&h, sizeof(h), (void *)note))
+			return 0;
+		if (h.type == HT_NT_GNU_BUILD_ID && h.namesz == 4 && h.name[0] == 'G' && h.name[1] == 'N' &&
+		    h.name[2] == 'U' && h.descsz > 0 && h.descsz <= HT_BUILD_ID_BYTES) {
+			__u32 size = h.descsz;
+			if (!bpf_probe_read_user(scan->key.bytes, size, (void *)(note + 16)))
+				scan->key.size = size;
+			return 1;
+		}
+		note += 12 + ((h.namesz + 3) & ~3u) + ((h.descsz + 3) & ~3u);
+	}
+	return 0;
+}
+
 /* Where `address` (in the current process) is in an ELF file the recorder has a table
  * for, found without the recorder: the mapping (bpf_find_vma), the ELF header at its
  * start or at the start of the mapping before it (ld.so and the kernel map a file's
@@ -200,18 +267,18 @@ __noinline int resolve_new_mapping(__u64 address)
 	struct vma_range vma = {};
 	if (bpf_find_vma(task, address, vma_range_of, &vma, 0) || address < vma.start || address >= vma.end)
 		return 0;
-	__u64 base = vma.start;
+	struct elf_scan scan = {.address = address, .base = vma.start, .first_load = 1};
 	__u32 magic = 0;
-	if (bpf_probe_read_user(&magic, sizeof(magic), (void *)base) || magic != HT_ELF_MAGIC) {
+	if (bpf_probe_read_user(&magic, sizeof(magic), (void *)scan.base) || magic != HT_ELF_MAGIC) {
 		struct vma_range before = {};
 		if (vma.start == 0 || bpf_find_vma(task, vma.start - 1, vma_range_of, &before, 0) ||
 		    before.end != vma.start || before.start >= vma.start)
 			return 0;
-		base = before.start;
-		if (bpf_probe_read_user(&magic, sizeof(magic), (void *)base) || magic != HT_ELF_MAGIC)
+		scan.base = before.start;
+		if (bpf_probe_read_user(&magic, sizeof(magic), (void *)scan.base) || magic != HT_ELF_MAGIC)
 			return 0;
 	}
-	if (bpf_probe_read_user(&s->ehdr, sizeof(s->ehdr), (void *)base))
+	if (bpf_probe_read_user(&s->ehdr, sizeof(s->ehdr), (void *)scan.base))
 		return 0;
 	/* 64-bit, little-endian, this architecture's */
 	if (s->ehdr.ident[4] != 2 || s->ehdr.ident[5] != 1 || s->ehdr.machine != HT_ELF_MACHINE ||
@@ -220,71 +287,28 @@ __noinline int resolve_new_mapping(__u64 address)
 	__u32 phnum = s->ehdr.phnum;
 	if (phnum == 0 || phnum > HT_ELF_MAX_PHDRS)
 		return 0;
-	if (bpf_probe_read_user(s->phdrs, phnum * sizeof(struct ht_elf64_phdr), (void *)(base + s->ehdr.phoff)))
+	if (bpf_probe_read_user(s->phdrs, phnum * sizeof(struct ht_elf64_phdr), (void *)(scan.base + s->ehdr.phoff)))
 		return 0;
-	/* The load bias: the first PT_LOAD (file offset 0, the header) is at base. */
-	__u64 bias = 0;
-	bool first = true, executable = false;
-	for (__u32 i = 0; i < HT_ELF_MAX_PHDRS; i++) {
-		if (i >= phnum)
-			break;
-		struct ht_elf64_phdr *ph = &s->phdrs[i];
-		if (ph->type != HT_PT_LOAD)
-			continue;
-		if (first) {
-			if (ph->offset != 0)
-				return 0;
-			bias = base - (ph->vaddr & ~0xfffull);
-			first = false;
-		}
-		if ((ph->flags & HT_PF_X) && address >= bias + ph->vaddr && address - (bias + ph->vaddr) < ph->memsz)
-			executable = true;
+	bpf_loop(phnum, scan_load_segment, &scan, 0);
+	if (scan.malformed || scan.first_load || !scan.executable)
+		return 0;
+	if (unwind_new_mappings == HT_NEW_MAPPINGS_FRAME_POINTERS) {
+		s->found.bias = scan.bias;
+		s->found.kind = HT_MAPPING_FRAME_POINTER;
+		s->found.table = 0;
+		s->found.rows = 0;
+		return 1;
 	}
-	if (!executable)
+	bpf_loop(phnum, scan_note_segment, &scan, 0);
+	if (!scan.key.size)
 		return 0;
-	struct ht_unwind_file *file = NULL;
-	if (unwind_new_mappings == HT_NEW_MAPPINGS_FRAME_POINTERS)
-		goto frame_pointers;
-	struct ht_build_id_key key = {};
-	for (__u32 i = 0; i < HT_ELF_MAX_PHDRS; i++) {
-		if (i >= phnum)
-			break;
-		struct ht_elf64_phdr *ph = &s->phdrs[i];
-		if (ph->type != HT_PT_NOTE)
-			continue;
-		__u64 note = bias + ph->vaddr, end = note + ph->filesz;
-		for (int n = 0; n < HT_ELF_MAX_NOTES; n++) {
-			struct ht_elf_note_header h;
-			if (note + sizeof(h) > end || bpf_probe_read_user(&h, sizeof(h), (void *)note))
-				break;
-			if (h.type == HT_NT_GNU_BUILD_ID && h.namesz == 4 && h.name[0] == 'G' && h.name[1] == 'N' &&
-			    h.name[2] == 'U' && h.descsz > 0 && h.descsz <= HT_BUILD_ID_BYTES) {
-				__u32 size = h.descsz;
-				if (bpf_probe_read_user(key.bytes, size, (void *)(note + 16)))
-					return 0;
-				key.size = size;
-				break;
-			}
-			note += 12 + ((h.namesz + 3) & ~3u) + ((h.descsz + 3) & ~3u);
-		}
-		if (key.size)
-			break;
-	}
-	if (!key.size)
-		return 0;
-	file = bpf_map_lookup_elem(&unwind_files, &key);
+	struct ht_unwind_file *file = bpf_map_lookup_elem(&unwind_files, &scan.key);
 	if (!file)
 		return 0;
-	s->found.bias = bias + file->base;
+	s->found.bias = scan.bias + file->base;
 	s->found.kind = file->kind;
 	s->found.table = file->table;
 	s->found.rows = file->rows;
-	return 1;
-frame_pointers:
-	s->found.bias = bias;
-	s->found.kind = HT_MAPPING_FRAME_POINTER;
-	s->found.table = 0;
-	s->found.rows = 0;
 	return 1;
 }
 
