@@ -254,6 +254,10 @@ TEST_F(Arm64DeviceCfi, NewStdStringAllocatedInsideLibstdcxx) {
 
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }
 
+// --stack-mode fp: no tables, every frame by the frame record {x29, x30} at x29 (leaky is
+// built with frame pointers), the same stacks.
+TEST_F(Arm64Device, FramePointerModeWalksTheFrameRecords) { checkLeaky("fp", "/samples/leaky", "main"); }
+
 // `heaptrail-record bundle` on the device packs what the trace names; analyzed here with
 // the bundle alone (no copy of the device's root), the results are the same.
 TEST_F(Arm64Device, BundleMadeOnTheDeviceReplacesTheSysroot) {

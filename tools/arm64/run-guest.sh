@@ -15,7 +15,7 @@
 #
 # WORK_DIR/cache keeps the downloaded kernel and busybox between runs; WORK_DIR/rootfs is
 # the guest's root, which is also the sysroot to analyze the traces with; WORK_DIR/out gets
-# cmd.htr, release.htr, forks.htr, pid.htr, nofp_chain.htr, nofp_strings.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
+# cmd.htr, release.htr, forks.htr, pid.htr, nofp_chain.htr, nofp_strings.htr, fp.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
 # recording) and console.log. The device recorder is built into WORK_DIR/../device-aarch64.
 # Exit status: 0 the guest ran, 77 it cannot run on this machine (the reason on stderr),
 # 1 anything else failed.
