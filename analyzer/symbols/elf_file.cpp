@@ -268,18 +268,18 @@ std::optional<SectionContents> ElfFile::contents(Elf_Scn* scn, std::string_view 
   }
   // libdeflate inflates a whole buffer 2-3x faster than zlib: the debug sections of a
   // distribution's debug package (libc6-dbg: 9 MB) were most of a small trace's analysis.
-  std::vector<uint8_t> out(chdr.ch_size);
+  SectionContents out = SectionContents::forOverwrite(chdr.ch_size);
   static thread_local const std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> inflater(
       libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
   size_t produced = 0;
   if (inflater == nullptr ||
-      libdeflate_zlib_decompress(inflater.get(), raw.data() + headerSize, raw.size() - headerSize, out.data(),
-                                 out.size(), &produced) != LIBDEFLATE_SUCCESS ||
-      produced != out.size()) {
+      libdeflate_zlib_decompress(inflater.get(), raw.data() + headerSize, raw.size() - headerSize, out.writable(),
+                                 chdr.ch_size, &produced) != LIBDEFLATE_SUCCESS ||
+      produced != chdr.ch_size) {
     error = std::string(name) + " of " + path_.string() + " does not decompress";
     return std::nullopt;
   }
-  return SectionContents(std::move(out));
+  return out;
 }
 
 bool ElfFile::sameFileAs(const ElfFile& other) const {

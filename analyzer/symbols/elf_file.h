@@ -52,13 +52,20 @@ class SectionContents {
  public:
   SectionContents() = default;
   explicit SectionContents(std::span<const uint8_t> view) : view_(view) {}
-  explicit SectionContents(std::vector<uint8_t> owned) : owned_(std::move(owned)), isOwned_(true) {}
-  std::span<const uint8_t> bytes() const { return isOwned_ ? std::span<const uint8_t>(owned_) : view_; }
+  // A buffer of `size` bytes the caller fills (not zeroed first: inflated sections are
+  // megabytes).
+  static SectionContents forOverwrite(size_t size) {
+    SectionContents c;
+    c.owned_ = std::make_unique_for_overwrite<uint8_t[]>(size);
+    c.view_ = std::span<const uint8_t>(c.owned_.get(), size);
+    return c;
+  }
+  uint8_t* writable() { return owned_.get(); }
+  std::span<const uint8_t> bytes() const { return view_; }
 
  private:
-  std::span<const uint8_t> view_;
-  std::vector<uint8_t> owned_;
-  bool isOwned_ = false;
+  std::span<const uint8_t> view_;  // into the mapped file, or owned_
+  std::unique_ptr<uint8_t[]> owned_;
 };
 
 struct DebugLink {
