@@ -252,6 +252,21 @@ TEST_F(Arm64DeviceCfi, NewStdStringAllocatedInsideLibstdcxx) {
   expectEveryFrameMapped(doc);
 }
 
+// A plugin without frame pointers leaks right after its dlopen, before the recorder has
+// its table: the BPF walk stops at its first frame and the recorder finishes it with the
+// AArch64 rules from the copy of the stack the event carries (recorder/unwind/deferred_walk).
+TEST_F(Arm64DeviceCfi, LeakRightAfterDlopenIsFinishedByTheRecorder) {
+  const Json doc = recorded("nofp_dlopen");
+  const Json* leak = leakOf(doc, 3 * 40);
+  ASSERT_NE(leak, nullptr) << doc.dump(1);
+  expectStack(*leak, {at("plugin_inner", kSamples, "nofp_plugin.c", "ALLOC:plugin_inner"),
+                      at("plugin_leak", kSamples, "nofp_plugin.c", "CALL:plugin_leak"),
+                      at("run_plugin", kSamples, "nofp_dlopen.c", "CALL:run_plugin"),
+                      at("main", kSamples, "nofp_dlopen.c", "CALL:main_plugin"), framesOf(kLibc),
+                      frame("", "/samples/nofp_dlopen")});
+  expectEveryFrameMapped(doc);
+}
+
 TEST_F(Arm64Device, CommandRecordingShowsEveryLeakOfLeaky) { checkLeaky("cmd", "/samples/leaky", "main"); }
 
 // --stack-mode fp: no tables, every frame by the frame record {x29, x30} at x29 (leaky is

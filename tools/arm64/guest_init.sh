@@ -4,7 +4,8 @@
 # recorder's output to the serial console in base64 between marker lines, then powers
 # off (and with --release-stacks, and --follow-forks through a shell; and a bundle of the
 # first trace's files; and the samples built without frame pointers, nofp_chain and
-# nofp_strings, whose stacks only the unwind tables can walk; leaky with --stack-mode fp).
+# nofp_strings, nofp_dlopen, whose stacks only the unwind tables can walk; leaky with
+# --stack-mode fp).
 # With /only.sh (run-guest.sh WORK_DIR 'COMMAND') it runs that command alone. Nothing
 # here waits a fixed time: each step waits for the condition it needs.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
@@ -45,6 +46,11 @@ echo "HT-STATUS forks $?"
 echo "HT-STATUS nofp_chain $?"
 /heaptrail-record -v -o /tmp/nofp_strings.htr -- /samples/nofp_strings >/tmp/nofp_strings.log 2>&1
 echo "HT-STATUS nofp_strings $?"
+# A plugin without frame pointers that leaks right after its dlopen, before the recorder
+# has its table: the walk is finished by the recorder from a copy of the stack.
+/heaptrail-record -v -o /tmp/nofp_dlopen.htr -- /samples/nofp_dlopen /samples/libnofp_plugin.so \
+  >/tmp/nofp_dlopen.log 2>&1
+echo "HT-STATUS nofp_dlopen $?"
 # --stack-mode fp: the walker's frame-pointer step (the frame record {x29, x30} at x29).
 /heaptrail-record --stack-mode fp -o /tmp/fp.htr -- /samples/leaky >/tmp/fp.log 2>&1
 echo "HT-STATUS fp $?"
@@ -72,7 +78,7 @@ wait "$recorder"
 echo "HT-STATUS pid $?"
 echo "HT-LOG-BEGIN target"; cat /tmp/target.out; echo "HT-LOG-END target"
 
-for name in cmd release forks pid nofp_chain nofp_strings fp; do
+for name in cmd release forks pid nofp_chain nofp_strings nofp_dlopen fp; do
   echo "HT-LOG-BEGIN $name"
   cat /tmp/$name.log
   echo "HT-LOG-END $name"

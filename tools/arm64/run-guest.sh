@@ -15,7 +15,7 @@
 #
 # WORK_DIR/cache keeps the downloaded kernel and busybox between runs; WORK_DIR/rootfs is
 # the guest's root, which is also the sysroot to analyze the traces with; WORK_DIR/out gets
-# cmd.htr, release.htr, forks.htr, pid.htr, nofp_chain.htr, nofp_strings.htr, fp.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
+# cmd.htr, release.htr, forks.htr, pid.htr, nofp_chain.htr, nofp_strings.htr, nofp_dlopen.htr, fp.htr, cmd.bundle, their recorder logs (*.log), status (one "HT-STATUS name code" line per
 # recording) and console.log. The device recorder is built into WORK_DIR/../device-aarch64.
 # Exit status: 0 the guest ran, 77 it cannot run on this machine (the reason on stderr),
 # 1 anything else failed.
@@ -85,6 +85,8 @@ nofp=(-g -O2 -fomit-frame-pointer -w -I"$root/samples")
 "$triplet-gcc" "${nofp[@]}" "$root/samples/nofp_chain.c" -o "$rootfs/samples/nofp_chain"
 "$triplet-g++" "${nofp[@]}" -std=c++17 -fno-implicit-templates "$root/samples/nofp_strings.cpp" \
   -o "$rootfs/samples/nofp_strings"
+"$triplet-gcc" "${nofp[@]}" -shared -fPIC "$root/samples/nofp_plugin.c" -o "$rootfs/samples/libnofp_plugin.so"
+"$triplet-gcc" "${nofp[@]}" "$root/samples/nofp_dlopen.c" -o "$rootfs/samples/nofp_dlopen"
 
 cp "$device/heaptrail-record" "$rootfs/heaptrail-record"
 cp "$cache/busybox" "$rootfs/bin/busybox"
