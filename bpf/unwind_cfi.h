@@ -194,16 +194,24 @@ struct elf_scan {
 	struct ht_build_id_key key;
 };
 
-static long scan_load_segment(__u32 i, struct elf_scan *scan)
+/* Program header `i` of the copy in new_mapping_scratch. */
+static __always_inline struct ht_elf64_phdr *program_header(__u32 i)
 {
 	__u32 zero = 0;
 	struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
 	if (!s)
-		return 1;
+		return NULL;
 	/* An index the verifier can bound: the compiler would drop a plain range check's
 	 * effect on the register it indexes with. */
 	barrier_var(i);
-	struct ht_elf64_phdr *ph = &s->phdrs[i & (HT_ELF_MAX_PHDRS - 1)];
+	return &s->phdrs[i & (HT_ELF_MAX_PHDRS - 1)];
+}
+
+static long scan_load_segment(__u32 i, struct elf_scan *scan)
+{
+	struct ht_elf64_phdr *ph = program_header(i);
+	if (!ph)
+		return 1;
 	if (ph->type != HT_PT_LOAD)
 		return 0;
 	/* The load bias: the first PT_LOAD (file offset 0, the header) is at base. */
@@ -223,14 +231,9 @@ static long scan_load_segment(__u32 i, struct elf_scan *scan)
 
 static long scan_note_segment(__u32 i, struct elf_scan *scan)
 {
-	__u32 zero = 0;
-	struct new_mapping_scratch *s = bpf_map_lookup_elem(&new_mapping_scratch, &zero);
-	if (!s)
+	struct ht_elf64_phdr *ph = program_header(i);
+	if (!ph)
 		return 1;
-	/* An index the verifier can bound: the compiler would drop a plain range check's
-	 * effect on the register it indexes with. */
-	barrier_var(i);
-	struct ht_elf64_phdr *ph = &s->phdrs[i & (HT_ELF_MAX_PHDRS - 1)];
 	if (ph->type != HT_PT_NOTE)
 		return 0;
 	__u64 note = scan->bias + ph->vaddr, end = note + ph->filesz;

@@ -533,7 +533,15 @@ RecordSummary Session::run() {
       }
       if (stopRequestedAt) {
         // Processes the command started (--follow-forks) are left to it.
-        if (!target_.launched() || target_.exited()) break;
+        if (!target_.launched()) break;
+        if (target_.exited()) {
+          // Gone since the check above: its end is recorded all the same.
+          if (!follower_) {
+            drainAll();
+            recordExit();
+          }
+          break;
+        }
         // The command lives as long as its recording, which goes on until it is gone.
         stopWorkload(now, stopRequestedAt, workloadGotTheSignal_);
       }

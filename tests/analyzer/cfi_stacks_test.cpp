@@ -66,6 +66,40 @@ Want at(const std::string& function, const std::string& source, const std::strin
 const std::string kLibc = "libc.so.6";
 const std::vector<Want> kStart = {frame("__libc_start_call_main", kLibc), frame("__libc_start_main", kLibc)};
 
+// nofp_chain's leak of 73 bytes, up to libc's start and the program's _start.
+std::vector<Want> chainStack() {
+  std::vector<Want> want = nofpChainFrames(kSources);
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_chain"));  // _start (no debug info for it)
+  return want;
+}
+
+// nofp_dlopen's leak, made in the plugin it loaded.
+std::vector<Want> pluginStack() {
+  std::vector<Want> want = {at("plugin_inner", "nofp_plugin.c", "ALLOC:plugin_inner"),
+                            at("plugin_leak", "nofp_plugin.c", "CALL:plugin_leak"),
+                            at("run_plugin", "nofp_dlopen.c", "CALL:run_plugin"),
+                            at("main", "nofp_dlopen.c", "CALL:main_plugin")};
+  want.insert(want.end(), kStart.begin(), kStart.end());
+  want.push_back(frame("", "/nofp_dlopen"));
+  return want;
+}
+
+// Records `argv` from its first instruction, without waiting for anything; `log` gets the
+// recorder's --verbose output.
+Json recordStarted(const TempTrace& t, const std::vector<std::string>& argv, std::string& log) {
+  std::vector<std::string> command = {HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string(), "--"};
+  command.insert(command.end(), argv.begin(), argv.end());
+  BackgroundCommand recorder(command);
+  const auto result = recorder.wait();
+  EXPECT_EQ(result.exitCode, 0) << result.err;
+  log = result.err;
+  std::ostringstream out, err;
+  EXPECT_EQ(analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err), 0)
+      << err.str();
+  return Json::parse(out.str());
+}
+
 TEST(CfiStacks, ChainTenDeepWithoutFramePointersUpToMain) {
   HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempTrace t;
@@ -73,10 +107,7 @@ TEST(CfiStacks, ChainTenDeepWithoutFramePointersUpToMain) {
   const Json doc = recordGated(t, {exe, "stdin"}, {exe, kLibc});
   const Json* leak = leakOf(doc, 73);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = nofpChainFrames(kSources);
-  want.insert(want.end(), kStart.begin(), kStart.end());
-  want.push_back(frame("", "/nofp_chain"));  // _start (no debug info for it)
-  expectStack(*leak, want);
+  expectStack(*leak, chainStack());
   expectEveryFrameMapped(doc);
 }
 
@@ -126,13 +157,7 @@ TEST(CfiStacks, LeakInADlopenedLibraryWithoutFramePointers) {
   const Json doc = recordGated(t, {exe, "stdin", plugin}, {exe, kLibc, plugin});
   const Json* leak = leakOf(doc, 3 * 40);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = {at("plugin_inner", "nofp_plugin.c", "ALLOC:plugin_inner"),
-                            at("plugin_leak", "nofp_plugin.c", "CALL:plugin_leak"),
-                            at("run_plugin", "nofp_dlopen.c", "CALL:run_plugin"),
-                            at("main", "nofp_dlopen.c", "CALL:main_plugin")};
-  want.insert(want.end(), kStart.begin(), kStart.end());
-  want.push_back(frame("", "/nofp_dlopen"));
-  expectStack(*leak, want);
+  expectStack(*leak, pluginStack());
   expectEveryFrameMapped(doc);
 }
 
@@ -144,22 +169,14 @@ TEST(CfiStacks, AStartedCommandIsWalkedInBpfFromItsFirstAllocation) {
   HEAPTRAIL_REQUIRE_BPF_OR_SKIP();
   TempTrace t;
   const std::string exe = kSamples + "/nofp_chain";
-  BackgroundCommand recorder({HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string(), "--", exe});
-  const auto result = recorder.wait();
-  ASSERT_EQ(result.exitCode, 0) << result.err;
-  std::ostringstream out, err;
-  ASSERT_EQ(analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err), 0)
-      << err.str();
-  const Json doc = Json::parse(out.str());
+  std::string log;
+  const Json doc = recordStarted(t, {exe}, log);
   const Json* leak = leakOf(doc, 73);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = nofpChainFrames(kSources);
-  want.insert(want.end(), kStart.begin(), kStart.end());
-  want.push_back(frame("", "/nofp_chain"));
-  expectStack(*leak, want);
+  expectStack(*leak, chainStack());
   expectEveryFrameMapped(doc);
   for (const auto& l : doc.at("leaks")) EXPECT_FALSE(l.contains("stack_incomplete")) << describe(l.at("frames"));
-  EXPECT_NE(result.err.find(" 0 stack walks finished by the recorder"), std::string::npos) << result.err;
+  EXPECT_NE(log.find(" 0 stack walks finished by the recorder"), std::string::npos) << log;
 }
 
 // The plugin leaks right after dlopen, before the recorder can have loaded its table: the
@@ -171,22 +188,11 @@ TEST(CfiStacks, LeakRightAfterDlopenIsFinishedByTheRecorder) {
   TempTrace t;
   const std::string exe = kSamples + "/nofp_dlopen";
   const std::string plugin = kSamples + "/libnofp_plugin.so";
-  BackgroundCommand recorder({HEAPTRAIL_RECORD_BIN, "-v", "-o", t.trace().string(), "--", exe, plugin});
-  const auto result = recorder.wait();
-  ASSERT_EQ(result.exitCode, 0) << result.err;
-  std::ostringstream out, err;
-  ASSERT_EQ(analyzer::heaptrailMain({"analyze", t.trace().string(), "--top", "0", "--format", "json"}, out, err), 0)
-      << err.str();
-  const Json doc = Json::parse(out.str());
+  std::string log;
+  const Json doc = recordStarted(t, {exe, plugin}, log);
   const Json* leak = leakOf(doc, 3 * 40);
   ASSERT_NE(leak, nullptr) << doc.dump(1);
-  std::vector<Want> want = {at("plugin_inner", "nofp_plugin.c", "ALLOC:plugin_inner"),
-                            at("plugin_leak", "nofp_plugin.c", "CALL:plugin_leak"),
-                            at("run_plugin", "nofp_dlopen.c", "CALL:run_plugin"),
-                            at("main", "nofp_dlopen.c", "CALL:main_plugin")};
-  want.insert(want.end(), kStart.begin(), kStart.end());
-  want.push_back(frame("", "/nofp_dlopen"));
-  expectStack(*leak, want);
+  expectStack(*leak, pluginStack());
   expectEveryFrameMapped(doc);
 }
 
