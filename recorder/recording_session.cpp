@@ -300,6 +300,7 @@ void Session::drainMappings() {
       },
       [this](schema::ProcessRecord p) { onProcessEvent(std::move(p)); },
   });
+  const unwind::UnwindMaps::Batch batch(*unwind_);
   for (auto& m : mappings) {
     addUnwindMapping(m);
     chunk_.addMapping(std::move(m));
@@ -377,6 +378,7 @@ void Session::hookNewImage(pid_t pid) {
   }
   for (const AllocatorObject& object : it->second.objects) hook(object, pid);
   // While the new image is held: its tables are ready when its mappings are reported.
+  const unwind::UnwindMaps::Batch batch(*unwind_);
   for (const AllocatorObject& object : it->second.objects)
     if (object.isOpen()) unwind_->prepare(object.fd());
 }
@@ -443,15 +445,18 @@ RecordSummary Session::run() {
   }
   unwind_ = std::make_unique<unwind::UnwindMaps>(options_.stackMode, probes_->unwindTablesFd(),
                                                  probes_->unwindMappingsFd(), probes_->unwindFilesFd());
-  for (const auto& object : allocators_.objects)
-    if (object.isOpen()) unwind_->prepare(object.fd());
-  // A running process: its mappings are known to the walker before its first event
-  // (the trace gets them from the snapshot below, taken once the watcher runs).
-  if (!target_.launched()) {
-    try {
-      for (const auto& m : snapshotMappings(target_.pid(), clockNs())) addUnwindMapping(m);
-    } catch (const std::exception&) {
-      // Gone or hidden: the attach below says so.
+  {
+    const unwind::UnwindMaps::Batch batch(*unwind_);
+    for (const auto& object : allocators_.objects)
+      if (object.isOpen()) unwind_->prepare(object.fd());
+    // A running process: its mappings are known to the walker before its first event
+    // (the trace gets them from the snapshot below, taken once the watcher runs).
+    if (!target_.launched()) {
+      try {
+        for (const auto& m : snapshotMappings(target_.pid(), clockNs())) addUnwindMapping(m);
+      } catch (const std::exception&) {
+        // Gone or hidden: the attach below says so.
+      }
     }
   }
   probes_->addTarget(target_.pid());
@@ -474,6 +479,7 @@ RecordSummary Session::run() {
 
   if (!target_.launched()) {
     // The watcher is already running, so nothing mapped from here on is missed.
+    const unwind::UnwindMaps::Batch batch(*unwind_);
     for (auto& m : snapshotMappings(target_.pid(), startNs_)) {
       addUnwindMapping(m);
       chunk_.addMapping(std::move(m));

@@ -57,7 +57,10 @@ int UnwindMaps::tableIndex(const std::shared_ptr<const UnwindTable>& table) {
   }
   const int fd = rows.get();
   const uint32_t key = static_cast<uint32_t>(index);
-  if (bpf_map_update_elem(tablesFd_, &key, &fd, BPF_ANY) != 0) return -1;
+  if (batchDepth_ > 0)
+    pendingTables_.push_back({key, std::move(rows)});
+  else if (bpf_map_update_elem(tablesFd_, &key, &fd, BPF_ANY) != 0)
+    return -1;
   loaded_.emplace(table.get(), index);
   keepAlive_.push_back(table);
   loadedBytes_ += table->bytes();
@@ -80,7 +83,45 @@ void UnwindMaps::publish(const std::shared_ptr<const UnwindTable>& table) {
   ht_build_id_key key{};
   key.size = static_cast<uint32_t>(table->buildId.size());
   std::memcpy(key.bytes, table->buildId.data(), table->buildId.size());
-  if (bpf_map_update_elem(filesFd_, &key, &file, BPF_ANY) == 0) published_.insert(table->buildId);
+  if (file.kind == HT_MAPPING_TABLE && pending(file.table)) {
+    pendingFiles_.emplace_back(key, file);
+    published_.insert(table->buildId);
+  } else if (bpf_map_update_elem(filesFd_, &key, &file, BPF_ANY) == 0) {
+    published_.insert(table->buildId);
+  }
+}
+
+bool UnwindMaps::pending(uint32_t index) const {
+  return std::any_of(pendingTables_.begin(), pendingTables_.end(), [&](const auto& t) { return t.index == index; });
+}
+
+void UnwindMaps::writePrefix(const ht_mapping_key& key, const ht_unwind_mapping& value) {
+  if (value.kind == HT_MAPPING_TABLE && pending(value.table))
+    pendingPrefixes_.emplace_back(key, value);
+  else if (bpf_map_update_elem(mappingsFd_, &key, &value, BPF_ANY) == 0)
+    ++entries_;
+}
+
+void UnwindMaps::commit() {
+  if (!pendingTables_.empty()) {
+    std::vector<uint32_t> keys;
+    std::vector<int> fds;
+    for (const auto& t : pendingTables_) {
+      keys.push_back(t.index);
+      fds.push_back(t.rows.get());
+    }
+    uint32_t count = static_cast<uint32_t>(keys.size());
+    if (bpf_map_update_batch(tablesFd_, keys.data(), fds.data(), &count, nullptr) != 0) {
+      // Kernels without batch updates of map-in-map arrays: one at a time.
+      for (size_t i = 0; i < keys.size(); ++i) bpf_map_update_elem(tablesFd_, &keys[i], &fds[i], BPF_ANY);
+    }
+    pendingTables_.clear();
+  }
+  for (const auto& [key, file] : pendingFiles_) bpf_map_update_elem(filesFd_, &key, &file, BPF_ANY);
+  pendingFiles_.clear();
+  for (const auto& [key, value] : pendingPrefixes_)
+    if (bpf_map_update_elem(mappingsFd_, &key, &value, BPF_ANY) == 0) ++entries_;
+  pendingPrefixes_.clear();
 }
 
 std::shared_ptr<const UnwindTable> UnwindMaps::addMapping(pid_t pid, uint64_t start, uint64_t end,
@@ -115,8 +156,10 @@ std::shared_ptr<const UnwindTable> UnwindMaps::addMapping(pid_t pid, uint64_t st
 }
 
 void UnwindMaps::erase(pid_t pid, std::map<uint64_t, Range>::iterator it) {
-  for (const auto& key : it->second.keys)
+  for (const auto& key : it->second.keys) {
     if (bpf_map_delete_elem(mappingsFd_, &key) == 0) --entries_;
+    std::erase_if(pendingPrefixes_, [&](const auto& p) { return std::memcmp(&p.first, &key, sizeof key) == 0; });
+  }
   processes_[pid].erase(it);
 }
 
@@ -131,8 +174,7 @@ void UnwindMaps::insert(pid_t pid, uint64_t start, Range range) {
     it = next;
   }
   range.keys = prefixesOf(pid, start, range.end);
-  for (const auto& key : range.keys)
-    if (bpf_map_update_elem(mappingsFd_, &key, &range.value, BPF_ANY) == 0) ++entries_;
+  for (const auto& key : range.keys) writePrefix(key, range.value);
   ranges.emplace(start, std::move(range));
 }
 
