@@ -110,7 +110,7 @@ class Bench:
 
     @staticmethod
     def parse_summary(text):
-        m = re.search(r"heaptrail-record: (\d+) events.*?(\d+) unique stacks, (\d+) lost", text)
+        m = re.search(r"heaptrail-record: (\d+) events.*?(\d+) unique stacks(?: \(\d+ incomplete\))?, (\d+) lost", text)
         if not m:
             return None
         return {"events": int(m.group(1)), "stacks": int(m.group(2)), "lost": int(m.group(3))}
