@@ -10,26 +10,13 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
+#include "tests/support/analyzer_cli.h"
 #include "tests/analyzer/synthetic_trace.h"
 
 namespace heaptrail::testing {
 namespace {
 
 using Json = nlohmann::json;
-
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-CliResult run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  CliResult r;
-  r.code = analyzer::heaptrailMain(args, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
 
 // Runs the real binary through the shell; returns its exit status, stderr in `err`.
 int runBinary(const std::string& args, std::string* err = nullptr, const TempDir* dir = nullptr) {
@@ -74,7 +61,7 @@ TEST(Cli, UsageErrorsExit2WithOneLine) {
            {"info"},
            {"info", trace, "--bogus"},
        }) {
-    const auto r = run(args);
+    const auto r = runHeaptrail(args);
     std::string joined;
     for (const auto& a : args) joined += a + " ";
     EXPECT_EQ(r.code, 2) << joined;
@@ -86,7 +73,7 @@ TEST(Cli, UsageErrorsExit2WithOneLine) {
 TEST(Cli, MissingOrNonTraceFileExits1NamingIt) {
   TempDir dir;
   const std::string missing = (dir / "missing.htr").string();
-  auto r = run({"analyze", missing});
+  auto r = runHeaptrail({"analyze", missing});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find(missing), std::string::npos) << r.err;
@@ -94,19 +81,19 @@ TEST(Cli, MissingOrNonTraceFileExits1NamingIt) {
   std::ofstream(dir / "notes.txt") << "hello, not a trace\n";
   const std::string notTrace = (dir / "notes.txt").string();
   for (const char* command : {"analyze", "info"}) {
-    r = run({command, notTrace});
+    r = runHeaptrail({command, notTrace});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find(notTrace), std::string::npos) << r.err;
   }
 
   std::ofstream(dir / "empty.htr").flush();
-  r = run({"info", (dir / "empty.htr").string()});
+  r = runHeaptrail({"info", (dir / "empty.htr").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("empty.htr"), std::string::npos) << r.err;
 
   writeLeakyTrace(dir / "t.htr");
-  r = run({"analyze", (dir / "t.htr").string(), "--sysroot", (dir / "nope").string()});
+  r = runHeaptrail({"analyze", (dir / "t.htr").string(), "--sysroot", (dir / "nope").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u);
   EXPECT_NE(r.err.find((dir / "nope").string()), std::string::npos) << r.err;
@@ -129,12 +116,12 @@ TEST(Cli, TheBinaryExitsWithTheSameCodes) {
 TEST(Cli, HelpHasExamples) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--help"}, {"analyze", "--help"}, {"info", "--help"}, {"help", "analyze"}}) {
-    const auto r = run(args);
+    const auto r = runHeaptrail(args);
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("Usage: heaptrail"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("Example"), std::string::npos) << r.out;
   }
-  const auto r = run({"analyze", "--help"});
+  const auto r = runHeaptrail({"analyze", "--help"});
   for (const char* option : {"--since", "--at", "--top", "--min-bytes", "--format", "--sysroot", "--debug-dir", "--no-symbols"})
     EXPECT_NE(r.out.find(option), std::string::npos) << option;
 }
@@ -142,7 +129,7 @@ TEST(Cli, HelpHasExamples) {
 TEST(Cli, TextReport) {
   TempDir dir;
   writeLeakyTrace(dir / "t.htr");
-  const auto r = run({"analyze", "--no-symbols", (dir / "t.htr").string()});
+  const auto r = runHeaptrail({"analyze", "--no-symbols", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("WARNING: the recorder lost 4 events (free: 4)", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("2000 bytes in 2 allocations from stack (oldest 9.0 ms, youngest 7.0 ms)\n"
@@ -170,7 +157,7 @@ TEST(Cli, JsonIsValidAndHasTheDocumentedFields) {
   TempDir dir;
   // A path with characters JSON must escape.
   writeLeakyTrace(dir / "t.htr", "/opt/we\"ird\\dir\n/app\x01\xff");
-  const auto r = run({"analyze", "--no-symbols", "--format", "json", (dir / "t.htr").string()});
+  const auto r = runHeaptrail({"analyze", "--no-symbols", "--format", "json", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("warning: the recorder lost 4 events"), std::string::npos) << r.err;
   Json doc;
@@ -235,7 +222,7 @@ TEST(Cli, JsonIsValidAndHasTheDocumentedFields) {
 TEST(Cli, JsonOptionsAreReflected) {
   TempDir dir;
   writeLeakyTrace(dir / "t.htr");
-  const auto r = run({"analyze", "--no-symbols", "-f", "json", "--at", "5ms", "--since", "2ms", "--top", "1",
+  const auto r = runHeaptrail({"analyze", "--no-symbols", "-f", "json", "--at", "5ms", "--since", "2ms", "--top", "1",
                       "--min-bytes", "1k", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const Json doc = Json::parse(r.out);
@@ -252,7 +239,7 @@ TEST(Cli, JsonOptionsAreReflected) {
 TEST(Cli, InfoDescribesTheTrace) {
   TempDir dir;
   writeLeakyTrace(dir / "t.htr");
-  auto r = run({"info", (dir / "t.htr").string()});
+  auto r = runHeaptrail({"info", (dir / "t.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* expected : {"target:           pid 4242 (started by the recorder): ./app --flag\n",
                                "host:             box, kernel 6.1.0-test, x86_64, page size 4096\n",
@@ -268,7 +255,7 @@ TEST(Cli, InfoDescribesTheTrace) {
     t.malloc(1 * kMs, 0x1000, 1, 1).flush();
     t.abandon();
   }
-  r = run({"info", (dir / "cut.htr").string()});
+  r = runHeaptrail({"info", (dir / "cut.htr").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("status:           TRUNCATED: file ends after chunk 1 without a footer"), std::string::npos)
       << r.out;

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
+#include "tests/support/analyzer_cli.h"
 #include "analyzer/replay.h"
 #include "schema/record_readers.h"
 #include "schema/trace_format.h"
@@ -26,20 +27,6 @@ namespace {
 
 constexpr uint64_t kStart = 1'000'000'000;
 constexpr uint64_t kMs = 1'000'000;
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
-
-Output run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  Output o;
-  o.code = analyzer::heaptrailMain(args, out, err);
-  o.out = out.str();
-  o.err = err.str();
-  return o;
-}
 
 // Runs `body` on a thread with a small stack (256 KiB): unbounded recursion crashes
 // there for certain instead of depending on the main thread's stack limit.
@@ -90,7 +77,7 @@ TEST(HostileLimits, ManyRecordsOfTheWrongKindDoNotRecurse) {
   EXPECT_EQ(live, 1u);
   EXPECT_EQ(damage, 50000u);
   EXPECT_EQ(end, schema::TraceEnd::Complete);
-  const auto info = run({"info", (dir / "t.htr").string()});
+  const auto info = runHeaptrail({"info", (dir / "t.htr").string()});
   EXPECT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("damage:           50000 damaged part(s) skipped (first: unexpected record kind"),
             std::string::npos)
@@ -109,7 +96,7 @@ TEST(HostileLimits, RecordLargerThanTheLimitIsSkipped) {
   const auto size = std::filesystem::file_size(dir / "t.htr");
   EXPECT_LT(size, 64u * 1024) << "the crafted record compresses well";
   const uint64_t before = peakRssBytes();
-  const auto a = run({"analyze", (dir / "t.htr").string(), "--no-symbols", "--format", "json"});
+  const auto a = runHeaptrail({"analyze", (dir / "t.htr").string(), "--no-symbols", "--format", "json"});
   EXPECT_LT(peakRssBytes() - before, 2 * schema::kMaxRecordBytes) << "memory follows the limit";
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_NE(a.out.find("\"outstanding_bytes\": 300"), std::string::npos) << "chunks around the bomb are read: " << a.out;
@@ -196,7 +183,7 @@ TEST(HostileLimits, InfoAndAnalyzeNeverWaitOnAFifo) {
   const auto fifo = dir / "t.htr";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   for (const char* command : {"info", "analyze"}) {
-    auto result = std::async(std::launch::async, [&] { return run({command, fifo.string()}); });
+    auto result = std::async(std::launch::async, [&] { return runHeaptrail({command, fifo.string()}); });
     if (result.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
       // Release the blocked open so the test can end, then fail.
       const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
@@ -220,14 +207,14 @@ TEST(HostileLimits, ConcatenatedTracesAreNamedNotHidden) {
   }
   const auto first = std::filesystem::file_size(dir / "a.htr");
   appendBytes(dir / "a.htr", readBytes(dir / "b.htr"));
-  const auto info = run({"info", (dir / "a.htr").string()});
+  const auto info = runHeaptrail({"info", (dir / "a.htr").string()});
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("status:           complete, but " + std::to_string(std::filesystem::file_size(dir / "b.htr")) +
                           " more bytes follow the footer at byte " + std::to_string(first) +
                           ": another trace was appended"),
             std::string::npos)
       << info.out;
-  const auto text = run({"analyze", (dir / "a.htr").string(), "--no-symbols"});
+  const auto text = runHeaptrail({"analyze", (dir / "a.htr").string(), "--no-symbols"});
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("the trace is complete, but"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("tail -c +" + std::to_string(first + 1)), std::string::npos) << text.out;
@@ -238,7 +225,7 @@ TEST(HostileLimits, ConcatenatedTracesAreNamedNotHidden) {
     t.footer(kStart + kMs);
   }
   appendBytes(dir / "c.htr", "garbage");
-  const auto c = run({"info", (dir / "c.htr").string()});
+  const auto c = runHeaptrail({"info", (dir / "c.htr").string()});
   EXPECT_NE(c.out.find("complete, but 7 more bytes follow the footer"), std::string::npos) << c.out;
 }
 

@@ -6,24 +6,11 @@
 #include <sstream>
 
 #include "analyzer/cli.h"
+#include "tests/support/analyzer_cli.h"
 #include "tests/analyzer/synthetic_trace.h"
 
 namespace heaptrail::testing {
 namespace {
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
-
-Output run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  Output o;
-  o.code = analyzer::heaptrailMain(args, out, err);
-  o.out = out.str();
-  o.err = err.str();
-  return o;
-}
 
 // Lost-event counts are summed over chunks and kinds: a crafted trace must not make the
 // total wrap around to "none".
@@ -37,10 +24,10 @@ TEST(HostileTrace, LostEventTotalsDoNotWrap) {
   const auto a = analyze(dir / "t.htr");
   EXPECT_EQ(a.stats.lostByKind[static_cast<size_t>(EventKind::FREE)], UINT64_MAX);
   EXPECT_EQ(a.report.summary.lostTotal, UINT64_MAX);
-  const auto info = run({"info", (dir / "t.htr").string()});
+  const auto info = runHeaptrail({"info", (dir / "t.htr").string()});
   EXPECT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("lost events:      18446744073709551615"), std::string::npos) << info.out;
-  const auto text = run({"analyze", (dir / "t.htr").string(), "--no-symbols"});
+  const auto text = runHeaptrail({"analyze", (dir / "t.htr").string(), "--no-symbols"});
   EXPECT_NE(text.out.find("lost events:          18446744073709551615"), std::string::npos) << text.out;
 }
 
@@ -129,7 +116,7 @@ size_t linesStartingWith(const std::string& text, const std::string& prefix) {
 TEST(HostileTrace, InfoPrintsNoControlSequences) {
   TempDir dir;
   writeHostileTrace(dir / "t.htr");
-  const auto info = run({"info", (dir / "t.htr").string()});
+  const auto info = runHeaptrail({"info", (dir / "t.htr").string()});
   ASSERT_EQ(info.code, 0) << info.err;
   expectInert(info.out);
   EXPECT_EQ(linesStartingWith(info.out, "status:"), 1u) << "a line was forged:\n" << info.out;
@@ -144,7 +131,7 @@ TEST(HostileTrace, InfoPrintsNoControlSequences) {
 TEST(HostileTrace, TextAnalyzePrintsNoControlSequences) {
   TempDir dir;
   writeHostileTrace(dir / "t.htr");
-  const auto text = run({"analyze", (dir / "t.htr").string(), "--no-symbols"});
+  const auto text = runHeaptrail({"analyze", (dir / "t.htr").string(), "--no-symbols"});
   ASSERT_EQ(text.code, 0) << text.err;
   expectInert(text.out);
   expectInert(text.err);
