@@ -155,8 +155,13 @@ void Session::addEvent(const ht_event* event, size_t size) {
   if (!frames.empty()) {
     // The flag is part of the identity: the same frames, once complete and once cut, are
     // two stacks.
-    std::string key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
-    if (incomplete) key.push_back('\0');
+    std::string_view key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
+    std::string marked;  // built only for a cut stack: no allocation per event otherwise
+    if (incomplete) {
+      marked.assign(key);
+      marked.push_back('\0');
+      key = marked;
+    }
     const auto lookup = stacks_.intern(key);
     stackId = lookup.id;
     if (lookup.isNew) {
