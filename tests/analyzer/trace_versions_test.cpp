@@ -3,6 +3,7 @@
 // recorded with them.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -83,6 +84,48 @@ TEST_P(V1Fixture, Version2OfTheSameTraceGivesTheSameAnalysis) {
   expectSameAnalysis(analyzeJson(name, {}, dir.path()), kV1 / (name + ".json"));
 }
 
+// Every value but a time is exact (key ending in `_ns`: allocation times, ages, the time
+// of the peak, the end of the trace), and a time is within `resolution` of the exact one.
+void expectSameWithTimesWithin(const nlohmann::json& exact, const nlohmann::json& actual, uint64_t resolution,
+                               const std::string& where) {
+  if (exact.is_object()) {
+    ASSERT_TRUE(actual.is_object()) << where;
+    for (const auto& [key, value] : exact.items()) {
+      ASSERT_TRUE(actual.contains(key)) << where << "." << key;
+      const bool time = key.size() > 3 && key.ends_with("_ns") && value.is_number_integer();
+      if (time && key != "since_ns") {
+        ASSERT_TRUE(actual[key].is_number_integer()) << where << "." << key;
+        const int64_t difference = actual[key].get<int64_t>() - value.get<int64_t>();
+        EXPECT_LT(std::abs(difference), static_cast<int64_t>(resolution))
+            << where << "." << key << ": " << actual[key] << " vs exact " << value;
+      } else {
+        expectSameWithTimesWithin(value, actual[key], resolution, where + "." + key);
+      }
+    }
+  } else if (exact.is_array()) {
+    ASSERT_TRUE(actual.is_array()) << where;
+    ASSERT_EQ(exact.size(), actual.size()) << where;
+    for (size_t i = 0; i < exact.size(); ++i)
+      expectSameWithTimesWithin(exact[i], actual[i], resolution, where + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(exact, actual) << where;
+  }
+}
+
+// At the recorder's default time resolution the same recordings give the same leaks,
+// bytes, counts and stacks, with every time and age within the resolution of the exact one.
+TEST_P(V1Fixture, Version2AtTheDefaultResolutionGivesTheSameAnalysisWithinIt) {
+  const std::string name = GetParam();
+  testing::TempDir dir;
+  schema::EncodingOptions defaults;
+  defaults.timeResolutionNs = schema::kDefaultTimeResolutionNs;
+  ASSERT_GT(defaults.timeResolutionNs, 1u);
+  analyzer::convertTrace(kV1 / (name + ".htr"), dir / (name + ".htr"), defaults);
+  expectSameWithTimesWithin(nlohmann::json::parse(readFile(kV1 / (name + ".json"))),
+                            nlohmann::json::parse(analyzeJson(name, {}, dir.path())), defaults.timeResolutionNs,
+                            "report");
+}
+
 INSTANTIATE_TEST_SUITE_P(TraceVersions, V1Fixture,
                          ::testing::Values("synthetic", "synthetic-kernel", "threads", "cpp_mismatch",
                                            "thread_exit", "fork_leak", "aged", "churn", "jq", "sqlite3"));
@@ -104,7 +147,9 @@ TEST(TraceVersions, InfoShowsBytesPerEventAndPerColumn) {
     EXPECT_NE(text.find(" bytes per event\n"), std::string::npos) << text;
     EXPECT_NE(text.find("  by column (bytes per event, each column compressed alone):"), std::string::npos) << text;
     EXPECT_NE(text.find("  address: "), std::string::npos) << text;
-    if (path == dir / "jq.htr") EXPECT_NE(text.find(column), std::string::npos) << text;
+    if (path == dir / "jq.htr") {
+      EXPECT_NE(text.find(column), std::string::npos) << text;
+    }
   }
 }
 
