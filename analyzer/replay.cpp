@@ -35,6 +35,7 @@ void Replay::beginTrace(uint64_t startTimeNs) {
 void Replay::run(schema::TraceReader& reader) {
   const auto header = reader.header();
   beginTrace(header.getStartTimeNs());
+  reader.streamEvents();
   if (header.hasKernel()) configureKernel(header.getPageSize(), header.getKernel().getPageStructBytes());
   while (auto chunk = reader.nextChunk()) {
     try {
@@ -67,7 +68,7 @@ void Replay::finish(schema::TraceReader& reader) {
     analysisTimeNs_ = stats_.lastTimeNs;
 }
 
-bool Replay::applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& reader) {
+bool Replay::applyChunk(schema::Chunk::Reader chunk, schema::TraceReader& reader) {
   ++stats_.chunks;
   const uint64_t sequence = chunk.getSequence();
   if (sequence > expectedSequence_) stats_.missingChunks += sequence - expectedSequence_;
@@ -102,19 +103,33 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& 
       stats_.lostUnknownKind = common::saturatingAdd(stats_.lostUnknownKind, lost.getCount());
   }
 
-  const schema::DecodedEvents& columns = reader.events();
-  const auto* kinds = columns.kind.data();
-  const auto* times = columns.timeNs.data();
-  const auto* pids = columns.pid.data();
-  const auto* tids = columns.tid.data();
-  const auto* addresses = columns.address.data();
-  const auto* sizes = columns.size.data();
-  const auto* stackIds = columns.stackId.data();
-  const size_t n = columns.count();
-
   const uint64_t base = chunk.getBaseTimeNs();
   bool anyInTime = false;
+  size_t n = 0;
+  const schema::DecodedEvents* batch = nullptr;
+  while (const size_t count = reader.nextEvents(batch)) {
+    n += count;
+    if (applyEvents(*batch, count)) anyInTime = true;
+  }
+  if (!anyInTime && base <= cutoffNs_ && base > stats_.lastTimeNs) stats_.lastTimeNs = base;
+  if (!options_.atNs) return true;
+  // Chunks are in time order up to small cross-thread skew: once a whole chunk lies
+  // after the analysis point, nothing later can be before it.
+  return n > 0 ? anyInTime : base <= cutoffNs_;
+}
+
+bool Replay::applyEvents(const schema::DecodedEvents& events, size_t n) {
+  const auto* kinds = events.kind.data();
+  const auto* times = events.timeNs.data();
+  const auto* pids = events.pid.data();
+  const auto* tids = events.tid.data();
+  const auto* addresses = events.address.data();
+  const auto* sizes = events.size.data();
+  const auto* stackIds = events.stackId.data();
+
+  bool anyInTime = false;
   constexpr size_t kPrefetchAhead = 16;
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead); ++i) blocks_.prefetch(pids[i], addresses[i]);
   for (size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) blocks_.prefetch(pids[i + kPrefetchAhead], addresses[i + kPrefetchAhead]);
     const uint64_t t = times[i];
@@ -174,11 +189,7 @@ bool Replay::applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& 
         break;
     }
   }
-  if (!anyInTime && base <= cutoffNs_ && base > stats_.lastTimeNs) stats_.lastTimeNs = base;
-  if (!options_.atNs) return true;
-  // Chunks are in time order up to small cross-thread skew: once a whole chunk lies
-  // after the analysis point, nothing later can be before it.
-  return n > 0 ? anyInTime : base <= cutoffNs_;
+  return anyInTime;
 }
 
 void Replay::added(uint64_t bytes, uint64_t t) {

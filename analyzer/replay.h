@@ -108,7 +108,7 @@ class Replay {
   // Page events: page size and sizeof(struct page) of the recorded machine.
   void configureKernel(uint64_t pageSize, uint64_t pageStructBytes) { kernel_.configure(pageSize, pageStructBytes); }
   // Returns false once every later chunk can only hold events after --at.
-  bool applyChunk(schema::Chunk::Reader chunk, const schema::TraceReader& reader);
+  bool applyChunk(schema::Chunk::Reader chunk, schema::TraceReader& reader);
   void finish(schema::TraceReader& reader);
 
   template <typename F>
@@ -183,6 +183,8 @@ class Replay {
     bool incomplete = false;
   };
 
+  // Applies events [0, n) of a decoded batch; true if any was before the analysis point.
+  bool applyEvents(const schema::DecodedEvents& events, size_t n);
   void allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId,
                 Family family = Family::Malloc);
   // Marks (pid, address) freed; the block is copied to `released` when it was live.

@@ -36,50 +36,6 @@ void resetCoding(ThreadCoding (&coding)[ThreadCoding::kThreadStates], uint64_t f
   }
 }
 
-// Reads varints from one stream; a stream that ends early is damage. One- and two-byte
-// varints are read inline in the decoder's loop; longer ones, and a stream's last byte,
-// take a call.
-class VarintReader {
- public:
-  explicit VarintReader(capnp::Data::Reader data) : p_(data.begin()), end_(data.end()) {}
-  [[gnu::always_inline]] uint64_t next() {
-    if (end_ - p_ >= 2) [[likely]] {
-      if (p_[0] < 0x80) return *p_++;
-      if (p_[1] < 0x80) {
-        const uint64_t v = (p_[0] & 0x7fu) | uint64_t{p_[1]} << 7;
-        p_ += 2;
-        return v;
-      }
-    }
-    return nextLong();
-  }
-
- private:
-  [[gnu::noinline]] uint64_t nextLong() {
-    if (end_ - p_ >= 10) {
-      // Room for the longest varint: no bounds check per byte.
-      uint64_t v = 0;
-      for (unsigned shift = 0; shift < 70; shift += 7) {
-        const uint8_t b = *p_++;
-        v |= static_cast<uint64_t>(b & 0x7f) << shift;
-        if (!(b & 0x80)) return v;
-      }
-      KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
-    }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-      KJ_REQUIRE(p_ != end_, "packed event stream ends early");
-      const uint8_t b = *p_++;
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
-  }
-
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
 }  // namespace
 
 void ReleaseHistory::add(uint64_t address, uint64_t blockClass) {
@@ -309,18 +265,46 @@ void EventDecoder::decodeV1(Events::Reader events, uint64_t baseTimeNs, DecodedE
   }
 }
 
+uint64_t VarintReader::nextLong() {
+  if (end_ - p_ >= 10) {
+    // Room for the longest varint: no bounds check per byte.
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+      const uint8_t b = *p_++;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
+  }
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    KJ_REQUIRE(p_ != end_, "packed event stream ends early");
+    const uint8_t b = *p_++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return v;
+  }
+  KJ_FAIL_REQUIRE("malformed varint in a packed event stream");
+}
+
 void EventDecoder::decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs,
                           DecodedEvents& out) {
-  const uint64_t resolution = std::max<uint64_t>(timeResolutionNs, 1);
+  begin(packed, baseTimeNs, timeResolutionNs);
+  out.resize(remaining_);
+  next(out, 0, remaining_);
+}
+
+void EventDecoder::begin(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs) {
+  remaining_ = 0;
+  resolution_ = std::max<uint64_t>(timeResolutionNs, 1);
   const uint32_t n = packed.getCount();
-  VarintReader definitions(packed.getInfos());
-  const uint32_t tableSize = packed.getInfoTableSize();
-  KJ_REQUIRE(tableSize >= 1 && tableSize <= kMaxInfoId, "implausible info table");
+  definitions_ = VarintReader(packed.getInfos());
+  tableSize_ = packed.getInfoTableSize();
+  KJ_REQUIRE(tableSize_ >= 1 && tableSize_ <= kMaxInfoId, "implausible info table");
   // Infos belong to their chunk.
-  infos_.assign(std::min<size_t>(tableSize, n) + 1, Info{});
+  infos_.assign(std::min<size_t>(tableSize_, n) + 1, Info{});
   const auto threads = packed.getThreads();
-  const uint32_t window = packed.getAllocationWindow();
-  KJ_REQUIRE(window >= 1 && window <= kMaxAllocationWindow && (window & (window - 1)) == 0,
+  window_ = packed.getAllocationWindow();
+  KJ_REQUIRE(window_ >= 1 && window_ <= kMaxAllocationWindow && (window_ & (window_ - 1)) == 0,
              "implausible allocation window");
   KJ_REQUIRE(n == 0 || threads.size() > 0, "packed events without threads");
   KJ_REQUIRE(n <= kMaxChunkEvents, "more events in a chunk than a reader accepts");
@@ -329,35 +313,54 @@ void EventDecoder::decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint
   // is damage, not a reason to allocate.
   KJ_REQUIRE(infoData.size() >= n && packed.getTime().size() >= n && packed.getAddress().size() >= n,
              "packed event streams shorter than their count");
-  if (ring_.size() != window) ring_.assign(window, Slot{});
-  VarintReader info(infoData), timeStream(packed.getTime()), thread(packed.getThread()), address(packed.getAddress());
-  const bool oneThread = packed.getThread().size() == 0;
-  uint64_t nextDefinition = 0;
-  uint64_t time = baseTimeNs;
+  if (ring_.size() != window_) ring_.assign(window_, Slot{});
+  info_ = VarintReader(infoData);
+  time_ = VarintReader(packed.getTime());
+  thread_ = VarintReader(packed.getThread());
+  address_ = VarintReader(packed.getAddress());
+  oneThread_ = packed.getThread().size() == 0;
+  nextDefinition_ = 0;
+  timeNs_ = baseTimeNs;
   releases_.clear();
-  ReleaseHistory& releases = releases_;
-  const uint64_t firstAllocation = packed.getFirstAllocation();
-  uint64_t nextSerial = firstAllocation;
-  resetCoding(coding_, firstAllocation);
+  firstAllocation_ = packed.getFirstAllocation();
+  nextSerial_ = firstAllocation_;
+  resetCoding(coding_, firstAllocation_);
   const uint32_t threadCount = threads.size();
   threadTable_.resize(threadCount);
   for (uint32_t t = 0; t < threadCount; ++t) threadTable_[t] = {threads[t].getPid(), threads[t].getTid()};
-  out.resize(n);
-  for (uint32_t i = 0; i < n; ++i) {
+  remaining_ = n;
+}
+
+void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
+  KJ_REQUIRE(count <= remaining_);
+  // A damaged stream ends the chunk: nothing more is decoded from it.
+  const uint32_t left = remaining_ - count;
+  remaining_ = 0;
+  // The streams and counters in locals (registers) for the loop, stored back after it.
+  VarintReader info = info_, timeStream = time_, thread = thread_, address = address_;
+  const uint64_t resolution = resolution_;
+  const uint32_t tableSize = tableSize_, window = window_;
+  const bool oneThread = oneThread_;
+  uint64_t nextDefinition = nextDefinition_, time = timeNs_, nextSerial = nextSerial_;
+  const uint64_t firstAllocation = firstAllocation_;
+  ReleaseHistory& releases = releases_;
+  const auto threadCount = static_cast<uint32_t>(threadTable_.size());
+  const size_t end = at + count;
+  for (size_t i = at; i < end; ++i) {
     uint64_t id = info.next();
     if (id == 0) {
       id = nextDefinition++ % tableSize + 1;
       if (id >= infos_.size()) infos_.resize(id + 1);
       Info& d = infos_[id];
-      const uint64_t kind = definitions.next();
+      const uint64_t kind = definitions_.next();
       KJ_REQUIRE(kind <= 0xffff, "implausible event kind");
       d.kind = static_cast<EventKind>(kind);
-      d.size = definitions.next();
-      const uint64_t stack = definitions.next(), function = definitions.next();
+      d.size = definitions_.next();
+      const uint64_t stack = definitions_.next(), function = definitions_.next();
       KJ_REQUIRE(stack <= UINT32_MAX && function <= UINT16_MAX, "implausible info");
       d.stackId = static_cast<uint32_t>(stack);
       d.function = static_cast<uint16_t>(function);
-      d.allocates = definitions.next() != 0;
+      d.allocates = definitions_.next() != 0;
       d.defined = true;
     }
     KJ_REQUIRE(id < infos_.size() && infos_[id].defined, "event refers to an undefined info (a damaged chunk before?)");
@@ -413,6 +416,14 @@ void EventDecoder::decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint
     }
     out.address[i] = a;
   }
+  info_ = info;
+  time_ = timeStream;
+  thread_ = thread;
+  address_ = address;
+  nextDefinition_ = nextDefinition;
+  timeNs_ = time;
+  nextSerial_ = nextSerial;
+  remaining_ = left;
 }
 
 }  // namespace heaptrail::schema

@@ -142,11 +142,45 @@ class EventEncoder {
   uint64_t firstAllocation_ = 0;
 };
 
+// Reads varints from one stream; a stream that ends early is damage. One- and two-byte
+// varints are read inline in the decoder's loop; longer ones, and a stream's last byte,
+// take a call.
+class VarintReader {
+ public:
+  VarintReader() = default;
+  explicit VarintReader(capnp::Data::Reader data) : p_(data.begin()), end_(data.end()) {}
+  [[gnu::always_inline]] uint64_t next() {
+    if (end_ - p_ >= 2) [[likely]] {
+      if (p_[0] < 0x80) return *p_++;
+      if (p_[1] < 0x80) {
+        const uint64_t v = (p_[0] & 0x7fu) | uint64_t{p_[1]} << 7;
+        p_ += 2;
+        return v;
+      }
+    }
+    return nextLong();
+  }
+
+ private:
+  [[gnu::noinline]] uint64_t nextLong();
+
+  const uint8_t* p_ = nullptr;
+  const uint8_t* end_ = nullptr;
+};
+
 class EventDecoder {
  public:
   // Decodes `packed` into `out` (replacing its content). Throws kj::Exception when the
   // streams are malformed.
   void decode(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs, DecodedEvents& out);
+  // The same in batches, so that a reader can use each batch while it is still in the
+  // cache: begin() checks the chunk's tables, next() decodes the following `count` events
+  // (at most remaining()) into out's elements [at, at + count). Each throws
+  // kj::Exception on damage, after which remaining() is 0. A chunk's events must all be
+  // decoded before the next chunk begins (later chunks refer to its allocations).
+  void begin(PackedEvents::Reader packed, uint64_t baseTimeNs, uint64_t timeResolutionNs);
+  void next(DecodedEvents& out, size_t at, uint32_t count);
+  uint32_t remaining() const { return remaining_; }
   // Version 1's columns.
   static void decodeV1(Events::Reader events, uint64_t baseTimeNs, DecodedEvents& out);
 
@@ -169,6 +203,11 @@ class EventDecoder {
   ReleaseHistory releases_;
   ThreadCoding coding_[ThreadCoding::kThreadStates];
   std::vector<std::pair<uint32_t, uint32_t>> threadTable_;  // this chunk's (pid, tid)
+  // Where decoding of the current chunk stands.
+  VarintReader definitions_, info_, time_, thread_, address_;
+  uint32_t remaining_ = 0, tableSize_ = 1, window_ = 1;
+  bool oneThread_ = true;
+  uint64_t resolution_ = 1, nextDefinition_ = 0, timeNs_ = 0, nextSerial_ = 0, firstAllocation_ = 0;
 };
 
 // Appends `v` as a LEB128 varint.

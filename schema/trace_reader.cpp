@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -226,6 +227,15 @@ bool TraceReader::resync() {
 
 std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
   if (end_ != TraceEnd::Reading) return std::nullopt;
+  // The events of the chunk before that were not asked for still decode (later chunks
+  // refer to its allocations), before its buffer is reused.
+  while (decoder_.remaining() > 0) {
+    try {
+      decoder_.next(batch_, 0, std::min(decoder_.remaining(), kEventBatch));
+    } catch (const kj::Exception&) {
+      break;
+    }
+  }
   std::unique_ptr<Decoded> previous = std::move(current_);
   // A loop, not recursion: a crafted file may hold any number of records of the wrong
   // kind.
@@ -238,11 +248,20 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
         ++chunksRead_;
         const auto chunk = current_->record.getChunk();
         eventsError_.clear();
+        wholeChunkPending_ = false;
         try {
-          if (chunk.hasPacked())
-            decoder_.decode(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_, events_);
-          else
+          if (chunk.hasPacked()) {
+            if (streaming_) {
+              if (batch_.count() < kEventBatch) batch_.resize(kEventBatch);
+              decoder_.begin(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_);
+            } else {
+              decoder_.decode(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_, events_);
+              wholeChunkPending_ = true;
+            }
+          } else {
             EventDecoder::decodeV1(chunk.getEvents(), chunk.getBaseTimeNs(), events_);
+            wholeChunkPending_ = true;
+          }
         } catch (const kj::Exception& e) {
           events_.resize(0);
           eventsError_ = e.getDescription().cStr();
@@ -264,6 +283,19 @@ const DecodedEvents& TraceReader::events() const {
   if (!eventsError_.empty())
     throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(eventsError_.c_str()));
   return events_;
+}
+
+size_t TraceReader::nextEvents(const DecodedEvents*& batch) {
+  if (!eventsError_.empty()) return events().count();  // throws
+  if (wholeChunkPending_) {
+    wholeChunkPending_ = false;
+    batch = &events_;
+    return events_.count();
+  }
+  const uint32_t count = std::min(decoder_.remaining(), kEventBatch);
+  if (count > 0) decoder_.next(batch_, 0, count);
+  batch = &batch_;
+  return count;
 }
 
 std::string TraceReader::describeTrailingData() const {

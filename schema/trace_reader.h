@@ -48,6 +48,15 @@ class TraceReader {
   // version 2's packed streams), valid until the next call. Throws kj::Exception when
   // they cannot be decoded (the rest of the chunk may still be used).
   const DecodedEvents& events() const;
+  // For a reader that uses each event once, as it comes (the replay): from now on
+  // nextChunk() leaves a chunk's events to nextEvents(), which decodes them in batches
+  // small enough to stay in the CPU's cache, instead of decoding them all into events().
+  void streamEvents() { streaming_ = true; }
+  static constexpr uint32_t kEventBatch = 512;
+  // The next batch of the current chunk's events (elements [0, returned count) of
+  // `batch`, valid until the next call); 0 when the chunk has no more. Throws
+  // kj::Exception when they cannot be decoded (the chunk's later events are lost).
+  size_t nextEvents(const DecodedEvents*& batch);
   // Event times are multiples of this (1 for version-1 traces).
   uint64_t timeResolutionNs() const { return timeResolutionNs_; }
 
@@ -111,6 +120,9 @@ class TraceReader {
   EventDecoder decoder_;
   DecodedEvents events_;
   std::string eventsError_;
+  bool streaming_ = false;
+  bool wholeChunkPending_ = false;  // events_ holds the whole chunk: nextEvents() returns it once
+  DecodedEvents batch_;
   uint64_t chunksRead_ = 0;
 };
 
