@@ -34,28 +34,43 @@ void rescaleWindows(std::vector<ProcessWindow>& windows, uint64_t& widthNs, uint
 }  // namespace
 
 void WindowedDeltas::insert(uint32_t window, int64_t delta) {
-  // Events come in time order up to small cross-thread skew: mostly an append.
-  auto it = deltas.end();
-  while (it != deltas.begin() && std::prev(it)->first > window) --it;
-  if (it != deltas.begin() && std::prev(it)->first == window)
+  if (lastWindow == kNoWindow || window > lastWindow) {
+    if (lastWindow != kNoWindow) earlier.emplace_back(lastWindow, lastDelta);
+    lastWindow = window;
+    lastDelta = delta;
+    return;
+  }
+  // An earlier window (cross-thread skew): into its place among the others.
+  auto it = earlier.end();
+  while (it != earlier.begin() && std::prev(it)->first > window) --it;
+  if (it != earlier.begin() && std::prev(it)->first == window)
     std::prev(it)->second += delta;
   else
-    deltas.insert(it, {window, delta});
+    earlier.insert(it, {window, delta});
+}
+
+std::vector<std::pair<uint32_t, int64_t>> WindowedDeltas::windows() const {
+  std::vector<std::pair<uint32_t, int64_t>> all = earlier;
+  if (lastWindow != kNoWindow) all.emplace_back(lastWindow, lastDelta);
+  return all;
 }
 
 void WindowedDeltas::rescale(uint64_t toWidthNs) {
   const uint32_t shift = doublings(widthNs, toWidthNs);
   widthNs = toWidthNs;
-  if (shift == 0 || deltas.empty()) return;
+  if (shift == 0 || lastWindow == kNoWindow) return;
   std::vector<std::pair<uint32_t, int64_t>> merged;
-  for (const auto& [w, d] : deltas) {
+  for (const auto& [w, d] : windows()) {
     const uint32_t target = w >> shift;
     if (!merged.empty() && merged.back().first == target)
       merged.back().second += d;
     else
       merged.emplace_back(target, d);
   }
-  deltas = std::move(merged);
+  lastWindow = merged.back().first;
+  lastDelta = merged.back().second;
+  merged.pop_back();
+  earlier = std::move(merged);
 }
 
 uint32_t HeapHistory::windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
@@ -167,8 +182,9 @@ std::vector<int64_t> HeapHistory::stackSeries(uint32_t pid, uint32_t stackId, ui
   WindowedDeltas series = s->series;
   series.rescale(stackWidthNs_);
   const size_t count = std::max<uint64_t>(1, (relative(endNs) + stackWidthNs_ - 1) / stackWidthNs_);
-  std::vector<int64_t> out(std::max<size_t>(count, series.deltas.empty() ? 0 : series.deltas.back().first + 1), 0);
-  for (const auto& [w, d] : series.deltas) out[w] += d;
+  const auto deltas = series.windows();
+  std::vector<int64_t> out(std::max<size_t>(count, deltas.empty() ? 0 : deltas.back().first + 1), 0);
+  for (const auto& [w, d] : deltas) out[w] += d;
   int64_t running = 0;
   for (auto& v : out) v = running += v;
   return out;

@@ -17,17 +17,23 @@ namespace heaptrail::analyzer {
 // Per-window sums whose window width doubles (adjacent windows merged) to stay within a
 // fixed count. A series is compacted lazily to the width of its family (`widthNs`).
 struct WindowedDeltas {
-  uint64_t widthNs = 0;                              // width the entries are in
-  std::vector<std::pair<uint32_t, int64_t>> deltas;  // (window, net change), window ascending
+  static constexpr uint32_t kNoWindow = UINT32_MAX;
+  uint64_t widthNs = 0;  // width the entries are in
+  // The latest window's sum is kept inline: most events of a stack fall in it, and then
+  // touch no memory beyond the stack's own state.
+  int64_t lastDelta = 0;
+  uint32_t lastWindow = kNoWindow;
+  std::vector<std::pair<uint32_t, int64_t>> earlier;  // (window, net change) before lastWindow, ascending
 
   void add(uint32_t window, int64_t delta) {
-    // Most events fall in the latest window of their stack.
-    if (!deltas.empty() && deltas.back().first == window)
-      deltas.back().second += delta;
+    if (window == lastWindow)
+      lastDelta += delta;
     else
       insert(window, delta);
   }
   void rescale(uint64_t toWidthNs);
+  // Every window's (window, net change), window ascending.
+  std::vector<std::pair<uint32_t, int64_t>> windows() const;
 
  private:
   void insert(uint32_t window, int64_t delta);
@@ -81,7 +87,8 @@ class HeapHistory {
   std::vector<uint32_t> processes() const;
 
  private:
-  struct StackState {
+  // Aligned so that what every event of the stack touches is in one cache line.
+  struct alignas(64) StackState {
     uint32_t pid = 0;
     uint32_t stackId = 0;
     StackTotals totals;

@@ -1,6 +1,8 @@
 #include "schema/event_codec.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 
 #include <kj/debug.h>
 
@@ -38,9 +40,48 @@ void resetCoding(ThreadCoding (&coding)[ThreadCoding::kThreadStates], uint64_t f
 
 }  // namespace
 
+void ReleaseHistory::clear() {
+  used_ = 0;
+  if (++generation_ == 0) {
+    table_.assign(table_.size(), Entry{});
+    generation_ = 1;
+  }
+}
+
+const ReleaseHistory::Class* ReleaseHistory::find(uint64_t blockClass) const {
+  if (table_.empty()) return nullptr;
+  for (size_t i = home(blockClass);; i = (i + 1) & (table_.size() - 1)) {
+    const Entry& e = table_[i];
+    if (e.generation != generation_) return nullptr;
+    if (e.blockClass == blockClass) return &classes_[e.index];
+  }
+}
+
+void ReleaseHistory::grow() {
+  std::vector<Entry> old(std::max<size_t>(table_.size() * 2, 256));
+  old.swap(table_);
+  for (const Entry& e : old) {
+    if (e.generation != generation_) continue;
+    size_t i = home(e.blockClass);
+    while (table_[i].generation == generation_) i = (i + 1) & (table_.size() - 1);
+    table_[i] = e;
+  }
+}
+
 void ReleaseHistory::add(uint64_t address, uint64_t blockClass) {
   if (blockClass == 0) return;  // unknown: never reused by rank
-  Class& c = classes_[blockClass];
+  if ((used_ + 1) * 2 > table_.size()) grow();
+  size_t i = home(blockClass);
+  while (table_[i].generation == generation_ && table_[i].blockClass != blockClass) i = (i + 1) & (table_.size() - 1);
+  Entry& e = table_[i];
+  if (e.generation != generation_) {
+    e = {blockClass, static_cast<uint32_t>(used_), generation_};
+    if (used_ == classes_.size()) classes_.emplace_back();
+    classes_[used_].addresses.clear();
+    classes_[used_].count = 0;
+    ++used_;
+  }
+  Class& c = classes_[e.index];
   if (c.addresses.size() < kMaxRank)
     c.addresses.push_back(address);
   else
@@ -49,20 +90,18 @@ void ReleaseHistory::add(uint64_t address, uint64_t blockClass) {
 }
 
 int ReleaseHistory::rankOf(uint64_t address, uint64_t blockClass) const {
-  const auto it = classes_.find(blockClass);
-  if (it == classes_.end()) return -1;
-  const Class& c = it->second;
-  const uint64_t n = c.addresses.size();
+  const Class* c = find(blockClass);
+  if (!c) return -1;
+  const uint64_t n = c->addresses.size();
   for (uint64_t rank = 0; rank < n; ++rank)
-    if (c.addresses[(c.count - 1 - rank) % kMaxRank] == address) return static_cast<int>(rank);
+    if (c->addresses[(c->count - 1 - rank) % kMaxRank] == address) return static_cast<int>(rank);
   return -1;
 }
 
 uint64_t ReleaseHistory::at(unsigned rank, uint64_t blockClass) const {
-  const auto it = classes_.find(blockClass);
-  if (it == classes_.end() || rank >= it->second.addresses.size()) return 0;
-  const Class& c = it->second;
-  return c.addresses[(c.count - 1 - rank) % kMaxRank];
+  const Class* c = find(blockClass);
+  if (!c || rank >= c->addresses.size()) return 0;
+  return c->addresses[(c->count - 1 - rank) % kMaxRank];
 }
 
 void DecodedEvents::resize(size_t n) {
@@ -266,6 +305,21 @@ void EventDecoder::decodeV1(Events::Reader events, uint64_t baseTimeNs, DecodedE
 }
 
 uint64_t VarintReader::nextLong() {
+  if (end_ - p_ >= 8) {
+    // Up to 8 bytes without a branch per byte (addresses take 3-7): the first byte
+    // without its continuation bit ends the varint; the 7-bit groups before it are
+    // gathered by shifts.
+    uint64_t w = 0;
+    std::memcpy(&w, p_, sizeof w);
+    if (const uint64_t stops = ~w & 0x8080808080808080ull; stops != 0) {
+      const unsigned bits = static_cast<unsigned>(std::countr_zero(stops)) + 1;  // 8 x length
+      if (bits < 64) w &= (uint64_t{1} << bits) - 1;
+      p_ += bits / 8;
+      return (w & 0x7full) | (w >> 1 & 0x7full << 7) | (w >> 2 & 0x7full << 14) | (w >> 3 & 0x7full << 21) |
+             (w >> 4 & 0x7full << 28) | (w >> 5 & 0x7full << 35) | (w >> 6 & 0x7full << 42) |
+             (w >> 7 & 0x7full << 49);
+    }
+  }
   if (end_ - p_ >= 10) {
     // Room for the longest varint: no bounds check per byte.
     uint64_t v = 0;

@@ -65,7 +65,7 @@ inline constexpr uint64_t kUnresolvedAddress = ~uint64_t{0};
 class ReleaseHistory {
  public:
   static constexpr unsigned kMaxRank = 64;
-  void clear() { classes_.clear(); }
+  void clear();
   void add(uint64_t address, uint64_t blockClass);
   // Rank of `address` among the latest releases of class `blockClass`, or -1.
   int rankOf(uint64_t address, uint64_t blockClass) const;
@@ -77,7 +77,23 @@ class ReleaseHistory {
     std::vector<uint64_t> addresses;  // a ring of up to kMaxRank, oldest overwritten
     uint64_t count = 0;
   };
-  std::unordered_map<uint64_t, Class> classes_;
+  // Open addressing from class to index into classes_; an entry of an earlier chunk's
+  // generation is empty, so that clear() (once per chunk) touches nothing.
+  struct Entry {
+    uint64_t blockClass = 0;
+    uint32_t index = 0;
+    uint32_t generation = 0;
+  };
+  const Class* find(uint64_t blockClass) const;
+  size_t home(uint64_t blockClass) const {
+    return static_cast<size_t>((blockClass * 0x9E3779B97F4A7C15ull) >> 32) & (table_.size() - 1);
+  }
+  void grow();
+  std::vector<Entry> table_;
+  // The chunk's classes are [0, used_); those after keep their buffers for later chunks.
+  std::vector<Class> classes_;
+  size_t used_ = 0;
+  uint32_t generation_ = 1;
 };
 
 // What the address coding predicts from, per thread of a chunk (allocators keep per-thread
