@@ -35,7 +35,7 @@ class FlatMap {
     asm volatile("" : "+r"(i));
     const char* s = reinterpret_cast<const char*>(&slots_[i]);
     __builtin_prefetch(s);
-    __builtin_prefetch(s + 64);
+    __builtin_prefetch(s + 2 * sizeof(Slot) - 1);  // the rest of the slot and the next one
   }
 
   Value* find(uint32_t pid, uint64_t key) {

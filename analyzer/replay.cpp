@@ -167,7 +167,7 @@ bool Replay::applyEvents(const schema::DecodedEvents& events, size_t n) {
         // The C library's own free: a live block is the program's (fclose); anything
         // else is the allocator's bookkeeping (glibc's thread-exit cache flush).
         if (address == 0) break;
-        if (Block* b = blocks_.find(pid, address); b && b->live) {
+        if (Block* b = blocks_.find(pid, address); b && b->live()) {
           ++stats_.frees;
           release(pid, address, t, nullptr, info->family, stackIds[i]);
         } else {
@@ -249,10 +249,10 @@ void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
   bool inserted = false;
   Block& b = blocks_.insert(pid, address, inserted);
   if (!inserted) {
-    if (b.live) {
+    if (b.live()) {
       ++stats_.reusedLiveAddresses;
-      history_.released(pid, b.stackId, b.size, t);
-      currentBytes_ -= b.size;
+      history_.released(pid, b.stackId, b.size(), t);
+      currentBytes_ -= b.size();
       --liveCount_;
     } else {
       --freedCount_;
@@ -272,32 +272,32 @@ bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released
     ++stats_.unknownFrees;
     return false;
   }
-  if (!b->live) {
+  if (!b->live()) {
     ++stats_.doubleFrees;
     if (doubleFreeList_.size() < kMaxDoubleFreeRecords)
-      doubleFreeList_.push_back({pid, address, b->size, b->stackId, b->timeNs, t, stackId});
+      doubleFreeList_.push_back({pid, address, b->size(), b->stackId, b->timeNs(), t, stackId});
     noteStackUse(stackId, pid, t);  // so that its frames resolve in this process's mappings
     return false;
   }
-  if (b->family != family) {
+  if (b->family() != family) {
     ++stats_.mismatches;
     if (mismatchList_.size() < kMaxDoubleFreeRecords)
-      mismatchList_.push_back({pid, address, b->size, b->family, family, b->stackId, stackId, t});
+      mismatchList_.push_back({pid, address, b->size(), b->family(), family, b->stackId, stackId, t});
     noteStackUse(stackId, pid, t);
   }
   if (released) *released = *b;
-  b->live = false;
+  b->setLive(false);
   --liveCount_;
   ++freedCount_;
-  history_.released(pid, b->stackId, b->size, t);
-  currentBytes_ -= b->size;
+  history_.released(pid, b->stackId, b->size(), t);
+  currentBytes_ -= b->size();
   purgeFreedIfLarge();
   return true;
 }
 
 void Replay::purgeFreedIfLarge() {
   if (freedCount_ < kMinFreedToPurge || freedCount_ < 2 * liveCount_) return;
-  blocks_.retainIf([](uint32_t, uint64_t, const Block& b) { return b.live; });
+  blocks_.retainIf([](uint32_t, uint64_t, const Block& b) { return b.live(); });
   freedCount_ = 0;
 }
 
@@ -329,19 +329,19 @@ void Replay::reallocReturn(uint32_t pid, uint32_t tid, uint64_t address, uint64_
   bool inserted = false;
   Block& b = blocks_.insert(pid, stash.address, inserted);
   if (!inserted) {
-    if (b.live) {
-      history_.released(pid, b.stackId, b.size, t);
-      currentBytes_ -= b.size;
+    if (b.live()) {
+      history_.released(pid, b.stackId, b.size(), t);
+      currentBytes_ -= b.size();
       --liveCount_;
     } else {
       --freedCount_;
     }
   }
   b = stash.block;
-  b.live = true;
+  b.setLive(true);
   ++liveCount_;
-  history_.allocated(pid, b.stackId, b.size, t, /*newAllocation=*/false);
-  added(b.size, t);
+  history_.allocated(pid, b.stackId, b.size(), t, /*newAllocation=*/false);
+  added(b.size(), t);
 }
 
 void Replay::mapAnonymous(uint32_t pid, uint64_t address, uint64_t size, uint64_t t, uint32_t stackId) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -150,13 +151,45 @@ class Replay {
   const std::optional<RecordingEnd>& recordingEnd() const { return recordingEnd_; }
 
  private:
-  struct Block {
-    uint64_t size = 0;
-    uint64_t timeNs = 0;
+  // 20 bytes aligned to 4, so that a slot of the block table (address, pid, block) is 32
+  // bytes, two to a cache line. A plausible size (at most 2^56) leaves the top bits of
+  // its word to the family and the live flag.
+  class Block {
+   public:
+    Block() = default;
+    Block(uint64_t size, uint64_t timeNs, uint32_t stackId, bool live, Family family)
+        : stackId(stackId),
+          sizeWord_(size | uint64_t{static_cast<uint8_t>(family)} << kFamilyShift | uint64_t{live} << kLiveShift),
+          timeNs_(timeNs) {}
+    uint64_t size() const { return sizeWord_.get() & ((uint64_t{1} << kFamilyShift) - 1); }
+    uint64_t timeNs() const { return timeNs_.get(); }
+    // false: freed and not reused since (kept to spot double frees)
+    bool live() const { return sizeWord_.get() >> kLiveShift; }
+    void setLive(bool live) {
+      sizeWord_ = (sizeWord_.get() & ~(uint64_t{1} << kLiveShift)) | uint64_t{live} << kLiveShift;
+    }
+    Family family() const { return static_cast<Family>(sizeWord_.get() >> kFamilyShift & 0x3f); }
+
     uint32_t stackId = 0;
-    bool live = false;        // false: freed and not reused since (kept to spot double frees)
-    Family family = Family::Malloc;
+
+   private:
+    static constexpr unsigned kFamilyShift = 57, kLiveShift = 63;
+    // A 64-bit value stored 4-aligned.
+    class Word {
+     public:
+      Word(uint64_t v = 0) { std::memcpy(half_, &v, sizeof v); }
+      uint64_t get() const {
+        uint64_t v;
+        std::memcpy(&v, half_, sizeof v);
+        return v;
+      }
+
+     private:
+      uint32_t half_[2];
+    };
+    Word sizeWord_, timeNs_;
   };
+  static_assert(sizeof(Block) == 20 && alignof(Block) == 4);
   struct ReallocStash {
     uint64_t address = 0;     // 0: the old pointer was null or unknown
     Block block;
@@ -212,6 +245,7 @@ class Replay {
   bool stoppedEarly_ = false;
 
   FlatMap<Block> blocks_;  // (pid, address): live and freed-not-reused blocks
+  static_assert(sizeof(FlatMap<Block>::Slot) == 32);
   uint64_t liveCount_ = 0;
   uint64_t freedCount_ = 0;
   FlatMap<ReallocStash> stashes_;  // (pid, tid + 1): realloc calls in progress
@@ -244,11 +278,11 @@ class Replay {
 template <typename F>
 void Replay::forEachOutstanding(F&& f) const {
   blocks_.forEach([&](uint32_t pid, uint64_t address, const Block& b) {
-    if (b.live) f(Outstanding{pid, address, b.size, b.timeNs, b.stackId, b.family});
+    if (b.live()) f(Outstanding{pid, address, b.size(), b.timeNs(), b.stackId, b.family()});
   });
   // A realloc still in progress at the analysis point has not released its block yet.
   stashes_.forEach([&](uint32_t pid, uint64_t, const ReallocStash& s) {
-    if (s.address != 0) f(Outstanding{pid, s.address, s.block.size, s.block.timeNs, s.block.stackId, s.block.family});
+    if (s.address != 0) f(Outstanding{pid, s.address, s.block.size(), s.block.timeNs(), s.block.stackId, s.block.family()});
   });
   for (const auto& [id, r] : mmapRecords_) f(Outstanding{r.pid, r.start, r.bytes, r.timeNs, r.stackId});
   kernel_.forEachLive([&](uint32_t pid, uint64_t address, uint64_t bytes, uint64_t t, uint32_t stackId,

@@ -373,7 +373,7 @@ void EventDecoder::begin(PackedEvents::Reader packed, uint64_t baseTimeNs, uint6
   thread_ = VarintReader(packed.getThread());
   address_ = VarintReader(packed.getAddress());
   oneThread_ = packed.getThread().size() == 0;
-  nextDefinition_ = 0;
+  nextInfoId_ = 1;
   timeNs_ = baseTimeNs;
   releases_.clear();
   firstAllocation_ = packed.getFirstAllocation();
@@ -395,7 +395,8 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
   const uint64_t resolution = resolution_;
   const uint32_t tableSize = tableSize_, window = window_;
   const bool oneThread = oneThread_;
-  uint64_t nextDefinition = nextDefinition_, time = timeNs_, nextSerial = nextSerial_;
+  uint32_t nextInfoId = nextInfoId_;
+  uint64_t time = timeNs_, nextSerial = nextSerial_;
   const uint64_t firstAllocation = firstAllocation_;
   ReleaseHistory& releases = releases_;
   const auto threadCount = static_cast<uint32_t>(threadTable_.size());
@@ -403,7 +404,9 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
   for (size_t i = at; i < end; ++i) {
     uint64_t id = info.next();
     if (id == 0) {
-      id = nextDefinition++ % tableSize + 1;
+      // Ids are given in order, 1 to tableSize and round again.
+      id = nextInfoId;
+      nextInfoId = nextInfoId == tableSize ? 1 : nextInfoId + 1;
       if (id >= infos_.size()) infos_.resize(id + 1);
       Info& d = infos_[id];
       const uint64_t kind = definitions_.next();
@@ -474,7 +477,7 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
   time_ = timeStream;
   thread_ = thread;
   address_ = address;
-  nextDefinition_ = nextDefinition;
+  nextInfoId_ = nextInfoId;
   timeNs_ = time;
   nextSerial_ = nextSerial;
   remaining_ = left;

@@ -221,9 +221,9 @@ class EventDecoder {
   std::vector<std::pair<uint32_t, uint32_t>> threadTable_;  // this chunk's (pid, tid)
   // Where decoding of the current chunk stands.
   VarintReader definitions_, info_, time_, thread_, address_;
-  uint32_t remaining_ = 0, tableSize_ = 1, window_ = 1;
+  uint32_t remaining_ = 0, tableSize_ = 1, window_ = 1, nextInfoId_ = 1;
   bool oneThread_ = true;
-  uint64_t resolution_ = 1, nextDefinition_ = 0, timeNs_ = 0, nextSerial_ = 0, firstAllocation_ = 0;
+  uint64_t resolution_ = 1, timeNs_ = 0, nextSerial_ = 0, firstAllocation_ = 0;
 };
 
 // Appends `v` as a LEB128 varint.
