@@ -73,8 +73,7 @@ void WindowedDeltas::rescale(uint64_t toWidthNs) {
   earlier = std::move(merged);
 }
 
-uint32_t HeapHistory::windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
-  if (rel >= cursor.begin && rel < cursor.end && cursor.widthNs == widthNs) return cursor.index;
+uint32_t HeapHistory::windowOfSlow(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
   while (rel / widthNs >= windows) widthNs *= 2;
   cursor.widthNs = widthNs;
   cursor.index = static_cast<uint32_t>(rel / widthNs);
@@ -97,16 +96,13 @@ ProcessWindow& HeapHistory::processWindow(ProcessState& p, uint64_t t) {
   return p.windows[index];
 }
 
-HeapHistory::ProcessState& HeapHistory::process(uint32_t pid) {
-  if (lastProcess_ == nullptr || pid != lastPid_) {
-    lastProcess_ = &processes_[pid];
-    lastPid_ = pid;
-  }
+HeapHistory::ProcessState& HeapHistory::processSlow(uint32_t pid) {
+  lastProcess_ = &processes_[pid];
+  lastPid_ = pid;
   return *lastProcess_;
 }
 
-HeapHistory::StackState* HeapHistory::stack(ProcessState& p, uint32_t pid, uint32_t stackId, bool create) {
-  if (stackId < p.denseStacks.size() && p.denseStacks[stackId] != 0) return &stacks_[p.denseStacks[stackId] - 1];
+HeapHistory::StackState* HeapHistory::stackSlow(ProcessState& p, uint32_t pid, uint32_t stackId, bool create) {
   if (!sparseStacks_.empty())
     if (const auto it = sparseStacks_.find(key(pid, stackId)); it != sparseStacks_.end()) return &stacks_[it->second];
   if (!create) return nullptr;

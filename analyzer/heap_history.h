@@ -112,11 +112,26 @@ class HeapHistory {
   uint64_t relative(uint64_t t) const { return t > startNs_ ? t - startNs_ : 0; }
   uint32_t stackWindow(uint64_t t);
   ProcessWindow& processWindow(ProcessState& p, uint64_t t);
-  ProcessState& process(uint32_t pid);
+  // The common cases inline (the last process, a stack id the recorder handed out, the
+  // window of the event before), the others out of line.
+  ProcessState& process(uint32_t pid) {
+    if (lastProcess_ != nullptr && pid == lastPid_) [[likely]] return *lastProcess_;
+    return processSlow(pid);
+  }
+  [[gnu::noinline]] ProcessState& processSlow(uint32_t pid);
   // The state of (pid, stackId); nullptr when absent and !create.
-  StackState* stack(ProcessState& p, uint32_t pid, uint32_t stackId, bool create);
+  StackState* stack(ProcessState& p, uint32_t pid, uint32_t stackId, bool create) {
+    if (stackId < p.denseStacks.size() && p.denseStacks[stackId] != 0) [[likely]]
+      return &stacks_[p.denseStacks[stackId] - 1];
+    return stackSlow(p, pid, stackId, create);
+  }
+  [[gnu::noinline]] StackState* stackSlow(ProcessState& p, uint32_t pid, uint32_t stackId, bool create);
   const StackState* findStack(uint32_t pid, uint32_t stackId) const;
-  static uint32_t windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor);
+  static uint32_t windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
+    if (rel >= cursor.begin && rel < cursor.end && cursor.widthNs == widthNs) [[likely]] return cursor.index;
+    return windowOfSlow(rel, widthNs, windows, cursor);
+  }
+  [[gnu::noinline]] static uint32_t windowOfSlow(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor);
   static uint64_t key(uint32_t pid, uint32_t stackId) { return uint64_t{pid} << 32 | stackId; }
 
   uint64_t startNs_ = 0;
