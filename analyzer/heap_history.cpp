@@ -108,6 +108,7 @@ HeapHistory::StackState* HeapHistory::stackSlow(ProcessState& p, uint32_t pid, u
   if (!create) return nullptr;
   const auto index = static_cast<uint32_t>(stacks_.size());
   stacks_.push_back(StackState{pid, stackId, {}, {}});
+  created_ = true;
   // Recorders hand out ids 1, 2, 3...: those are found by index. An id far beyond the ones
   // seen (a damaged or hostile file) goes to the map instead of growing the vector.
   constexpr uint32_t kDenseStackLimit = 1u << 24;
@@ -128,9 +129,11 @@ const HeapHistory::StackState* HeapHistory::findStack(uint32_t pid, uint32_t sta
   return it == sparseStacks_.end() ? nullptr : &stacks_[it->second];
 }
 
-void HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation) {
+bool HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation) {
   ProcessState& p = process(pid);
+  created_ = false;
   StackState& s = *stack(p, pid, stackId, true);
+  const bool created = created_;
   if (newAllocation) {
     ++s.totals.allocations;
     s.totals.bytes += bytes;
@@ -150,6 +153,7 @@ void HeapHistory::allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint
     ++pw.allocations;
   }
   pw.peakBytes = std::max(pw.peakBytes, p.current);
+  return created;
 }
 
 void HeapHistory::released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t) {

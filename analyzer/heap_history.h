@@ -70,7 +70,8 @@ class HeapHistory {
   void begin(uint64_t startTimeNs) { startNs_ = startTimeNs; }
   // `t` is absolute trace time; events before the start count in the first window.
   // newAllocation=false: a block coming back (a failed realloc keeps its old block).
-  void allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation = true);
+  // Returns true when this is the first allocation of (pid, stackId) seen.
+  bool allocated(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t, bool newAllocation = true);
   void released(uint32_t pid, uint32_t stackId, uint64_t bytes, uint64_t t);
 
   const StackTotals* totals(uint32_t pid, uint32_t stackId) const;
@@ -126,6 +127,7 @@ class HeapHistory {
     return stackSlow(p, pid, stackId, create);
   }
   [[gnu::noinline]] StackState* stackSlow(ProcessState& p, uint32_t pid, uint32_t stackId, bool create);
+  bool created_ = false;  // set when stackSlow() made a new state
   const StackState* findStack(uint32_t pid, uint32_t stackId) const;
   static uint32_t windowOf(uint64_t rel, uint64_t& widthNs, uint32_t windows, WindowCursor& cursor) {
     if (rel >= cursor.begin && rel < cursor.end && cursor.widthNs == widthNs) [[likely]] return cursor.index;

@@ -260,9 +260,10 @@ void Replay::allocate(uint32_t pid, uint64_t address, uint64_t size, uint64_t t,
   }
   b = Block{size, t, stackId, true, family};
   ++liveCount_;
-  history_.allocated(pid, stackId, size, t);
+  // A stack that already has a state in the history was noted when that state was made.
+  const bool firstInProcess = history_.allocated(pid, stackId, size, t);
   added(size, t);
-  noteStackUse(stackId, pid, t);
+  if (firstInProcess) noteStackUse(stackId, pid, t);
 }
 
 bool Replay::release(uint32_t pid, uint64_t address, uint64_t t, Block* released, Family family,
