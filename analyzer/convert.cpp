@@ -26,7 +26,7 @@ ConversionResult convertTrace(const std::filesystem::path& from, const std::file
       for (auto s : chunk->getStacks()) {
         std::vector<uint64_t> frames;
         for (uint64_t f : s.getFrames()) frames.push_back(f);
-        builder.addStack(s.getId(), frames);
+        builder.addStack(s.getId(), frames, s.getIncomplete());
       }
       for (auto m : chunk->getMappings()) builder.addMapping(schema::readMapping(m));
       for (auto p : chunk->getProcesses()) builder.addProcessEvent(schema::readProcess(p));

@@ -20,6 +20,7 @@ namespace heaptrail {
 namespace {
 
 const std::filesystem::path kV1 = HEAPTRAIL_V1_FIXTURES;
+const std::filesystem::path kV2 = HEAPTRAIL_V2_FIXTURES;
 
 std::string readFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -129,6 +130,32 @@ TEST_P(V1Fixture, Version2AtTheDefaultResolutionGivesTheSameAnalysisWithinIt) {
 INSTANTIATE_TEST_SUITE_P(TraceVersions, V1Fixture,
                          ::testing::Values("synthetic", "synthetic-kernel", "threads", "cpp_mismatch",
                                            "thread_exit", "fork_leak", "aged", "churn", "jq", "sqlite3"));
+
+// Version-2 traces (the first packed coding) written before the coding of version 3.
+class V2Fixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(V2Fixture, ReadsAsVersion2WithTheSameAnalysis) {
+  const std::string name = GetParam();
+  schema::TraceReader reader(kV2 / (name + ".htr"));
+  EXPECT_EQ(reader.header().getSchemaVersion(), 2u);
+  expectSameAnalysis(analyzeJson(name, {}, kV2), kV2 / (name + ".json"));
+}
+
+// Rewritten in the current coding (the version-2 fixtures' own time resolution), they
+// give exactly the same analysis.
+TEST_P(V2Fixture, CurrentCodingOfTheSameTraceGivesTheSameAnalysis) {
+  const std::string name = GetParam();
+  testing::TempDir dir;
+  schema::EncodingOptions options;
+  options.timeResolutionNs = schema::TraceReader(kV2 / (name + ".htr")).timeResolutionNs();
+  analyzer::convertTrace(kV2 / (name + ".htr"), dir / (name + ".htr"), options);
+  schema::TraceReader reader(dir / (name + ".htr"));
+  EXPECT_EQ(reader.header().getSchemaVersion(), schema::CURRENT_SCHEMA_VERSION);
+  expectSameAnalysis(analyzeJson(name, {}, dir.path()), kV2 / (name + ".json"));
+}
+
+INSTANTIATE_TEST_SUITE_P(TraceVersions, V2Fixture,
+                         ::testing::Values("synthetic", "synthetic-kernel", "threads", "churn", "cross_threads"));
 
 TEST(TraceVersions, V1AnalysisAtAPointInTime) {
   expectSameAnalysis(analyzeJson("synthetic", {"--at", "3ms"}), kV1 / "synthetic.at3ms.json");
