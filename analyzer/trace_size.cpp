@@ -68,7 +68,9 @@ TraceSize measureTraceSize(const std::filesystem::path& path) {
         putData(columns["time"], p.getTime());
         putData(columns["thread"], p.getThread());
         putData(columns["info (kind, size, stack, function)"], p.getInfo());
-        putData(columns["info definitions"], p.getInfos());
+        auto& definitions = columns["info definitions"];
+        for (auto column : {p.getInfos(), p.getInfoKinds(), p.getInfoSizes(), p.getInfoStacks(), p.getInfoFunctions()})
+          putData(definitions, column);
         auto& threads = columns["thread table"];
         for (auto t : p.getThreads()) {
           schema::putVarint(threads, t.getPid());

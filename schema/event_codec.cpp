@@ -32,9 +32,11 @@ uint64_t classKey(uint64_t blockClass, const ThreadCoding& tc) {
 
 void resetCoding(ThreadCoding (&coding)[ThreadCoding::kThreadStates], uint64_t firstAllocation) {
   for (unsigned i = 0; i < ThreadCoding::kThreadStates; ++i) {
-    coding[i] = ThreadCoding{};
-    coding[i].index = i;
-    coding[i].previousRelease = firstAllocation - 1;
+    ThreadCoding& tc = coding[i];
+    tc.previousAllocation = tc.previousSize = tc.previousLiteral = 0;
+    tc.index = i;
+    tc.previousRelease = tc.previousReleaseWithoutRanks = firstAllocation - 1;
+    tc.recent.clear();
   }
 }
 
@@ -78,31 +80,46 @@ void ReleaseHistory::add(uint64_t address, uint64_t blockClass) {
     e = {blockClass, static_cast<uint32_t>(used_), generation_};
     if (used_ == classes_.size()) classes_.emplace_back();
     classes_[used_].addresses.clear();
-    classes_[used_].count = 0;
     ++used_;
   }
-  Class& c = classes_[e.index];
-  if (c.addresses.size() < kMaxRank)
-    c.addresses.push_back(address);
-  else
-    c.addresses[c.count % kMaxRank] = address;
-  ++c.count;
+  classes_[e.index].addresses.add(address, kMaxRank);
 }
 
 int ReleaseHistory::rankOf(uint64_t address, uint64_t blockClass) const {
   const Class* c = find(blockClass);
   if (!c) return -1;
-  const uint64_t n = c->addresses.size();
-  for (uint64_t rank = 0; rank < n; ++rank)
-    if (c->addresses[(c->count - 1 - rank) % kMaxRank] == address) return static_cast<int>(rank);
+  const size_t n = c->addresses.size();
+  for (size_t rank = 0; rank < n; ++rank)
+    if (c->addresses.at(rank) == address) return static_cast<int>(rank);
   return -1;
 }
 
 uint64_t ReleaseHistory::at(unsigned rank, uint64_t blockClass) const {
   const Class* c = find(blockClass);
   if (!c || rank >= c->addresses.size()) return 0;
-  return c->addresses[(c->count - 1 - rank) % kMaxRank];
+  return c->addresses.at(rank);
 }
+
+void ReleaseHistory::remove(unsigned rank, uint64_t blockClass) {
+  Class* c = find(blockClass);
+  if (c && rank < c->addresses.size()) c->addresses.remove(rank);
+}
+
+int rankOfSerial(const RecentList<RecentBlock>& blocks, uint64_t serial) {
+  // Ranks count from the newest, whose number is the largest: binary search by rank.
+  size_t low = 0, high = blocks.size();
+  while (low < high) {
+    const size_t mid = low + (high - low) / 2;
+    const uint64_t s = blocks.at(mid).serial;
+    if (s == serial) return static_cast<int>(mid);
+    if (s > serial)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return -1;
+}
+
 
 void DecodedEvents::resize(size_t n) {
   kind.resize(n);
@@ -126,6 +143,8 @@ EventEncoder::EventEncoder(EncodingOptions options) : options_(options) {
   options_.timeResolutionNs = std::max<uint64_t>(options_.timeResolutionNs, 1);
   options_.allocationWindow = std::clamp<uint32_t>(std::bit_ceil(options_.allocationWindow), kWays, kMaxAllocationWindow);
   options_.maxInfos = std::clamp<uint32_t>(options_.maxInfos, 1, kMaxInfoId);
+  options_.coding = std::min(options_.coding, kCurrentCoding);
+  options_.releaseRanks = options_.coding >= 1 ? std::min(options_.releaseRanks, kMaxReleaseRanks) : 0;
   live_.resize(options_.allocationWindow * 2);
   beginChunk();
 }
@@ -134,7 +153,9 @@ size_t EventEncoder::memoryBytes() const {
   return live_.capacity() * sizeof(Live) + infoById_.capacity() * sizeof(InfoKey) +
          infoIds_.size() * (sizeof(InfoKey) + sizeof(uint32_t) + 2 * sizeof(void*)) +
          infoIds_.bucket_count() * sizeof(void*) + infoBytes_.capacity() + timeBytes_.capacity() +
-         threadBytes_.capacity() + addressBytes_.capacity();
+         threadBytes_.capacity() + addressBytes_.capacity() + infoKinds_.capacity() + infoSizes_.capacity() +
+         infoStacks_.capacity() + infoFunctions_.capacity() + addressBytesWithoutRanks_.capacity() +
+         ThreadCoding::kThreadStates * options_.releaseRanks * sizeof(RecentBlock);
 }
 
 uint32_t EventEncoder::infoId(const InfoKey& key) {
@@ -149,11 +170,19 @@ uint32_t EventEncoder::infoId(const InfoKey& key) {
     infoById_[id - 1] = key;
   }
   infoIds_.emplace(key, id);
-  putVarint(infoDefinitions_, static_cast<uint64_t>(key.kind));
-  putVarint(infoDefinitions_, key.size);
-  putVarint(infoDefinitions_, key.stackId);
-  putVarint(infoDefinitions_, key.function);
-  putVarint(infoDefinitions_, allocates(key.kind) ? 1 : 0);
+  if (options_.coding >= 1) {
+    // Columns: each compresses well on its own (kinds and functions repeat, sizes do not).
+    putVarint(infoKinds_, static_cast<uint64_t>(key.kind) * 2 + (allocates(key.kind) ? 1 : 0));
+    putVarint(infoSizes_, key.size);
+    putVarint(infoStacks_, key.stackId);
+    putVarint(infoFunctions_, key.function);
+  } else {
+    putVarint(infoDefinitions_, static_cast<uint64_t>(key.kind));
+    putVarint(infoDefinitions_, key.size);
+    putVarint(infoDefinitions_, key.stackId);
+    putVarint(infoDefinitions_, key.function);
+    putVarint(infoDefinitions_, allocates(key.kind) ? 1 : 0);
+  }
   return 0;  // "the next definition"
 }
 
@@ -167,7 +196,7 @@ EventEncoder::Live* EventEncoder::findLive(uint64_t address) {
   return nullptr;
 }
 
-void EventEncoder::addLive(uint64_t address, uint64_t serial, uint64_t size) {
+void EventEncoder::addLive(uint64_t address, uint64_t serial, uint64_t size, unsigned state) {
   const size_t sets = live_.size() / kWays;
   const size_t set = static_cast<size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> 40) & (sets - 1);
   Live* victim = &live_[set * kWays];
@@ -179,7 +208,7 @@ void EventEncoder::addLive(uint64_t address, uint64_t serial, uint64_t size) {
     }
     if (e.serial < victim->serial) victim = &e;
   }
-  *victim = {address, serial, size};
+  *victim = Live{address, serial, state, size};
 }
 
 uint64_t EventEncoder::quantize(uint64_t t) const {
@@ -198,6 +227,11 @@ void EventEncoder::beginChunk() {
   infoById_.clear();
   definitions_ = 0;
   infoDefinitions_.clear();
+  infoKinds_.clear();
+  infoSizes_.clear();
+  infoStacks_.clear();
+  infoFunctions_.clear();
+  addressBytesWithoutRanks_.clear();
   infoBytes_.clear();
   timeBytes_.clear();
   threadBytes_.clear();
@@ -224,44 +258,91 @@ void EventEncoder::add(const EventRecord& e) {
   ThreadCoding& tc = coding_[std::min<uint32_t>(it->second, ThreadCoding::kThreadStates - 1)];
 
   const uint64_t a = e.address;
+  const bool ranks = options_.releaseRanks > 0;
   if (a == 0) {
     putVarint(addressBytes_, 0);
+    if (ranks) putVarint(addressBytesWithoutRanks_, 0);
   } else if (allocates(e.kind)) {
     uint64_t code = 0;
     if (options_.allocationPrediction) {
-      if (tc.previousAllocation != 0 && a == tc.previousAllocation + predictedNextBlockOffset(tc.previousSize))
+      const uint64_t blockClass = classKey(predictedNextBlockOffset(e.size), tc);
+      if (tc.previousAllocation != 0 && a == tc.previousAllocation + predictedNextBlockOffset(tc.previousSize)) {
         code = kAllocationPredicted;
-      else if (const int rank = releases_.rankOf(a, classKey(predictedNextBlockOffset(e.size), tc)); rank >= 0)
+      } else if (const int rank = releases_.rankOf(a, blockClass); rank >= 0) {
         code = kAllocationReused + static_cast<uint64_t>(rank);
+        if (options_.coding >= 1) releases_.remove(static_cast<unsigned>(rank), blockClass);
+      }
     }
     if (code == 0) code = kAllocationDelta + zigzag(static_cast<int64_t>(a - tc.previousAllocation));
     putVarint(addressBytes_, code);
+    if (ranks) {
+      putVarint(addressBytesWithoutRanks_, code);
+      tc.recent.add({nextSerial_, a}, options_.releaseRanks);
+    }
     tc.previousAllocation = a;
     tc.previousSize = e.size;
-    addLive(a, nextSerial_++, e.size);
+    addLive(a, nextSerial_++, e.size, tc.index);
   } else {
-    Live* live = options_.releaseReferences ? findLive(a) : nullptr;
-    uint64_t blockClass = 0;
-    if (live) {
-      putVarint(addressBytes_, 2 * zigzag(static_cast<int64_t>(live->serial - tc.previousRelease)) + 1);
-      tc.previousRelease = live->serial;
-      // Only a block of this chunk has a known class: the chunk must decode alone.
-      if (live->serial >= firstAllocation_) blockClass = predictedNextBlockOffset(live->size);
-      live->address = 0;
-    } else {
-      putVarint(addressBytes_, 2 + 2 * zigzag(static_cast<int64_t>(a - tc.previousLiteral)));
-      tc.previousLiteral = a;
-    }
-    releases_.add(a, blockClass ? classKey(blockClass, tc) : 0);
+    addRelease(e, tc);
   }
+}
+
+void EventEncoder::addRelease(const EventRecord& e, ThreadCoding& tc) {
+  const uint64_t a = e.address;
+  const uint64_t shift = options_.releaseRanks;  // the codes below R are ranks
+  Live* live = options_.releaseReferences ? findLive(a) : nullptr;
+  uint64_t blockClass = 0;
+  if (live) {
+    const uint64_t serial = live->serial;
+    int rank = -1;
+    if (shift > 0) {
+      if (serial >= firstAllocation_) {
+        // Taken out of its thread state's recent blocks, whichever way it is named.
+        ThreadCoding& owner = coding_[live->state];
+        if (const int at = rankOfSerial(owner.recent, serial); at >= 0) {
+          if (&owner == &tc) rank = at;
+          owner.recent.remove(static_cast<size_t>(at));
+        }
+      }
+      putVarint(addressBytesWithoutRanks_, 2 * zigzag(static_cast<int64_t>(serial - tc.previousReleaseWithoutRanks)) + 1);
+      tc.previousReleaseWithoutRanks = serial;
+    }
+    if (rank >= 0) {
+      putVarint(addressBytes_, 1 + static_cast<uint64_t>(rank));
+    } else {
+      putVarint(addressBytes_, shift + 2 * zigzag(static_cast<int64_t>(serial - tc.previousRelease)) + 1);
+      tc.previousRelease = serial;
+    }
+    // Only a block of this chunk has a known class: the chunk must decode alone.
+    if (serial >= firstAllocation_) blockClass = predictedNextBlockOffset(live->size);
+    live->address = 0;
+  } else {
+    const uint64_t zz = zigzag(static_cast<int64_t>(a - tc.previousLiteral));
+    putVarint(addressBytes_, shift + 2 + 2 * zz);
+    if (shift > 0) putVarint(addressBytesWithoutRanks_, 2 + 2 * zz);
+    tc.previousLiteral = a;
+  }
+  releases_.add(a, blockClass ? classKey(blockClass, tc) : 0);
 }
 
 uint64_t EventEncoder::finish(PackedEvents::Builder out) {
   out.setCount(static_cast<uint32_t>(count_));
   out.setFirstAllocation(firstAllocation_);
   out.setAllocationWindow(options_.allocationWindow);
-  out.setInfos(bytes(infoDefinitions_));
   out.setInfoTableSize(options_.maxInfos);
+  // Coding 1: the release ranks only where they shorten the stream (a chunk of releases
+  // in random order, perl's at exit, names few recent blocks and its numbers get longer).
+  const bool ranks = options_.releaseRanks > 0 && addressBytes_.size() <= addressBytesWithoutRanks_.size();
+  if (options_.coding >= 1) {
+    out.setCoding(options_.coding);
+    out.setInfoKinds(bytes(infoKinds_));
+    out.setInfoSizes(bytes(infoSizes_));
+    out.setInfoStacks(bytes(infoStacks_));
+    out.setInfoFunctions(bytes(infoFunctions_));
+    out.setReleaseRanks(ranks ? options_.releaseRanks : 0);
+  } else {
+    out.setInfos(bytes(infoDefinitions_));
+  }
   auto list = out.initThreads(static_cast<unsigned>(threads_.size()));
   for (unsigned i = 0; i < threads_.size(); ++i) {
     list[i].setPid(threads_[i].first);
@@ -270,7 +351,7 @@ uint64_t EventEncoder::finish(PackedEvents::Builder out) {
   out.setInfo(bytes(infoBytes_));
   out.setTime(bytes(timeBytes_));
   if (threads_.size() > 1) out.setThread(bytes(threadBytes_));
-  out.setAddress(bytes(addressBytes_));
+  out.setAddress(bytes(ranks || options_.releaseRanks == 0 ? addressBytes_ : addressBytesWithoutRanks_));
   const uint64_t base = base_;
   beginChunk();
   return base;
@@ -351,7 +432,15 @@ void EventDecoder::begin(PackedEvents::Reader packed, uint64_t baseTimeNs, uint6
   remaining_ = 0;
   resolution_ = std::max<uint64_t>(timeResolutionNs, 1);
   const uint32_t n = packed.getCount();
+  chunkCoding_ = packed.getCoding();
+  KJ_REQUIRE(chunkCoding_ <= kCurrentCoding, "events coded by a newer heaptrail (PackedEvents.coding)");
+  ranks_ = chunkCoding_ >= 1 ? packed.getReleaseRanks() : 0;
+  KJ_REQUIRE(ranks_ <= kMaxReleaseRanks, "implausible release ranks");
   definitions_ = VarintReader(packed.getInfos());
+  kinds_ = VarintReader(packed.getInfoKinds());
+  sizes_ = VarintReader(packed.getInfoSizes());
+  stacks_ = VarintReader(packed.getInfoStacks());
+  functions_ = VarintReader(packed.getInfoFunctions());
   tableSize_ = packed.getInfoTableSize();
   KJ_REQUIRE(tableSize_ >= 1 && tableSize_ <= kMaxInfoId, "implausible info table");
   // Infos belong to their chunk.
@@ -385,6 +474,30 @@ void EventDecoder::begin(PackedEvents::Reader packed, uint64_t baseTimeNs, uint6
   remaining_ = n;
 }
 
+void EventDecoder::define(Info& d) {
+  uint64_t kind = 0, stack = 0, function = 0;
+  if (chunkCoding_ >= 1) {
+    kind = kinds_.next();
+    d.allocates = kind & 1;
+    kind >>= 1;
+    d.size = sizes_.next();
+    stack = stacks_.next();
+    function = functions_.next();
+  } else {
+    kind = definitions_.next();
+    d.size = definitions_.next();
+    stack = definitions_.next();
+    function = definitions_.next();
+    d.allocates = definitions_.next() != 0;
+  }
+  KJ_REQUIRE(kind <= 0xffff, "implausible event kind");
+  KJ_REQUIRE(stack <= UINT32_MAX && function <= UINT16_MAX, "implausible info");
+  d.kind = static_cast<EventKind>(kind);
+  d.stackId = static_cast<uint32_t>(stack);
+  d.function = static_cast<uint16_t>(function);
+  d.defined = true;
+}
+
 void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
   KJ_REQUIRE(count <= remaining_);
   // A damaged stream ends the chunk: nothing more is decoded from it.
@@ -398,6 +511,8 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
   uint32_t nextInfoId = nextInfoId_;
   uint64_t time = timeNs_, nextSerial = nextSerial_;
   const uint64_t firstAllocation = firstAllocation_;
+  const uint32_t chunkCoding = chunkCoding_;
+  const uint64_t ranks = ranks_;
   ReleaseHistory& releases = releases_;
   const auto threadCount = static_cast<uint32_t>(threadTable_.size());
   const size_t end = at + count;
@@ -408,17 +523,7 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
       id = nextInfoId;
       nextInfoId = nextInfoId == tableSize ? 1 : nextInfoId + 1;
       if (id >= infos_.size()) infos_.resize(id + 1);
-      Info& d = infos_[id];
-      const uint64_t kind = definitions_.next();
-      KJ_REQUIRE(kind <= 0xffff, "implausible event kind");
-      d.kind = static_cast<EventKind>(kind);
-      d.size = definitions_.next();
-      const uint64_t stack = definitions_.next(), function = definitions_.next();
-      KJ_REQUIRE(stack <= UINT32_MAX && function <= UINT16_MAX, "implausible info");
-      d.stackId = static_cast<uint32_t>(stack);
-      d.function = static_cast<uint16_t>(function);
-      d.allocates = definitions_.next() != 0;
-      d.defined = true;
+      define(infos_[id]);
     }
     KJ_REQUIRE(id < infos_.size() && infos_[id].defined, "event refers to an undefined info (a damaged chunk before?)");
     const Info& in = infos_[id];
@@ -442,31 +547,50 @@ void EventDecoder::next(DecodedEvents& out, size_t at, uint32_t count) {
       if (code == kAllocationPredicted) {
         a = tc.previousAllocation + predictedNextBlockOffset(tc.previousSize);
       } else if (code < kAllocationDelta) {
-        a = releases.at(static_cast<unsigned>(code - kAllocationReused), classKey(predictedNextBlockOffset(in.size), tc));
+        const auto rank = static_cast<unsigned>(code - kAllocationReused);
+        const uint64_t blockClass = classKey(predictedNextBlockOffset(in.size), tc);
+        a = releases.at(rank, blockClass);
         KJ_REQUIRE(a != 0, "allocation refers to a release that is not there");
+        if (chunkCoding >= 1) releases.remove(rank, blockClass);
       } else {
         a = tc.previousAllocation + static_cast<uint64_t>(unzigzag(code - kAllocationDelta));
       }
       tc.previousAllocation = a;
       tc.previousSize = in.size;
       if (a != 0) {
-        ring_[nextSerial & (window - 1)] = {nextSerial, a, in.size};
+        ring_[nextSerial & (window - 1)] = Slot{nextSerial, tc.index, a, in.size};
+        if (ranks) tc.recent.add({nextSerial, a}, ranks);
         ++nextSerial;
       }
     } else {
       uint64_t blockClass = 0;
-      if (code & 1) {
-        const uint64_t serial = tc.previousRelease + static_cast<uint64_t>(unzigzag(code >> 1));
+      if (code - 1 < ranks) {
+        // Coding 1: a recent block of this thread state, by rank.
+        KJ_REQUIRE(code - 1 < tc.recent.size(), "release refers to a recent block that is not there");
+        const RecentBlock b = tc.recent.at(code - 1);
+        tc.recent.remove(code - 1);
+        a = b.address;
+        const Slot& s = ring_[b.serial & (window - 1)];
+        blockClass = s.serial == b.serial ? predictedNextBlockOffset(s.size) : 0;
+      } else if ((code - ranks) & 1) {
+        const uint64_t serial = tc.previousRelease + static_cast<uint64_t>(unzigzag((code - ranks) >> 1));
         tc.previousRelease = serial;
         const Slot& s = ring_[serial & (window - 1)];
         if (serial < nextSerial && nextSerial - serial <= window && s.serial == serial) {
           a = s.address;
-          if (serial >= firstAllocation) blockClass = predictedNextBlockOffset(s.size);
+          if (serial >= firstAllocation) {
+            blockClass = predictedNextBlockOffset(s.size);
+            if (ranks) {
+              // Taken out of its thread state's recent blocks.
+              ThreadCoding& owner = coding_[s.state];
+              if (const int at = rankOfSerial(owner.recent, serial); at >= 0) owner.recent.remove(static_cast<size_t>(at));
+            }
+          }
         } else {
           a = kUnresolvedAddress;
         }
       } else {
-        a = tc.previousLiteral + static_cast<uint64_t>(unzigzag((code - 2) >> 1));
+        a = tc.previousLiteral + static_cast<uint64_t>(unzigzag((code - ranks - 2) >> 1));
         tc.previousLiteral = a;
       }
       releases.add(a, blockClass ? classKey(blockClass, tc) : 0);

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "schema/records.h"
@@ -25,8 +26,20 @@ inline constexpr uint32_t kMaxInfoId = 1u << 18;
 // allocate more than ~45 MiB for them.
 inline constexpr uint32_t kMaxChunkEvents = 1u << 20;
 
+// PackedEvents.coding: 0 (schema version 2), 1 (version 3, what writers write).
+inline constexpr uint32_t kCurrentCoding = 1;
+// PackedEvents.releaseRanks a reader accepts (a release by rank moves up to this many
+// recent blocks: a crafted chunk stays cheap to decode).
+inline constexpr uint32_t kMaxReleaseRanks = 256;
+
 struct EncodingOptions {
   uint64_t timeResolutionNs = 1;
+  // PackedEvents.coding to write (0: version 2's, for measurements and tests).
+  uint32_t coding = kCurrentCoding;
+  // Coding 1: releases name one of the thread's this many newest blocks by rank (0: never).
+  // Per chunk the encoder keeps the ranks only where they make the chunk's address
+  // stream shorter.
+  uint32_t releaseRanks = 127;
   // Times are rounded down to a multiple of the resolution counted from here (the
   // trace's start: no event is moved before it). TraceWriter::encoding() has it.
   uint64_t timeOriginNs = 0;
@@ -58,6 +71,45 @@ struct DecodedEvents {
 // never a real block, so the replay counts a free of an unknown address.
 inline constexpr uint64_t kUnresolvedAddress = ~uint64_t{0};
 
+// The newest `capacity` of a sequence of values, oldest dropped first, where any value can
+// also be taken out by its rank (0 = newest): a ring, so that adding is O(1) and taking
+// out rank r moves the r newer values.
+template <typename T>
+class RecentList {
+ public:
+  size_t size() const { return n_; }
+  void clear() {
+    values_.clear();
+    first_ = n_ = 0;
+  }
+  void add(const T& v, size_t capacity) {
+    if (n_ < values_.size()) {
+      values_[index(n_)] = v;
+      ++n_;
+    } else if (values_.size() < capacity) {
+      values_.push_back(v);  // first_ is 0 until the ring is full
+      ++n_;
+    } else if (!values_.empty()) {
+      values_[first_] = v;
+      first_ = first_ + 1 == values_.size() ? 0 : first_ + 1;
+    }
+  }
+  const T& at(size_t rank) const { return values_[index(n_ - 1 - rank)]; }
+  void remove(size_t rank) {
+    for (size_t i = n_ - 1 - rank; i + 1 < n_; ++i) values_[index(i)] = values_[index(i + 1)];
+    --n_;
+  }
+
+ private:
+  // Position of the i-th oldest value.
+  size_t index(size_t i) const {
+    const size_t p = first_ + i;
+    return p < values_.size() ? p : p - values_.size();
+  }
+  std::vector<T> values_;
+  size_t first_ = 0, n_ = 0;
+};
+
 // The releases of a chunk so far, by the size class of the block each released (when it
 // is known): an allocator hands a block just given back to the next request of the same
 // class (glibc's tcache and fastbins are LIFO per class). The last kMaxRank of each class
@@ -71,11 +123,12 @@ class ReleaseHistory {
   int rankOf(uint64_t address, uint64_t blockClass) const;
   // The address at `rank` among the latest releases of class `blockClass`, 0 if none.
   uint64_t at(unsigned rank, uint64_t blockClass) const;
+  // Coding 1: the release at `rank` of class `blockClass` was handed out again.
+  void remove(unsigned rank, uint64_t blockClass);
 
  private:
   struct Class {
-    std::vector<uint64_t> addresses;  // a ring of up to kMaxRank, oldest overwritten
-    uint64_t count = 0;
+    RecentList<uint64_t> addresses;  // up to kMaxRank, oldest dropped
   };
   // Open addressing from class to index into classes_; an entry of an earlier chunk's
   // generation is empty, so that clear() (once per chunk) touches nothing.
@@ -85,6 +138,7 @@ class ReleaseHistory {
     uint32_t generation = 0;
   };
   const Class* find(uint64_t blockClass) const;
+  Class* find(uint64_t blockClass) { return const_cast<Class*>(std::as_const(*this).find(blockClass)); }
   size_t home(uint64_t blockClass) const {
     return static_cast<size_t>((blockClass * 0x9E3779B97F4A7C15ull) >> 32) & (table_.size() - 1);
   }
@@ -96,6 +150,15 @@ class ReleaseHistory {
   uint32_t generation_ = 1;
 };
 
+// Coding 1: a block numbered in this chunk that a thread state has not released yet.
+struct RecentBlock {
+  uint64_t serial = 0;
+  uint64_t address = 0;
+};
+// Coding 1: the thread state's recent blocks, by rank, and where `serial` is among them
+// (they are in the order of their numbers), or -1.
+int rankOfSerial(const RecentList<RecentBlock>& blocks, uint64_t serial);
+
 // What the address coding predicts from, per thread of a chunk (allocators keep per-thread
 // caches and arenas): the first kThreadStates threads of a chunk have their own, the
 // others share the last.
@@ -103,6 +166,10 @@ struct ThreadCoding {
   static constexpr unsigned kThreadStates = 64;
   uint64_t previousAllocation = 0, previousSize = 0, previousLiteral = 0, previousRelease = 0;
   unsigned index = 0;  // which state: releases of a class are kept per state too
+  RecentList<RecentBlock> recent;  // coding 1
+  // Coding 1's encoder: the previous release's number as coding 0 would have it (every
+  // numbered release), for the address stream without ranks.
+  uint64_t previousReleaseWithoutRanks = 0;
 };
 
 // Encodes events one at a time as they are added (a chunk holds its encoded streams, a
@@ -132,12 +199,14 @@ class EventEncoder {
   };
   struct Live {
     uint64_t address = 0;
-    uint64_t serial = 0;
+    uint64_t serial : 56 = 0;
+    uint64_t state : 8 = 0;  // the thread state that allocated it (coding 1's recent blocks)
     uint64_t size = 0;
   };
   uint32_t infoId(const InfoKey& key);
   Live* findLive(uint64_t address);
-  void addLive(uint64_t address, uint64_t serial, uint64_t size);
+  void addLive(uint64_t address, uint64_t serial, uint64_t size, unsigned state);
+  void addRelease(const EventRecord& event, ThreadCoding& tc);
   uint64_t quantize(uint64_t timeNs) const;
   void beginChunk();
 
@@ -149,6 +218,9 @@ class EventEncoder {
   std::vector<InfoKey> infoById_;  // index id - 1
   uint64_t definitions_ = 0;       // the next id is definitions_ % maxInfos + 1
   std::vector<uint8_t> infoDefinitions_, infoBytes_, timeBytes_, threadBytes_, addressBytes_;
+  // Coding 1: the definitions' columns, and the address stream as it would be without
+  // release ranks (finish() writes the shorter).
+  std::vector<uint8_t> infoKinds_, infoSizes_, infoStacks_, infoFunctions_, addressBytesWithoutRanks_;
   std::vector<std::pair<uint32_t, uint32_t>> threads_;
   std::unordered_map<uint64_t, uint32_t> threadIndex_;
   ReleaseHistory releases_;
@@ -210,10 +282,12 @@ class EventDecoder {
     bool defined = false;
   };
   struct Slot {
-    uint64_t serial = ~uint64_t{0};
+    uint64_t serial : 56 = (uint64_t{1} << 56) - 1;
+    uint64_t state : 8 = 0;  // the thread state that allocated it
     uint64_t address = 0;
     uint64_t size = 0;
   };
+  void define(Info& info);
   std::vector<Info> infos_;  // by id
   std::vector<Slot> ring_;   // recent allocations by serial
   ReleaseHistory releases_;
@@ -221,6 +295,8 @@ class EventDecoder {
   std::vector<std::pair<uint32_t, uint32_t>> threadTable_;  // this chunk's (pid, tid)
   // Where decoding of the current chunk stands.
   VarintReader definitions_, info_, time_, thread_, address_;
+  VarintReader kinds_, sizes_, stacks_, functions_;  // coding 1's definitions
+  uint32_t chunkCoding_ = 0, ranks_ = 0;
   uint32_t remaining_ = 0, tableSize_ = 1, window_ = 1, nextInfoId_ = 1;
   bool oneThread_ = true;
   uint64_t resolution_ = 1, timeNs_ = 0, nextSerial_ = 0, firstAllocation_ = 0;

@@ -1,4 +1,4 @@
-# heaptrail trace format, schema version 2 (version 1 traces stay readable).
+# heaptrail trace format, schema version 3 (version 1 and 2 traces stay readable).
 #
 # This file is a public contract: traces written today must stay readable by every
 # later heaptrail. Rules for changing it:
@@ -22,7 +22,9 @@
 # Versions: 1 stores events in `Chunk.events` (a column per field, fixed width). 2 stores
 # them in `Chunk.packed` (PackedEvents: byte streams of varints that encode what is
 # predictable instead of storing it), with times in `Header.timeResolutionNs`; readers
-# of version 2 read both.
+# of version 2 read both. 3 writes `PackedEvents` in `coding` 1 (what a release names,
+# what an allocation reuses and the info definitions coded more tightly); readers of
+# version 3 read every version and coding.
 #
 # Times are nanoseconds of the clock named in `Header.clock` (CLOCK_MONOTONIC on
 # Linux, the clock of bpf_ktime_get_ns); `Header.wallClockAnchor` converts them to
@@ -33,7 +35,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("heaptrail::schema");
 
-const currentSchemaVersion :UInt32 = 2;
+const currentSchemaVersion :UInt32 = 3;
 
 struct Record {
   union {
@@ -314,7 +316,7 @@ struct PackedEvents {
   # release may name an allocation of an earlier chunk (see `address`): when that chunk
   # is missing, the release's address is unknown, as a free whose allocation was lost.
   count @0 :UInt32;             # events in the chunk
-  infos @1 :Data;               # the infos defined in this chunk, in order of first use: per
+  infos @1 :Data;               # coding 0: the infos defined in this chunk, in order of first use: per
                                 # info the varints kind, size, stackId, function, allocates
                                 # (1: events of this info with a nonzero address are
                                 # numbered allocations and use the allocation coding of
@@ -325,7 +327,9 @@ struct PackedEvents {
                                 # defines every info it uses, so that it reads on its own):
                                 # the k-th (from 0) gets the id k mod infoTableSize + 1 (the
                                 # writer reuses ids, oldest first, when its bounded table
-                                # is full).
+                                # is full). Coding 1: empty, the same definitions are in
+                                # the columns infoKinds, infoSizes, infoStacks and
+                                # infoFunctions.
   threads @2 :List(ThreadRef);  # the threads of this chunk, in order of first event
   firstAllocation @3 :UInt64;   # serial of the chunk's first numbered allocation: every
                                 # event whose role allocates (EventRole Allocate,
@@ -354,9 +358,37 @@ struct PackedEvents {
                                 # first), n no more than `allocationWindow` allocations
                                 # back; even 2 + 2 * zigzag(address - previous even-coded
                                 # release's address) otherwise. "Previous" values start at 0
-                                # in every chunk.
+                                # in every chunk. Coding 1 differs in three ways (below).
   allocationWindow @8 :UInt32;  # releases refer only to allocations at most this many back
   infoTableSize @9 :UInt32;     # see `infos`
+  coding @10 :UInt32;           # how the streams are coded: 0 as above (schema version 2);
+                                # 1 (schema version 3) as above except that
+                                # * the infos are defined in columns (infoKinds, ...);
+                                # * an allocation reusing "the r-th latest release of this
+                                #   chunk of a block of the same chunk size" counts only the
+                                #   releases whose block was not handed out again since
+                                #   (the one it names leaves that list: an allocator that
+                                #   reuses the latest block given back is always r = 0);
+                                # * with releaseRanks = R > 0, a release's address code
+                                #   1 + r (r < R) names the r-th newest block (from 0) of
+                                #   the thread's recent blocks: the blocks numbered in this
+                                #   chunk by the same thread state (see below), not yet
+                                #   released in this chunk by a numbered release, at most
+                                #   the R newest (an older one drops out); the odd codes
+                                #   of coding 0 become 1 + R + 2 * zigzag(n - p) (p the
+                                #   number the previous such release of the thread state
+                                #   named; a release by rank does not change it) and the
+                                #   even ones 2 + R + 2 * zigzag(delta). Every release that
+                                #   names a number, either way, takes that block out of
+                                #   its thread state's recent blocks. With R = 0 the
+                                #   address codes are coding 0's.
+                                # Thread states (coding 0 and 1): the k-th thread of
+                                # `threads` (from 0) predicts from state min(k, 63).
+  infoKinds @11 :Data;          # coding 1: per info definition, kind * 2 + allocates
+  infoSizes @12 :Data;          # coding 1: per info definition, its size
+  infoStacks @13 :Data;         # coding 1: per info definition, its stackId
+  infoFunctions @14 :Data;      # coding 1: per info definition, its function
+  releaseRanks @15 :UInt32;     # coding 1: R (at most 4096), see `coding`
 }
 
 struct ThreadRef {

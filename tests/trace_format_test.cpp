@@ -7,8 +7,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <algorithm>
 
 #include <capnp/schema.h>
+#include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <zstd.h>
 
@@ -374,70 +376,100 @@ TEST(TraceFormat, UnwritableOutputIsAClearError) {
 // calls, addresses reused, released out of order, beyond the allocation window, never
 // allocated, by several processes and threads, times going backwards, more distinct
 // infos than the table holds, over many chunks.
-TEST(TraceFormat, Version2RoundTripsEveryEventExactly) {
-  TempDir dir;
+// Random events of every kind, several processes and up to `threads` threads per
+// process, frees of recent and old blocks (by their own thread or another), blocks
+// handed out again right after their free, failed allocations, unknown frees.
+std::vector<schema::EventRecord> writeRandomEvents(const std::filesystem::path& path, schema::EncodingOptions options,
+                                                   uint32_t threads, int chunks = 12) {
   std::vector<schema::EventRecord> written;
-  {
-    schema::TraceWriter writer(dir / "t.htr");
-    schema::EncodingOptions small;
-    small.allocationWindow = 64;  // small tables: their edges are reached
-    small.maxInfos = 16;
-    writer.setEncoding(small);
-    writer.writeHeader(fillHeader);
-    schema::ChunkBuilder chunk;
-    chunk.setEncoding(writer.encoding());
-    uint64_t rng = 0x9E3779B97F4A7C15ull;
-    auto next = [&] {
-      rng ^= rng << 13;
-      rng ^= rng >> 7;
-      rng ^= rng << 17;
-      return rng;
-    };
-    std::vector<std::pair<uint64_t, uint64_t>> live;  // address, size
-    uint64_t top = 0x55550000, t = 5000;
-    for (int c = 0; c < 12; ++c) {
-      for (int i = 0; i < 700; ++i) {
-        const uint64_t r = next();
-        t += (r >> 40) % 3000;
-        if ((r & 15) == 0) t -= 500;  // another thread's slightly earlier stamp
-        const uint32_t pid = 4242 + static_cast<uint32_t>((r >> 20) % 2);
-        const uint32_t tid = pid + static_cast<uint32_t>((r >> 22) % 3);
-        const auto kind = static_cast<EventKind>((r >> 8) % schema::kEventKindCount);
-        const auto* info = schema::eventKindInfo(kind);
-        const bool allocates = info->role == schema::EventRole::Allocate ||
-                               info->role == schema::EventRole::Reallocate || info->role == schema::EventRole::Map;
-        schema::EventRecord e{kind, t, pid, tid, 0, 0, static_cast<uint32_t>((r >> 30) % 5),
-                              static_cast<uint16_t>((r >> 34) % 4)};
-        if (allocates) {
-          e.size = (r >> 12) % 7 == 0 ? (r >> 16) % 100000 : 16 * ((r >> 16) % 8);
-          if ((r >> 50) % 17 == 0) {
-            e.address = 0;  // failed
-          } else if (!live.empty() && (r >> 45) % 3 == 0) {
-            e.address = live[(r >> 52) % live.size()].first;  // reused without a free seen
-          } else {
-            e.address = top;
-            top += schema::predictedNextBlockOffset(e.size) + ((r >> 55) % 4 == 0 ? 4096 : 0);
-          }
-          if (e.address) live.emplace_back(e.address, e.size);
+  schema::TraceWriter writer(path);
+  options.allocationWindow = 64;  // small tables: their edges are reached
+  options.maxInfos = 16;
+  writer.setEncoding(options);
+  writer.writeHeader(fillHeader);
+  schema::ChunkBuilder chunk;
+  chunk.setEncoding(writer.encoding());
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  auto next = [&] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  struct Block {
+    uint64_t address, size;
+    uint32_t pid, tid;
+  };
+  std::vector<Block> live;
+  std::vector<std::pair<uint64_t, uint64_t>> freed;  // the latest frees: address, size
+  uint64_t top = 0x55550000, t = 5000;
+  for (int c = 0; c < chunks; ++c) {
+    // Some chunks free in random order (no ranks pay), others mostly the newest blocks,
+    // mostly by the thread that allocated them.
+    const bool randomOrder = c % 3 == 2;
+    for (int i = 0; i < 700; ++i) {
+      const uint64_t r = next();
+      t += (r >> 40) % 3000;
+      if ((r & 15) == 0) t -= 500;  // another thread's slightly earlier stamp
+      const uint32_t pid = 4242 + static_cast<uint32_t>((r >> 20) % 2);
+      const uint32_t tid = pid + static_cast<uint32_t>((r >> 22) % threads);
+      const auto kind = static_cast<EventKind>((r >> 8) % schema::kEventKindCount);
+      const auto* info = schema::eventKindInfo(kind);
+      const bool allocates = info->role == schema::EventRole::Allocate ||
+                             info->role == schema::EventRole::Reallocate || info->role == schema::EventRole::Map;
+      schema::EventRecord e{kind, t, pid, tid, 0, 0, static_cast<uint32_t>((r >> 30) % 5),
+                            static_cast<uint16_t>((r >> 34) % 4)};
+      if (allocates) {
+        e.size = (r >> 12) % 7 == 0 ? (r >> 16) % 100000 : 16 * ((r >> 16) % 8);
+        if ((r >> 50) % 17 == 0) {
+          e.address = 0;  // failed
+        } else if (!live.empty() && (r >> 45) % 3 == 0) {
+          e.address = live[(r >> 52) % live.size()].address;  // reused without a free seen
+        } else if (!freed.empty() && (r >> 45) % 3 == 1) {
+          // A block just given back, of the same size when there is one (a free list).
+          size_t k = freed.size() - 1 - (r >> 52) % std::min<size_t>(freed.size(), 3);
+          for (size_t j = freed.size(); j-- > 0;)
+            if (schema::predictedNextBlockOffset(freed[j].second) == schema::predictedNextBlockOffset(e.size)) {
+              k = j;
+              break;
+            }
+          e.address = freed[k].first;
+          freed.erase(freed.begin() + static_cast<long>(k));
         } else {
-          if (!live.empty() && (r >> 45) % 8 != 0) {
-            const size_t k = (r >> 48) % 4 == 0 ? (r >> 52) % live.size() : live.size() - 1 - (r >> 52) % std::min<size_t>(live.size(), 4);
-            e.address = live[k].first;
-            live.erase(live.begin() + static_cast<long>(k));
-          } else {
-            e.address = (r >> 45) % 5 == 0 ? 0 : 0x7000000 + (r >> 44);  // free(NULL), unknown
-          }
-          e.size = info->role == schema::EventRole::ReallocRelease || info->role == schema::EventRole::Unmap
-                       ? (r >> 16) % 5000 : 0;
+          e.address = top;
+          top += schema::predictedNextBlockOffset(e.size) + ((r >> 55) % 4 == 0 ? 4096 : 0);
         }
-        chunk.addEvent(e);
-        written.push_back(e);
+        if (e.address) live.push_back({e.address, e.size, pid, tid});
+      } else {
+        if (!live.empty() && (r >> 45) % 8 != 0) {
+          const size_t k = randomOrder || (r >> 48) % 4 == 0
+                               ? (r >> 52) % live.size()
+                               : live.size() - 1 - (r >> 52) % std::min<size_t>(live.size(), 4);
+          e.address = live[k].address;
+          if (!randomOrder && (r >> 36) % 8 != 0) {
+            e.pid = live[k].pid;
+            e.tid = live[k].tid;
+          }
+          freed.emplace_back(live[k].address, live[k].size);
+          if (freed.size() > 16) freed.erase(freed.begin());
+          live.erase(live.begin() + static_cast<long>(k));
+        } else {
+          e.address = (r >> 45) % 5 == 0 ? 0 : 0x7000000 + (r >> 44);  // free(NULL), unknown
+        }
+        e.size = info->role == schema::EventRole::ReallocRelease || info->role == schema::EventRole::Unmap
+                     ? (r >> 16) % 5000 : 0;
       }
-      writer.writeChunk(chunk);
+      chunk.addEvent(e);
+      written.push_back(e);
     }
+    writer.writeChunk(chunk);
   }
-  const auto t = testing::loadTrace(dir / "t.htr");
-  EXPECT_EQ(t.schemaVersion, 2u);
+  return written;
+}
+
+void expectSameEvents(const std::vector<schema::EventRecord>& written, const std::filesystem::path& path) {
+  const auto t = testing::loadTrace(path);
+  EXPECT_EQ(t.schemaVersion, schema::CURRENT_SCHEMA_VERSION);
   ASSERT_EQ(t.events.size(), written.size());
   for (size_t i = 0; i < written.size(); ++i) {
     const auto& a = written[i];
@@ -447,6 +479,60 @@ TEST(TraceFormat, Version2RoundTripsEveryEventExactly) {
         << "event " << i << ": kind " << static_cast<int>(b.kind) << " time " << b.timeNs << " address " << std::hex
         << b.address << " (written " << a.address << ") size " << std::dec << b.size << " (written " << a.size << ")";
   }
+}
+
+// PackedEvents.releaseRanks of every chunk.
+std::vector<uint32_t> releaseRanksPerChunk(const std::filesystem::path& path) {
+  schema::TraceReader reader(path);
+  std::vector<uint32_t> ranks;
+  while (auto chunk = reader.nextChunk()) ranks.push_back(chunk->getPacked().getReleaseRanks());
+  return ranks;
+}
+
+TEST(TraceFormat, PackedEventsRoundTripEveryEventExactly) {
+  TempDir dir;
+  expectSameEvents(writeRandomEvents(dir / "t.htr", {}, 3), dir / "t.htr");
+  // Some chunks name releases by rank, others (random order) by number.
+  const auto ranks = releaseRanksPerChunk(dir / "t.htr");
+  EXPECT_NE(std::count(ranks.begin(), ranks.end(), 0u), 0) << "no chunk without ranks";
+  EXPECT_NE(std::count(ranks.begin(), ranks.end(), 127u), 0) << "no chunk with ranks";
+}
+
+// More threads than thread states (the last state is shared), ranks that drop out of
+// a thread's recent blocks quickly (R = 2), and version 2's coding.
+TEST(TraceFormat, PackedEventsRoundTripInEveryCoding) {
+  TempDir dir;
+  schema::EncodingOptions o;
+  expectSameEvents(writeRandomEvents(dir / "many.htr", o, 90), dir / "many.htr");
+  o.releaseRanks = 2;
+  expectSameEvents(writeRandomEvents(dir / "r2.htr", o, 3), dir / "r2.htr");
+  o.releaseRanks = 0;
+  expectSameEvents(writeRandomEvents(dir / "r0.htr", o, 3), dir / "r0.htr");
+  EXPECT_EQ(releaseRanksPerChunk(dir / "r0.htr"), std::vector<uint32_t>(12, 0u));
+  o = {};
+  o.coding = 0;
+  expectSameEvents(writeRandomEvents(dir / "v2.htr", o, 3), dir / "v2.htr");
+  schema::TraceReader reader(dir / "v2.htr");
+  auto chunk = reader.nextChunk();
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(chunk->getPacked().getCoding(), 0u);
+  EXPECT_NE(chunk->getPacked().getInfos().size(), 0u);
+}
+
+// A chunk coded by a later heaptrail is damage to this one, not events misread.
+TEST(TraceFormat, PackedEventsOfAnUnknownCodingAreRefused) {
+  TempDir dir;
+  writeRandomEvents(dir / "t.htr", {}, 1, 1);
+  schema::TraceReader reader(dir / "t.htr");
+  auto chunk = reader.nextChunk();
+  ASSERT_TRUE(chunk);
+  capnp::MallocMessageBuilder message;
+  message.setRoot(chunk->getPacked());
+  auto packed = message.getRoot<schema::PackedEvents>();
+  packed.setCoding(schema::kCurrentCoding + 1);
+  schema::EventDecoder decoder;
+  schema::DecodedEvents events;
+  EXPECT_THROW(decoder.decode(packed.asReader(), 0, 1, events), kj::Exception);
 }
 
 // Times are stored in steps of the chosen resolution, rounded down counting from the

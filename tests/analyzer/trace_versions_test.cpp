@@ -81,7 +81,7 @@ TEST_P(V1Fixture, Version2OfTheSameTraceGivesTheSameAnalysis) {
   exact.timeResolutionNs = 1;
   analyzer::convertTrace(kV1 / (name + ".htr"), dir / (name + ".htr"), exact);
   schema::TraceReader reader(dir / (name + ".htr"));
-  EXPECT_EQ(reader.header().getSchemaVersion(), 2u);
+  EXPECT_EQ(reader.header().getSchemaVersion(), schema::CURRENT_SCHEMA_VERSION);
   expectSameAnalysis(analyzeJson(name, {}, dir.path()), kV1 / (name + ".json"));
 }
 

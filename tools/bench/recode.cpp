@@ -2,7 +2,7 @@
 // its size, to measure what each idea of the encoding earns on a real recording
 // (BENCHMARKS.md, "Trace size"):
 //   recode IN OUT [--time-resolution NS] [--no-release-refs] [--no-allocation-prediction]
-//                 [--window N] [--infos N] [--level L] [--merge N]
+//                 [--window N] [--infos N] [--level L] [--merge N] [--coding C] [--release-ranks R]
 // --merge N writes one chunk per N chunks read (what larger chunks would earn).
 #include <cstdio>
 #include <cstring>
@@ -13,7 +13,8 @@
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: recode IN OUT [--time-resolution NS] [--no-release-refs] "
-                         "[--no-allocation-prediction] [--window N] [--infos N] [--level L] [--merge N]\n");
+                         "[--no-allocation-prediction] [--window N] [--infos N] [--level L] [--merge N] [--coding C] "
+                         "[--release-ranks R]\n");
     return 2;
   }
   heaptrail::schema::EncodingOptions o;
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
     else if (a == "--infos") o.maxInfos = static_cast<uint32_t>(next());
     else if (a == "--level") level = static_cast<int>(next());
     else if (a == "--merge") merge = static_cast<unsigned>(next());
+    else if (a == "--coding") o.coding = static_cast<uint32_t>(next());
+    else if (a == "--release-ranks") o.releaseRanks = static_cast<uint32_t>(next());
     else {
       std::fprintf(stderr, "recode: unknown option %s\n", argv[i]);
       return 2;
