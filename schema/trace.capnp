@@ -388,7 +388,7 @@ struct PackedEvents {
   infoSizes @12 :Data;          # coding 1: per info definition, its size
   infoStacks @13 :Data;         # coding 1: per info definition, its stackId
   infoFunctions @14 :Data;      # coding 1: per info definition, its function
-  releaseRanks @15 :UInt32;     # coding 1: R (at most 4096), see `coding`
+  releaseRanks @15 :UInt32;     # coding 1: R (at most 256), see `coding`
 }
 
 struct ThreadRef {
