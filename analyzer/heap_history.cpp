@@ -107,7 +107,8 @@ HeapHistory::StackState* HeapHistory::stackSlow(ProcessState& p, uint32_t pid, u
     if (const auto it = sparseStacks_.find(key(pid, stackId)); it != sparseStacks_.end()) return &stacks_[it->second];
   if (!create) return nullptr;
   const auto index = static_cast<uint32_t>(stacks_.size());
-  stacks_.push_back(StackState{pid, stackId, {}, {}});
+  stacks_.push_back(StackState{});
+  stackKeys_.emplace_back(pid, stackId);
   created_ = true;
   // Recorders hand out ids 1, 2, 3...: those are found by index. An id far beyond the ones
   // seen (a damaged or hostile file) goes to the map instead of growing the vector.

@@ -7,6 +7,7 @@
 // the window count, so memory stays bounded however long the trace is.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <unordered_map>
 #include <utility>
@@ -77,7 +78,7 @@ class HeapHistory {
   const StackTotals* totals(uint32_t pid, uint32_t stackId) const;
   template <typename F>
   void forEachStack(F&& f) const {
-    for (const StackState& s : stacks_) f(s.pid, s.stackId, s.totals);
+    for (std::size_t i = 0; i < stacks_.size(); ++i) f(stackKeys_[i].first, stackKeys_[i].second, stacks_[i].totals);
   }
 
   // Outstanding bytes of (pid, stack) at the end of each window up to `endNs` (absolute),
@@ -89,12 +90,12 @@ class HeapHistory {
 
  private:
   // Aligned so that what every event of the stack touches is in one cache line.
+  // One cache line: all an event of the stack touches, the vector of earlier windows too.
   struct alignas(64) StackState {
-    uint32_t pid = 0;
-    uint32_t stackId = 0;
     StackTotals totals;
     WindowedDeltas series;
   };
+  static_assert(sizeof(StackState) == 64);
   struct ProcessState {
     uint64_t widthNs = 0;
     uint64_t current = 0;
@@ -141,6 +142,7 @@ class HeapHistory {
   uint64_t processWidthNs_ = 1'000'000;
   WindowCursor stackCursor_, processCursor_;
   std::vector<StackState> stacks_;
+  std::vector<std::pair<uint32_t, uint32_t>> stackKeys_;  // (pid, stack id) of stacks_[i]
   std::unordered_map<uint64_t, uint32_t> sparseStacks_;  // index into stacks_ for other ids
   std::unordered_map<uint32_t, ProcessState> processes_;
   uint32_t lastPid_ = 0;
