@@ -253,8 +253,8 @@ def write(res, out_path, command, only):
         w(f"Highest sustained rate with zero loss on this machine: **{best:,.0f} events/s** (every thread count "
           f"above; the producers, not the ring, are the limit: with ~10 µs of trap per allocator call and 2 CPUs "
           f"the traced program cannot go faster). Smallest ring with zero loss at that rate: "
-          f"**{smallest or 'none tried'}**, so the default 4 MiB has a margin of "
-          f"{'%.0fx' % (4096 / parse_ring_kib(smallest)) if smallest else 'n/a'}.")
+          f"**{smallest or 'none tried'}**, so the default 2 MiB has a margin of "
+          f"{'%.0fx' % (2048 / parse_ring_kib(smallest)) if smallest else 'n/a'}.")
         w("")
         all_lost = sum(sum(r["lost"]) for r in rows.values()) if rows else 0
         thr_lost = sum(rows["threads"]["lost"]) if rows and "threads" in rows else None
