@@ -6,8 +6,10 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -72,42 +74,46 @@ struct DecodedEvents {
 inline constexpr uint64_t kUnresolvedAddress = ~uint64_t{0};
 
 // The newest `capacity` of a sequence of values, oldest dropped first, where any value can
-// also be taken out by its rank (0 = newest): a ring, so that adding is O(1) and taking
-// out rank r moves the r newer values.
+// also be taken out by its rank (0 = newest). The values lie in order in one buffer of
+// twice the capacity, so that adding is amortized O(1) and taking out a rank is one
+// memmove of the shorter side (the newer values down or the older ones up).
 template <typename T>
 class RecentList {
+  static_assert(std::is_trivially_copyable_v<T>);
+
  public:
-  size_t size() const { return n_; }
-  void clear() {
-    values_.clear();
-    first_ = n_ = 0;
-  }
+  size_t size() const { return end_ - begin_; }
+  void clear() { begin_ = end_ = 0; }
   void add(const T& v, size_t capacity) {
-    if (n_ < values_.size()) {
-      values_[index(n_)] = v;
-      ++n_;
-    } else if (values_.size() < capacity) {
-      values_.push_back(v);  // first_ is 0 until the ring is full
-      ++n_;
-    } else if (!values_.empty()) {
-      values_[first_] = v;
-      first_ = first_ + 1 == values_.size() ? 0 : first_ + 1;
+    if (capacity == 0) return;
+    if (size() >= capacity) begin_ += size() - capacity + 1;
+    if (end_ == values_.size()) {
+      if (values_.size() < 2 * capacity) {
+        values_.resize(2 * capacity);
+      }
+      if (end_ == values_.size()) {  // slide the values to the front of the buffer
+        std::memmove(values_.data(), values_.data() + begin_, size() * sizeof(T));
+        end_ -= begin_;
+        begin_ = 0;
+      }
     }
+    values_[end_++] = v;
   }
-  const T& at(size_t rank) const { return values_[index(n_ - 1 - rank)]; }
+  const T& at(size_t rank) const { return values_[end_ - 1 - rank]; }
   void remove(size_t rank) {
-    for (size_t i = n_ - 1 - rank; i + 1 < n_; ++i) values_[index(i)] = values_[index(i + 1)];
-    --n_;
+    const size_t at = end_ - 1 - rank;
+    if (rank <= at - begin_) {
+      std::memmove(values_.data() + at, values_.data() + at + 1, rank * sizeof(T));
+      --end_;
+    } else {
+      std::memmove(values_.data() + begin_ + 1, values_.data() + begin_, (at - begin_) * sizeof(T));
+      ++begin_;
+    }
   }
 
  private:
-  // Position of the i-th oldest value.
-  size_t index(size_t i) const {
-    const size_t p = first_ + i;
-    return p < values_.size() ? p : p - values_.size();
-  }
   std::vector<T> values_;
-  size_t first_ = 0, n_ = 0;
+  size_t begin_ = 0, end_ = 0;  // the values, oldest first, are values_[begin_, end_)
 };
 
 // The releases of a chunk so far, by the size class of the block each released (when it

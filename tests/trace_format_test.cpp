@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <capnp/serialize.h>
 #include <zstd.h>
 
+#include "schema/event_codec.h"
 #include "schema/event_kinds.h"
 #include "schema/trace_error.h"
 #include "schema/trace_format.h"
@@ -537,6 +539,40 @@ TEST(TraceFormat, PackedEventsOfAnUnknownCodingAreRefused) {
 
 // Times are stored in steps of the chosen resolution, rounded down counting from the
 // trace's start (no event moves before it); the order of events stays exact.
+// The encoder and the decoder share RecentList, so a round trip cannot see its mistakes:
+// it is checked against a plain model (a deque of the newest values) here, through
+// enough additions and removals to wrap and slide its buffer many times.
+TEST(RecentList, KeepsTheNewestValuesAndRemovesByRank) {
+  for (const size_t capacity : {size_t{1}, size_t{2}, size_t{7}, size_t{127}}) {
+    schema::RecentList<uint64_t> list;
+    std::deque<uint64_t> model;  // oldest first
+    uint64_t state = 12345;
+    auto random = [&] {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return state >> 33;
+    };
+    for (uint64_t value = 1; value <= 20000; ++value) {
+      if (!model.empty() && random() % 3 == 0) {
+        const size_t rank = random() % model.size();
+        ASSERT_EQ(list.at(rank), model[model.size() - 1 - rank]);
+        list.remove(rank);
+        model.erase(model.begin() + static_cast<std::ptrdiff_t>(model.size() - 1 - rank));
+      } else {
+        list.add(value, capacity);
+        model.push_back(value);
+        if (model.size() > capacity) model.pop_front();
+      }
+      ASSERT_EQ(list.size(), model.size()) << "capacity " << capacity << " after value " << value;
+      for (size_t rank = 0; rank < model.size(); ++rank)
+        ASSERT_EQ(list.at(rank), model[model.size() - 1 - rank]) << "capacity " << capacity << " rank " << rank;
+    }
+    list.clear();
+    EXPECT_EQ(list.size(), 0u);
+    list.add(7, capacity);
+    EXPECT_EQ(list.at(0), 7u);
+  }
+}
+
 TEST(TraceFormat, TimeResolutionRoundsDownFromTheStart) {
   TempDir dir;
   {
