@@ -1,22 +1,31 @@
-// How many bits of a trace's exact (1 ns) event times are noise: the low k bits of each
-// event's time delta, and how well models of their context predict them. Used by
-// tools/bench/time_noise.cpp (BENCHMARKS.md, issue 13's lower bounds) and its test.
+// How many bits per event exact (1 ns) event times carry beyond what times at 1 ms carry,
+// under every model of their context we tried: a lower bound on what a trace at
+// --time-resolution 1ns costs any exact format on top of the trace at 1 ms, as far as
+// those models go. Used by tools/bench/time_noise.cpp (BENCHMARKS.md, issue 13) and its
+// test.
 //
-// What the figures mean. For a model (a function giving each event a context from what a
-// decoder already knows: earlier events, this event's kind, thread, site, the delta's
-// higher bits), `plugInBits` is the empirical conditional entropy H(S | C) of the symbols
-// S: by Gibbs' inequality no coder that uses one fixed distribution per context can code
-// these very symbols in fewer bits, even with the distributions fitted to them and sent
-// for free. It is optimistic for the model (fitted on what it codes: many contexts make
-// it fall below the truth), hence safe as a lower estimate. `adaptiveBits` is what a real
-// sequential coder with that context reaches (counts with PPM's escape method C, nothing
-// sent beforehand): an achievable figure, above the plug-in. Neither proves anything about
-// models not tried: bits that are uniform and independent of everything else are
-// incompressible by any format, and these figures only show that no model tried finds a
-// dependence.
+// What the figures mean. The symbol is each event's whole time delta in ns (since the
+// trace's previous event, as the encoder stores it, or since the same thread's previous
+// event), so that a clock that moves in steps (this VM's moves by ~10 ns) or deltas that
+// cluster are counted as what they are: only the values that occur, with their
+// frequencies, cost bits. The low k bits of the delta alone are not a fair measure: they
+// look uniform (k bits) even when the rest of the delta determines them.
+//
+// Every model's context includes what the 1 ms times say about this delta: how many
+// milliseconds the time moved, and whether the previous event lay in the last 1/16 ms of
+// its millisecond (only then can "same millisecond" rule out a delta of a few us).
+// `plugInBits` is the empirical conditional entropy H(S | C): by Gibbs' inequality no coder
+// that uses one fixed distribution per context can code these very symbols in fewer
+// bits, even with the distributions fitted to them and sent for free. It is optimistic
+// for the model (fitted on what it codes: many contexts with few events each make it fall
+// below the truth), so it errs on the safe side for a lower bound. `adaptiveBits` is what
+// a real sequential coder with that context reaches (counts with PPM's escape method C;
+// a value new to its context is coded by the escape and Elias gamma): an achievable
+// figure. Neither proves anything about models not tried.
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -33,16 +42,29 @@ struct Estimate {
   uint64_t samples = 0;
 };
 
-// Symbols are < 2^alphabetBits; contexts any 64-bit values.
-inline Estimate estimateEntropy(std::span<const uint64_t> contexts, std::span<const uint32_t> symbols,
-                                unsigned alphabetBits) {
+// Bits of the Elias gamma code of v + 1: a code for any value, for values new to a context.
+inline double eliasGammaBits(uint64_t v) {
+  const uint64_t x = v == ~uint64_t{0} ? v : v + 1;
+  return 2.0 * static_cast<double>(std::bit_width(x) - 1) + 1.0;
+}
+
+// H(S | C) and a sequential code length over (context, symbol) pairs. `alphabetBits`:
+// symbols are < 2^alphabetBits and a new one is coded uniformly among those not seen yet
+// in its context; 0: any 64-bit value, a new one coded with Elias gamma.
+inline Estimate estimateEntropy(std::span<const uint64_t> contexts, std::span<const uint64_t> symbols,
+                                unsigned alphabetBits = 0) {
   Estimate e;
   e.samples = symbols.size();
   if (symbols.empty()) return e;
   const double alphabet = std::ldexp(1.0, static_cast<int>(alphabetBits));
   std::unordered_map<uint64_t, uint32_t> contextIndex;
   std::vector<uint64_t> contextTotal, contextDistinct;
-  std::unordered_map<uint64_t, uint64_t> cell;  // (context index, symbol) -> count
+  struct PairHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& p) const {
+      return std::hash<uint64_t>()(p.first * 0x9E3779B97F4A7C15ull ^ p.second);
+    }
+  };
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint64_t, PairHash> cell;  // (context, symbol) -> count
   contextIndex.reserve(1024);
   cell.reserve(symbols.size());
   double adaptive = 0;
@@ -50,13 +72,14 @@ inline Estimate estimateEntropy(std::span<const uint64_t> contexts, std::span<co
     const auto [it, added] = contextIndex.try_emplace(contexts[i], static_cast<uint32_t>(contextTotal.size()));
     if (added) contextTotal.push_back(0), contextDistinct.push_back(0);
     const uint64_t c = it->second;
-    uint64_t& n = cell[(c << 32) | symbols[i]];
-    // PPM's method C: a seen symbol n_s / (n + d), a new one d / (n + d) shared equally
-    // among the A - d not seen yet (d: distinct symbols seen in this context).
+    uint64_t& n = cell[{c, symbols[i]}];
+    // PPM's method C: a seen symbol n_s / (n + d), a new one d / (n + d) times the cost of
+    // naming it (d: distinct symbols seen in this context).
     const double total = static_cast<double>(contextTotal[c]), distinct = static_cast<double>(contextDistinct[c]);
-    if (contextTotal[c] == 0) adaptive += std::log2(alphabet);
+    const double naming = alphabetBits ? std::log2(alphabet - distinct) : eliasGammaBits(symbols[i]);
+    if (contextTotal[c] == 0) adaptive += naming;
     else if (n > 0) adaptive -= std::log2(static_cast<double>(n) / (total + distinct));
-    else adaptive -= std::log2(distinct / (total + distinct) / (alphabet - distinct));
+    else adaptive += naming - std::log2(distinct / (total + distinct));
     if (n == 0) ++contextDistinct[c];
     ++n;
     ++contextTotal[c];
@@ -90,87 +113,112 @@ inline const char* streamName(DeltaStream s) { return s == DeltaStream::Global ?
 struct ModelEstimate {
   std::string model;
   DeltaStream stream = DeltaStream::Global;
-  unsigned bits = 0;  // k: the symbol is the delta's low k bits
+  unsigned bits = 0;  // the delta's low `bits` bits; 0: the whole delta
   Estimate estimate;
 };
 
-// The models tried, by name; each gives an event's context from what precedes it in its
-// stream and from the event itself.
+// The models tried for the whole delta, by name. Each context is the model's own plus the
+// 1 ms times' (the millisecond step and whether the previous event was in the last 1/16 ms
+// of its millisecond).
 inline const std::vector<std::string>& noiseModels() {
   static const std::vector<std::string> models = {
-      "none",     // the marginal distribution of the low bits
-      "kinds",    // (previous event's kind, this event's kind)
-      "thread",   // which thread
-      "previous", // the previous delta's low k bits
-      "high",     // the delta's other bits (delta >> k, up to 1023): all but the low bits known
-      "sites",    // (previous event's site, this event's site): the code path between them
-      "window",   // which block of 4096 events: a distribution that drifts over the run
-      "combined", // kinds, thread, previous low bits and high bits (up to 15) together
+      "ms",        // nothing else: the delta's distribution given the 1 ms times
+      "kinds",     // (previous event's kind, this event's kind)
+      "thread",    // which thread
+      "previous",  // the stream's previous delta, to 2 significant bits (~4 buckets per octave)
+      "sites",     // (previous event's site, this event's site): the code path between them
+      "window",    // which block of 4096 events: a distribution that drifts over the run
+      "combined",  // kinds, thread, previous delta's bucket and sites together
   };
   return models;
 }
 
-inline std::vector<ModelEstimate> measureTimeNoise(std::span<const TimedEvent> events, unsigned maxBits = 12) {
-  std::vector<ModelEstimate> out;
+// The delta rounded to its 2 leading bits (0..3 exact): a bucket of similar magnitude.
+inline uint64_t magnitudeBucket(uint64_t v) {
+  const int width = std::bit_width(v);
+  return width <= 2 ? v : (static_cast<uint64_t>(width) << 1) | ((v >> (width - 2)) & 1);
+}
+
+struct TimeNoise {
+  std::vector<ModelEstimate> wholeDelta;  // every model, both streams
+  std::vector<ModelEstimate> lowBits;     // the global delta's low k bits, k = 1..maxBits: alone ("none")
+                                          // and given the delta's other bits ("high", up to 1023)
+  uint64_t events = 0;
+};
+
+inline TimeNoise measureTimeNoise(std::span<const TimedEvent> events, uint64_t millisecondNs = 1'000'000,
+                                  unsigned maxBits = 12) {
+  TimeNoise out;
+  out.events = events.size();
+  if (events.empty()) return out;
+  const uint64_t origin = events.front().timeNs;  // any origin: the recorder's is the trace's start
+  auto millisecond = [&](size_t i) { return (events[i].timeNs - origin) / millisecondNs; };
+  std::unordered_map<uint64_t, uint64_t> threadNumber;
+  std::vector<uint64_t> threadOf;
+  for (const auto& e : events) threadOf.push_back(threadNumber.try_emplace(e.thread, threadNumber.size()).first->second);
+
   for (const DeltaStream stream : {DeltaStream::Global, DeltaStream::Thread}) {
     // Per event with a predecessor in the stream: its delta, and the predecessor's index.
-    std::vector<int64_t> delta;
+    std::vector<uint64_t> delta;  // two's complement: negative across CPUs in the global stream
     std::vector<size_t> index, previous;
     std::unordered_map<uint64_t, size_t> lastOfThread;
-    std::unordered_map<uint64_t, uint64_t> threadNumber;
-    std::vector<uint64_t> threadOf;
     for (size_t i = 0; i < events.size(); ++i) {
-      threadOf.push_back(threadNumber.try_emplace(events[i].thread, threadNumber.size()).first->second);
-      size_t p = 0;
-      bool has = false;
-      if (stream == DeltaStream::Global) {
-        has = i > 0;
-        p = i - (has ? 1 : 0);
-      } else {
-        const auto it = lastOfThread.find(events[i].thread);
-        if (it != lastOfThread.end()) has = true, p = it->second;
-        lastOfThread[events[i].thread] = i;
+      size_t p = i - 1;
+      if (stream == DeltaStream::Thread) {
+        const auto [it, first] = lastOfThread.try_emplace(events[i].thread, i);
+        if (first) continue;
+        p = it->second;
+        it->second = i;
+      } else if (i == 0) {
+        continue;
       }
-      if (!has) continue;
-      delta.push_back(static_cast<int64_t>(events[i].timeNs - events[p].timeNs));
+      delta.push_back(events[i].timeNs - events[p].timeNs);
       index.push_back(i);
       previous.push_back(p);
     }
-    // Position in `delta` of each event's stream predecessor's own delta (for "previous").
     std::vector<int64_t> positionOf(events.size(), -1);
     for (size_t j = 0; j < index.size(); ++j) positionOf[index[j]] = static_cast<int64_t>(j);
-
+    auto previousBucket = [&](size_t j) -> uint64_t {
+      const int64_t q = positionOf[previous[j]];
+      return q < 0 ? 0 : 1 + magnitudeBucket(delta[static_cast<size_t>(q)]);
+    };
+    // What the 1 ms times say: the millisecond step (0..3 and more) from the previous event of
+    // the trace, and whether that event was in the last 1/16 ms of its millisecond.
+    auto coarse = [&](size_t i) -> uint64_t {
+      const uint64_t step = i ? std::min<uint64_t>(millisecond(i) - millisecond(i - 1), 3) : 0;
+      const bool late = i && (events[i - 1].timeNs - origin) % millisecondNs >= millisecondNs - millisecondNs / 16;
+      return step * 2 + late;
+    };
+    std::vector<uint64_t> context(delta.size());
+    for (const std::string& model : noiseModels()) {
+      for (size_t j = 0; j < delta.size(); ++j) {
+        const size_t i = index[j];
+        const TimedEvent& e = events[i];
+        const TimedEvent& before = events[previous[j]];
+        const uint64_t sites = (before.site * 0x9E3779B97F4A7C15ull) ^ (e.site * 0xC2B2AE3D27D4EB4Full);
+        const uint64_t kinds = (uint64_t{before.kind} << 8) | e.kind;
+        uint64_t c = 0;
+        if (model == "kinds") c = kinds;
+        else if (model == "thread") c = threadOf[i];
+        else if (model == "previous") c = previousBucket(j);
+        else if (model == "sites") c = sites;
+        else if (model == "window") c = i / 4096;
+        else if (model == "combined")
+          c = sites ^ ((kinds << 20 | std::min<uint64_t>(threadOf[i], 1023) << 8 | previousBucket(j)) * 0xFF51AFD7ED558CCDull);
+        context[j] = c * 8 + coarse(i);
+      }
+      out.wholeDelta.push_back({model, stream, 0, estimateEntropy(context, delta)});
+    }
+    if (stream != DeltaStream::Global) continue;
+    std::vector<uint64_t> symbol(delta.size());
     for (unsigned k = 1; k <= maxBits; ++k) {
       const uint64_t mask = (uint64_t{1} << k) - 1;
-      std::vector<uint32_t> symbol(delta.size());
-      for (size_t j = 0; j < delta.size(); ++j) symbol[j] = static_cast<uint32_t>(static_cast<uint64_t>(delta[j]) & mask);
-      auto high = [&](size_t j, int64_t cap) {
-        if (delta[j] < 0) return cap + 1;  // out of order across CPUs (global stream only)
-        return std::min<int64_t>(delta[j] >> k, cap);
-      };
-      auto previousSymbol = [&](size_t j) -> uint64_t {
-        const int64_t q = positionOf[previous[j]];
-        return q < 0 ? 0 : uint64_t{symbol[static_cast<size_t>(q)]} + 1;
-      };
-      std::vector<uint64_t> context(delta.size());
-      for (const std::string& model : noiseModels()) {
-        for (size_t j = 0; j < delta.size(); ++j) {
-          const TimedEvent& e = events[index[j]];
-          const TimedEvent& before = events[previous[j]];
-          uint64_t c = 0;
-          if (model == "kinds") c = (uint64_t{before.kind} << 8) | e.kind;
-          else if (model == "thread") c = threadOf[index[j]];
-          else if (model == "previous") c = previousSymbol(j);
-          else if (model == "high") c = static_cast<uint64_t>(high(j, 1023));
-          else if (model == "sites") c = before.site * 0x9E3779B97F4A7C15ull ^ e.site;
-          else if (model == "window") c = index[j] / 4096;
-          else if (model == "combined")
-            c = (((((uint64_t{before.kind} << 8) | e.kind) * 4096 + std::min<uint64_t>(threadOf[index[j]], 4095)) * 8192 +
-                  previousSymbol(j)) << 5) | static_cast<uint64_t>(high(j, 15));
-          context[j] = c;
-        }
-        out.push_back({model, stream, k, estimateEntropy(context, symbol, k)});
-      }
+      for (size_t j = 0; j < delta.size(); ++j) symbol[j] = delta[j] & mask;
+      std::fill(context.begin(), context.end(), 0);
+      out.lowBits.push_back({"none", stream, k, estimateEntropy(context, symbol, k)});
+      for (size_t j = 0; j < delta.size(); ++j)
+        context[j] = static_cast<int64_t>(delta[j]) < 0 ? 1024 : std::min<uint64_t>(delta[j] >> k, 1023);
+      out.lowBits.push_back({"high", stream, k, estimateEntropy(context, symbol, k)});
     }
   }
   return out;
