@@ -35,7 +35,7 @@ void Replay::beginTrace(uint64_t startTimeNs) {
 void Replay::run(schema::TraceReader& reader) {
   const auto header = reader.header();
   beginTrace(header.getStartTimeNs());
-  reader.streamEvents();
+  reader.streamEvents(options_.readAhead);
   if (header.hasKernel()) configureKernel(header.getPageSize(), header.getKernel().getPageStructBytes());
   while (auto chunk = reader.nextChunk()) {
     try {
@@ -49,6 +49,7 @@ void Replay::run(schema::TraceReader& reader) {
     }
     if (options_.progress) options_.progress(reader.bytesRead(), reader.fileSize(), stats_.events);
   }
+  reader.finishReading();
   damage_.insert(damage_.begin(), reader.damage().begin(), reader.damage().end());
   uncountedDamage_ = reader.damageCount() - reader.damage().size();
   finish(reader);

@@ -33,6 +33,8 @@ struct ReplayOptions {
   std::optional<uint64_t> atNs;
   // Called after each chunk with the bytes of the file read, its size and the events applied.
   std::function<void(uint64_t bytesRead, uint64_t fileSize, uint64_t events)> progress{};
+  // Read and decode the trace on a second thread, ahead of the replay (same results).
+  bool readAhead = true;
 };
 
 // One outstanding allocation at the analysis point.

@@ -1,6 +1,7 @@
 #include "schema/trace_reader.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include <kj/debug.h>
 #include <kj/exception.h>
@@ -119,7 +121,7 @@ void TraceReader::readHeader() {
   timeResolutionNs_ = std::max<uint64_t>(header_->record.getHeader().getTimeResolutionNs(), 1);
 }
 
-TraceReader::~TraceReader() = default;
+TraceReader::~TraceReader() { finishReading(); }
 
 schema::Header::Reader TraceReader::header() const { return header_->record.getHeader(); }
 
@@ -226,7 +228,8 @@ bool TraceReader::resync() {
 }
 
 std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
-  if (end_ != TraceEnd::Reading) return std::nullopt;
+  if (readAhead_) return nextChunkReadAhead();
+  if (end_ != TraceEnd::Reading || finished_) return std::nullopt;
   // The events of the chunk before that were not asked for still decode (later chunks
   // refer to its allocations), before its buffer is reused.
   while (decoder_.remaining() > 0) {
@@ -236,46 +239,53 @@ std::optional<schema::Chunk::Reader> TraceReader::nextChunk() {
       break;
     }
   }
-  std::unique_ptr<Decoded> previous = std::move(current_);
+  current_ = nextChunkRecord(std::move(current_));
+  if (!current_) return std::nullopt;
+  const auto chunk = current_->record.getChunk();
+  beginChunkEvents(chunk);
+  return chunk;
+}
+
+std::unique_ptr<TraceReader::Decoded> TraceReader::nextChunkRecord(std::unique_ptr<Decoded> reuse) {
   // A loop, not recursion: a crafted file may hold any number of records of the wrong
   // kind.
   while (true) {
-    std::unique_ptr<Decoded> decoded = nextRecord(previous);
-    if (!decoded) return std::nullopt;
+    std::unique_ptr<Decoded> decoded = nextRecord(reuse);
+    if (!decoded) return nullptr;
     switch (decoded->record.which()) {
-      case schema::Record::CHUNK: {
-        current_ = std::move(decoded);
+      case schema::Record::CHUNK:
         ++chunksRead_;
-        const auto chunk = current_->record.getChunk();
-        eventsError_.clear();
-        wholeChunkPending_ = false;
-        try {
-          if (chunk.hasPacked()) {
-            if (streaming_) {
-              if (batch_.count() < kEventBatch) batch_.resize(kEventBatch);
-              decoder_.begin(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_);
-            } else {
-              decoder_.decode(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_, events_);
-              wholeChunkPending_ = true;
-            }
-          } else {
-            EventDecoder::decodeV1(chunk.getEvents(), chunk.getBaseTimeNs(), events_);
-            wholeChunkPending_ = true;
-          }
-        } catch (const kj::Exception& e) {
-          events_.resize(0);
-          eventsError_ = e.getDescription().cStr();
-        }
-        return chunk;
-      }
+        return decoded;
       case schema::Record::FOOTER:
         footer_ = std::move(decoded);
         stop(TraceEnd::Complete, offset_ < size_ ? describeTrailingData() : "");
-        return std::nullopt;
+        return nullptr;
       default:
         noteDamage("unexpected record kind after chunk " + std::to_string(chunksRead_));
-        previous = std::move(decoded);
+        reuse = std::move(decoded);
     }
+  }
+}
+
+void TraceReader::beginChunkEvents(schema::Chunk::Reader chunk) {
+  eventsError_.clear();
+  wholeChunkPending_ = false;
+  try {
+    if (chunk.hasPacked()) {
+      if (streaming_) {
+        if (batch_.count() < kEventBatch) batch_.resize(kEventBatch);
+        decoder_.begin(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_);
+      } else {
+        decoder_.decode(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_, events_);
+        wholeChunkPending_ = true;
+      }
+    } else {
+      EventDecoder::decodeV1(chunk.getEvents(), chunk.getBaseTimeNs(), events_);
+      wholeChunkPending_ = true;
+    }
+  } catch (const kj::Exception& e) {
+    events_.resize(0);
+    eventsError_ = e.getDescription().cStr();
   }
 }
 
@@ -286,6 +296,7 @@ const DecodedEvents& TraceReader::events() const {
 }
 
 size_t TraceReader::nextEvents(const DecodedEvents*& batch) {
+  if (readAhead_) return nextEventsReadAhead(batch);
   if (!eventsError_.empty()) return events().count();  // throws
   if (wholeChunkPending_) {
     wholeChunkPending_ = false;
@@ -296,6 +307,160 @@ size_t TraceReader::nextEvents(const DecodedEvents*& batch) {
   if (count > 0) decoder_.next(batch_, 0, count);
   batch = &batch_;
   return count;
+}
+
+void TraceReader::streamEvents(bool readAhead) {
+  streaming_ = true;
+  if (!readAhead || readAhead_ || chunksRead_ > 0 || end_ != TraceEnd::Reading) return;
+  cpu_set_t cpus;
+  if (::sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) < 2) return;
+  // Batches for ~8k events (in flight, ~370 KB: within a CPU's cache); two records
+  // besides the one in use, so that the next chunk is read while one is being used.
+  constexpr uint32_t kSlots = 16;
+  constexpr uint32_t kRecordsOut = 3;
+  readAhead_ = std::make_unique<ReadAhead>(kSlots, kEventBatch, kRecordsOut);
+  shown_ = position();
+  try {
+    readAheadThread_ = std::thread([this] { readAheadLoop(); });
+  } catch (const std::system_error&) {
+    readAhead_.reset();  // no thread to be had: read on the caller's
+  }
+}
+
+void TraceReader::readAheadLoop() {
+  ReadAhead& queue = *readAhead_;
+  try {
+    while (true) {
+      std::unique_ptr<Decoded> reuse;
+      if (!queue.acquireRecord(reuse)) return;
+      std::unique_ptr<Decoded> record = nextChunkRecord(std::move(reuse));
+      if (!record) break;
+      const auto chunk = record->record.getChunk();
+      ReadAhead::Item item;
+      item.kind = ReadAhead::Item::Kind::Chunk;
+      item.position = position();
+      // The record's memory stays valid while its events are decoded below: the caller
+      // gives it back only after taking this chunk's ChunkEnd.
+      item.record = std::move(record);
+      if (!queue.push(std::move(item)) || !decodeAhead(chunk)) return;
+    }
+    ReadAhead::Item end;
+    end.position = position();
+    queue.push(std::move(end));
+  } catch (...) {
+    ReadAhead::Item end;
+    end.position = position();
+    end.failure = std::current_exception();
+    queue.push(std::move(end));
+  }
+}
+
+bool TraceReader::decodeAhead(schema::Chunk::Reader chunk) {
+  ReadAhead& queue = *readAhead_;
+  using Kind = ReadAhead::Item::Kind;
+  try {
+    if (chunk.hasPacked()) {
+      decoder_.begin(chunk.getPacked(), chunk.getBaseTimeNs(), timeResolutionNs_);
+      while (const uint32_t count = std::min(decoder_.remaining(), kEventBatch)) {
+        uint32_t slot = 0;
+        DecodedEvents* out = queue.acquireSlot(slot);
+        if (!out) return false;
+        try {
+          decoder_.next(*out, 0, count);
+        } catch (...) {
+          queue.returnSlot(slot);
+          throw;
+        }
+        ReadAhead::Item batch;
+        batch.kind = Kind::Batch;
+        batch.slot = slot;
+        batch.count = count;
+        if (!queue.push(std::move(batch))) return false;
+      }
+    } else {
+      ReadAhead::Item batch;
+      batch.kind = Kind::Batch;
+      batch.whole = std::make_unique<DecodedEvents>();
+      EventDecoder::decodeV1(chunk.getEvents(), chunk.getBaseTimeNs(), *batch.whole);
+      batch.count = static_cast<uint32_t>(batch.whole->count());
+      if (batch.count > 0 && !queue.push(std::move(batch))) return false;
+    }
+  } catch (const kj::Exception& e) {
+    ReadAhead::Item error;
+    error.kind = Kind::Error;
+    error.error = e.getDescription().cStr();
+    if (!queue.push(std::move(error))) return false;
+  }
+  ReadAhead::Item end;
+  end.kind = Kind::ChunkEnd;
+  return queue.push(std::move(end));
+}
+
+std::optional<schema::Chunk::Reader> TraceReader::nextChunkReadAhead() {
+  if (readAheadEnded_ || finished_) return std::nullopt;
+  while (true) {
+    // Items left of the chunk before (events not asked for) are skipped.
+    lastItem_ = readAhead_->pop();
+    switch (lastItem_.kind) {
+      case ReadAhead::Item::Kind::Chunk:
+        if (current_) readAhead_->giveBack(std::move(current_));
+        current_ = std::move(lastItem_.record);
+        shown_ = lastItem_.position;
+        chunkEventsEnded_ = false;
+        return current_->record.getChunk();
+      case ReadAhead::Item::Kind::End:
+        takeEnd();
+        return std::nullopt;
+      default:
+        break;
+    }
+  }
+}
+
+void TraceReader::takeEnd() {
+  shown_ = lastItem_.position;
+  readAheadEnded_ = true;
+  readAheadThread_.join();  // it has ended: its state (end_, footer_, damage_) is final
+  if (lastItem_.failure) std::rethrow_exception(lastItem_.failure);
+}
+
+size_t TraceReader::nextEventsReadAhead(const DecodedEvents*& batch) {
+  if (chunkEventsEnded_ || readAheadEnded_ || finished_ || !current_) return 0;
+  lastItem_ = readAhead_->pop();
+  switch (lastItem_.kind) {
+    case ReadAhead::Item::Kind::Batch:
+      batch = lastItem_.whole ? lastItem_.whole.get() : &readAhead_->batch(lastItem_.slot);
+      return lastItem_.count;
+    case ReadAhead::Item::Kind::Error:
+      throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(lastItem_.error.c_str()));
+    case ReadAhead::Item::Kind::End:  // reading failed inside the chunk
+      chunkEventsEnded_ = true;
+      takeEnd();
+      return 0;
+    default:  // ChunkEnd (a Chunk never comes before it)
+      chunkEventsEnded_ = true;
+      return 0;
+  }
+}
+
+void TraceReader::finishReading() {
+  finished_ = true;
+  if (!readAhead_) return;
+  readAhead_->stop();
+  if (readAheadThread_.joinable()) readAheadThread_.join();
+  if (!readAheadEnded_) {
+    // The thread read beyond what the caller took: show the state as it was then.
+    offset_ = shown_.offset;
+    chunksRead_ = shown_.chunks;
+    damage_.resize(std::min(damage_.size(), shown_.damageShown));
+    damageCount_ = shown_.damageCount;
+    skippedBytes_ = shown_.skippedBytes;
+    end_ = TraceEnd::Reading;
+    problem_.clear();
+    footer_.reset();
+  }
+  lastItem_ = {};
+  readAhead_.reset();
 }
 
 std::string TraceReader::describeTrailingData() const {

@@ -5,11 +5,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <capnp/serialize.h>
 
 #include "schema/event_codec.h"
+#include "schema/read_ahead_queue.h"
 #include "schema/trace.capnp.h"
 
 struct ZSTD_DCtx_s;
@@ -51,7 +53,19 @@ class TraceReader {
   // For a reader that uses each event once, as it comes (the replay): from now on
   // nextChunk() leaves a chunk's events to nextEvents(), which decodes them in batches
   // small enough to stay in the CPU's cache, instead of decoding them all into events().
-  void streamEvents() { streaming_ = true; }
+  // With `readAhead`, when this process may run on more than one CPU, a second thread
+  // reads, decompresses and decodes the chunks ahead of the caller (a bounded distance:
+  // a few records and batches); what the caller sees is the same, in the same order.
+  void streamEvents(bool readAhead = true);
+  // Reading stops here: from now on nextChunk() returns nullopt, and end(), problem(),
+  // damage(), footer(), bytesRead() and chunksRead() describe the chunks returned so far,
+  // however far a read-ahead thread had gone beyond them. (The end of the trace, when
+  // nextChunk() has returned nullopt, is such a point too.)
+  void finishReading();
+  // For tests: waits until a read-ahead thread has read as far ahead as it may.
+  void awaitReadAhead() {
+    if (readAhead_ && !readAheadEnded_) readAhead_->awaitProducer();
+  }
   static constexpr uint32_t kEventBatch = 512;
   // The next batch of the current chunk's events (elements [0, returned count) of
   // `batch`, valid until the next call); 0 when the chunk has no more. Throws
@@ -77,12 +91,34 @@ class TraceReader {
   const std::filesystem::path& path() const { return path_; }
   uint64_t fileSize() const { return size_; }
   // How far into the file reading has come (for progress displays).
-  uint64_t bytesRead() const { return offset_; }
-  uint64_t chunksRead() const { return chunksRead_; }
+  uint64_t bytesRead() const { return readAhead_ ? shown_.offset : offset_; }
+  uint64_t chunksRead() const { return readAhead_ ? shown_.chunks : chunksRead_; }
 
  private:
   struct Decoded;
   class MappedFile;
+  // How far reading stood after a record (what a read-ahead caller has seen).
+  struct Position {
+    uint64_t offset = 0;
+    uint64_t chunks = 0;
+    size_t damageShown = 0;
+    uint64_t damageCount = 0;
+    uint64_t skippedBytes = 0;
+  };
+  using ReadAhead = ReadAheadQueue<Decoded, Position>;
+  Position position() const { return {offset_, chunksRead_, damage_.size(), damageCount_, skippedBytes_}; }
+  // The next chunk record (skipping damage and records of other kinds), nullptr at the
+  // end (with the footer and end_ set).
+  std::unique_ptr<Decoded> nextChunkRecord(std::unique_ptr<Decoded> reuse);
+  // Sets up the decoding of the chunk's events for nextEvents() / events().
+  void beginChunkEvents(schema::Chunk::Reader chunk);
+  // The read-ahead thread's work, and the caller's side of it.
+  void readAheadLoop();
+  bool decodeAhead(schema::Chunk::Reader chunk);
+  std::optional<schema::Chunk::Reader> nextChunkReadAhead();
+  size_t nextEventsReadAhead(const DecodedEvents*& batch);
+  // The End item was taken: the thread has ended (rethrows what it threw).
+  void takeEnd();
   void readHeader();
   // After a damaged record: moves offset_ to the next plausible record; false if none.
   bool resync();
@@ -124,6 +160,16 @@ class TraceReader {
   bool wholeChunkPending_ = false;  // events_ holds the whole chunk: nextEvents() returns it once
   DecodedEvents batch_;
   uint64_t chunksRead_ = 0;
+  bool finished_ = false;
+  // Read-ahead: the queue and the thread filling it; the caller's view of how far reading
+  // stood; the item nextEvents() returned last (its events stay valid until the next
+  // call); whether the caller has taken the End item, or the current chunk's ChunkEnd.
+  std::unique_ptr<ReadAhead> readAhead_;
+  std::thread readAheadThread_;
+  Position shown_;
+  ReadAhead::Item lastItem_;
+  bool readAheadEnded_ = false;
+  bool chunkEventsEnded_ = false;
 };
 
 }  // namespace heaptrail::schema
