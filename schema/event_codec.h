@@ -4,6 +4,7 @@
 // mirrors it and gives back every event exactly (times rounded down to the resolution).
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -88,18 +89,23 @@ class RecentList {
     if (capacity == 0) return;
     if (size() >= capacity) begin_ += size() - capacity + 1;
     if (end_ == values_.size()) {
-      if (values_.size() < 2 * capacity) {
-        values_.resize(2 * capacity);
-      }
-      if (end_ == values_.size()) {  // slide the values to the front of the buffer
+      if (begin_ > 0 && begin_ * 2 >= values_.size()) {
+        // At least half the buffer is behind the values: slide them to its front. (Always
+        // so once the buffer is 2 x capacity, since the values are at most capacity.)
         std::memmove(values_.data(), values_.data() + begin_, size() * sizeof(T));
         end_ -= begin_;
         begin_ = 0;
+      } else {
+        // Grown as needed, not at once: a list that holds a few values (most of a
+        // chunk's size classes) stays small, and the recorder's memory with it.
+        values_.resize(std::min(2 * capacity, std::max<size_t>(8, values_.size() * 2)));
       }
     }
     values_[end_++] = v;
   }
   const T& at(size_t rank) const { return values_[end_ - 1 - rank]; }
+  // Values the buffer has room for (its memory).
+  size_t room() const { return values_.size(); }
   void remove(size_t rank) {
     const size_t at = end_ - 1 - rank;
     if (rank <= at - begin_) {

@@ -566,11 +566,23 @@ TEST(RecentList, KeepsTheNewestValuesAndRemovesByRank) {
       for (size_t rank = 0; rank < model.size(); ++rank)
         ASSERT_EQ(list.at(rank), model[model.size() - 1 - rank]) << "capacity " << capacity << " rank " << rank;
     }
+    EXPECT_LE(list.room(), 2 * capacity) << "capacity " << capacity;
     list.clear();
     EXPECT_EQ(list.size(), 0u);
     list.add(7, capacity);
     EXPECT_EQ(list.at(0), 7u);
   }
+}
+
+// The encoder keeps one list per size class seen in a chunk (thousands on a device), most
+// holding a few values: their memory follows what they hold, not their capacity.
+TEST(RecentList, AListOfAFewValuesStaysSmall) {
+  schema::RecentList<uint64_t> list;
+  for (uint64_t value = 1; value <= 3; ++value) list.add(value, 127);
+  EXPECT_LE(list.room(), 8u);
+  for (uint64_t value = 4; value <= 1000; ++value) list.add(value, 127);
+  EXPECT_EQ(list.size(), 127u);
+  EXPECT_LE(list.room(), 254u);
 }
 
 TEST(TraceFormat, TimeResolutionRoundsDownFromTheStart) {
