@@ -35,7 +35,7 @@ void Replay::beginTrace(uint64_t startTimeNs) {
 void Replay::run(schema::TraceReader& reader) {
   const auto header = reader.header();
   beginTrace(header.getStartTimeNs());
-  reader.streamEvents(options_.readAhead);
+  reader.streamEvents(reader.fileSize() >= options_.readAheadFromBytes);
   if (header.hasKernel()) configureKernel(header.getPageSize(), header.getKernel().getPageStructBytes());
   while (auto chunk = reader.nextChunk()) {
     try {

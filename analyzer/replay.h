@@ -33,8 +33,11 @@ struct ReplayOptions {
   std::optional<uint64_t> atNs;
   // Called after each chunk with the bytes of the file read, its size and the events applied.
   std::function<void(uint64_t bytesRead, uint64_t fileSize, uint64_t events)> progress{};
-  // Read and decode the trace on a second thread, ahead of the replay (same results).
-  bool readAhead = true;
+  // Traces of at least this many bytes are read and decoded on a second thread, ahead of
+  // the replay (same results). Below, the thread's start-up and hand-overs cost more CPU
+  // than they save (a few ms; recordings of ordinary runs are a few hundred KB).
+  // 0: always; UINT64_MAX: never.
+  uint64_t readAheadFromBytes = uint64_t{1} << 20;
 };
 
 // One outstanding allocation at the analysis point.

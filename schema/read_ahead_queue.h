@@ -45,11 +45,9 @@ class ReadAheadQueue {
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   ReadAheadQueue(uint32_t slots, uint32_t batchEvents, uint32_t maxRecords)
-      : batches_(slots), wakeAt_(std::max<uint32_t>(slots / 2, 1)), maxRecords_(maxRecords) {
-    for (uint32_t i = 0; i < slots; ++i) {
-      batches_[i].resize(batchEvents);
-      freeSlots_.push_back(i);
-    }
+      : batches_(slots), batchEvents_(batchEvents), wakeAt_(std::max<uint32_t>(slots / 2, 1)), maxRecords_(maxRecords) {
+    // Slots are taken from the back: a short trace touches (and sizes) only a few.
+    for (uint32_t i = slots; i-- > 0;) freeSlots_.push_back(i);
   }
 
   // --- the reading thread
@@ -65,7 +63,10 @@ class ReadAheadQueue {
     if (stopped_) return nullptr;
     slot = freeSlots_.back();
     freeSlots_.pop_back();
-    return &batches_[slot];
+    lock.unlock();  // the slot is this thread's now
+    DecodedEvents& batch = batches_[slot];
+    if (batch.count() < batchEvents_) batch.resize(batchEvents_);
+    return &batch;
   }
   // Gives back a slot that acquireSlot() returned but that was not filled.
   void returnSlot(uint32_t slot) {
@@ -154,6 +155,7 @@ class ReadAheadQueue {
   std::vector<uint32_t> freeSlots_;
   std::deque<Item> items_;
   std::vector<std::unique_ptr<Record>> spareRecords_;
+  const uint32_t batchEvents_;
   const uint32_t wakeAt_;
   const uint32_t maxRecords_;
   uint32_t recordsOut_ = 0;

@@ -59,7 +59,7 @@ std::string replayed(const std::string& name, const std::string& bytes, bool rea
   schema::TraceReader reader(name, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   analyzer::ReplayOptions options;
   options.atNs = atNs;
-  options.readAhead = readAhead;
+  options.readAheadFromBytes = readAhead ? 0 : UINT64_MAX;
   analyzer::Replay replay(options);
   replay.run(reader);
   return describe(replay);
