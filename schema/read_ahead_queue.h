@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <kj/exception.h>
+
 #include "schema/event_codec.h"
 
 namespace heaptrail::schema {
@@ -31,7 +33,7 @@ class ReadAheadQueue {
       Batch,     // events of that chunk: `count` events in slot `slot`, or in `whole`
       Error,     // the chunk's later events could not be decoded: `error`
       ChunkEnd,  // no more events of that chunk
-      End,       // no more chunks (`position`); `failure` when reading threw
+      End,       // no more chunks (`position`); `error` or `failure` when reading threw
     };
     Kind kind = Kind::End;
     std::unique_ptr<Record> record;
@@ -39,8 +41,12 @@ class ReadAheadQueue {
     uint32_t slot = kNoSlot;
     uint32_t count = 0;
     std::unique_ptr<DecodedEvents> whole;
+    // Error, End: a kj::Exception of the reading thread, as its type and description (kj
+    // keeps per-thread state for the exceptions it throws: one must end on its thread).
+    bool threw = false;
     std::string error;
-    std::exception_ptr failure;
+    kj::Exception::Type errorType = kj::Exception::Type::FAILED;
+    std::exception_ptr failure;  // End: any other exception
   };
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 

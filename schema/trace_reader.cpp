@@ -348,6 +348,13 @@ void TraceReader::readAheadLoop() {
     ReadAhead::Item end;
     end.position = position();
     queue.push(std::move(end));
+  } catch (const kj::Exception& e) {
+    ReadAhead::Item end;
+    end.position = position();
+    end.threw = true;
+    end.error = e.getDescription().cStr();
+    end.errorType = e.getType();
+    queue.push(std::move(end));
   } catch (...) {
     ReadAhead::Item end;
     end.position = position();
@@ -390,6 +397,7 @@ bool TraceReader::decodeAhead(schema::Chunk::Reader chunk) {
     ReadAhead::Item error;
     error.kind = Kind::Error;
     error.error = e.getDescription().cStr();
+    error.errorType = e.getType();
     if (!queue.push(std::move(error))) return false;
   }
   ReadAhead::Item end;
@@ -423,6 +431,8 @@ void TraceReader::takeEnd() {
   readAheadEnded_ = true;
   readAheadThread_.join();  // it has ended: its state (end_, footer_, damage_) is final
   if (lastItem_.failure) std::rethrow_exception(lastItem_.failure);
+  if (lastItem_.threw)
+    throw kj::Exception(lastItem_.errorType, __FILE__, __LINE__, kj::heapString(lastItem_.error.c_str()));
 }
 
 size_t TraceReader::nextEventsReadAhead(const DecodedEvents*& batch) {
@@ -433,7 +443,7 @@ size_t TraceReader::nextEventsReadAhead(const DecodedEvents*& batch) {
       batch = lastItem_.whole ? lastItem_.whole.get() : &readAhead_->batch(lastItem_.slot);
       return lastItem_.count;
     case ReadAhead::Item::Kind::Error:
-      throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(lastItem_.error.c_str()));
+      throw kj::Exception(lastItem_.errorType, __FILE__, __LINE__, kj::heapString(lastItem_.error.c_str()));
     case ReadAhead::Item::Kind::End:  // reading failed inside the chunk
       chunkEventsEnded_ = true;
       takeEnd();

@@ -3,6 +3,8 @@
 // it, and a reader stopped early describes only what it returned.
 #include <gtest/gtest.h>
 
+#include <kj/exception.h>
+
 #include <sched.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "analyzer/replay.h"
 #include "schema/trace_reader.h"
 #include "tests/analyzer/synthetic_trace.h"
+#include "tests/fuzz/raw_trace.h"
 
 namespace heaptrail::testing {
 namespace {
@@ -161,6 +164,25 @@ TEST_F(ReadAhead, AReaderStoppedEarlyDescribesOnlyTheChunksItReturned) {
     EXPECT_FALSE(ahead.footer().has_value());
     EXPECT_FALSE(ahead.nextChunk().has_value()) << "no chunk after finishReading()";
   }
+}
+
+// Found by the fuzzer: a record that Cap'n Proto refuses while the reading thread reads it
+// throws on the caller's thread, as it does without that thread (a kj::Exception must not
+// end on another thread than the one that threw it: kj aborts).
+TEST_F(ReadAhead, AnExceptionOfTheReadingThreadIsThrownToTheCaller) {
+  const std::string raw = readFile(std::filesystem::path(HEAPTRAIL_FUZZ_CORPUS) / "read-ahead-thrown-in-reading-thread.raw");
+  std::string bytes;
+  ASSERT_TRUE(fuzz::rawToTrace(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), bytes));
+  std::string thrown[2];
+  for (const bool readAhead : {false, true}) {
+    try {
+      replayed("crafted", bytes, readAhead);
+    } catch (const kj::Exception& e) {
+      thrown[readAhead] = e.getDescription().cStr();
+    }
+  }
+  EXPECT_FALSE(thrown[0].empty()) << "the crafted trace no longer makes the reader throw";
+  EXPECT_EQ(thrown[1], thrown[0]);
 }
 
 TEST_F(ReadAhead, TheEndOfTheTraceIsSeenWithItsFooter) {
