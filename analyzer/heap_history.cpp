@@ -14,12 +14,16 @@ uint32_t doublings(uint64_t from, uint64_t to) {
   return n;
 }
 
+// Window index `index` once windows are 2^shift times wider. A hostile trace's times can
+// make the width grow by more doublings than the index has bits: every window is then 0.
+uint64_t widened(uint64_t index, uint32_t shift) { return shift >= 64 ? 0 : index >> shift; }
+
 void rescaleWindows(std::vector<ProcessWindow>& windows, uint64_t& widthNs, uint64_t toWidthNs) {
   const uint32_t shift = doublings(widthNs, toWidthNs);
   if (shift == 0) return;
   std::vector<ProcessWindow> merged;
   for (size_t i = 0; i < windows.size(); ++i) {
-    const size_t target = i >> shift;
+    const size_t target = widened(i, shift);
     if (target >= merged.size()) merged.resize(target + 1);
     ProcessWindow& m = merged[target];
     m.delta += windows[i].delta;
@@ -61,7 +65,7 @@ void WindowedDeltas::rescale(uint64_t toWidthNs) {
   if (shift == 0 || lastWindow == kNoWindow) return;
   std::vector<std::pair<uint32_t, int64_t>> merged;
   for (const auto& [w, d] : windows()) {
-    const uint32_t target = w >> shift;
+    const auto target = static_cast<uint32_t>(widened(w, shift));
     if (!merged.empty() && merged.back().first == target)
       merged.back().second += d;
     else

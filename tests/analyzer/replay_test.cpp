@@ -428,6 +428,21 @@ TEST(Replay, DoubleFreesAreCountedWithTheAllocatingStack) {
   EXPECT_TRUE(a.report.leaks.empty());
 }
 
+// Found by the fuzzer: times so far apart that the history's windows widen by more
+// doublings than a window index has bits (undefined behaviour before; UBSan checks it).
+TEST(Replay, EventsCenturiesApartKeepExactTotals) {
+  TempDir dir;
+  const auto path = dir / "far.htr";
+  SyntheticTrace trace(path);
+  trace.malloc(kMs, 0x1000, 100, 1).malloc(2 * kMs, 0x2000, 50, 2).free(3 * kMs, 0x1000);
+  trace.malloc(uint64_t{1} << 62, 0x3000, 7, 3);
+  trace.finish((uint64_t{1} << 62) + kMs);
+  const auto a = analyze(path);
+  EXPECT_EQ(a.stats.allocations, 3u);
+  EXPECT_EQ(a.stats.bytesAllocated, 157u);
+  EXPECT_EQ(a.report.summary.outstandingBytes, 57u);
+}
+
 TEST(Replay, PeakOutstandingAndWhen) {
   TempDir dir;
   SyntheticTrace t(dir / "t.htr");
